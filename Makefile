@@ -1,0 +1,44 @@
+# The two commands: `make report` (analysis + HTML reports on the sample corpus) and
+# `make test` (the whole test suite). Both set up .venv on a fresh machine first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stance-installed
+RUN := runs/sample
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export NUMBA_CACHE_DIR := $(CURDIR)/data/interim/numba
+export PYTHONHASHSEED := 0
+
+.PHONY: setup test report lab lint clean
+
+setup: $(STAMP)
+
+# Reinstall only when the dependency list changes; torch comes first, as the CPU wheel.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest
+
+report: setup
+	$(VENV)/bin/stance analyze data/raw/seeds --sources data/sources.csv --out $(RUN)
+	$(VENV)/bin/stance report --run $(RUN) --out reports
+
+# JupyterLab on notebooks/ with jupytext pairing: the .py sources open as notebooks.
+lab: setup
+	test -d $(RUN) || $(VENV)/bin/stance analyze data/raw/seeds --sources data/sources.csv --out $(RUN)
+	cd notebooks && ../$(VENV)/bin/jupyter lab --ServerApp.contents_manager_class=jupytext.TextFileContentsManager
+
+lint: setup
+	$(VENV)/bin/ruff check stance tests benchmarks
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf runs data/interim reports/*.html .pytest_cache

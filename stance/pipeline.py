@@ -1,0 +1,218 @@
+"""Pipeline: the one orchestrator that runs the stages in order and writes a run directory.
+
+ingest → segment → embed → topics → mentions → stance → compare. Stages never import each
+other; this module passes their tables along, times them and records what happened in
+``run.json`` (config, versions, seeds, timings, counts, skipped inputs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stance.schema import MENTION_COLUMNS, SENTENCE_COLUMNS, SUMMARY_COLUMNS
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import pandas as pd
+
+    from stance.embed import Encoder
+
+logger = logging.getLogger(__name__)
+
+Scorer = Callable[..., "pd.DataFrame"]
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for dist in ("stance", "torch", "sentence-transformers", "transformers", "scikit-learn", "umap-learn", "pandas", "pyarrow", "numpy", "syntok"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree this package runs from, if it is a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if sha.returncode != 0:
+        return None
+    return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        logger.info("stage %s ...", name)
+        t0 = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - t0, 3)
+        logger.info("stage %s done in %.1f s", name, self.seconds[name])
+
+
+def _default_scorer() -> Scorer:
+    from stance.scoring import score_mentions
+
+    return score_mentions
+
+
+def _scorer_info(scorer: Scorer) -> dict[str, Any]:
+    try:
+        from stance.scoring import model_info
+
+        if scorer is _default_scorer():
+            return dict(model_info())
+    except Exception as exc:  # noqa: BLE001 - provenance must not break a finished run
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {"name": getattr(scorer, "__qualname__", repr(scorer))}
+
+
+def analyze(
+    inputs: list[str | Path] | str | Path,
+    *,
+    sources: str | Path | dict[str, str] | None = None,
+    config: str | Path | dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    encoder: Encoder | None = None,
+    scorer: Scorer | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the whole analysis.
+
+    Args:
+        inputs: Folders of ``.txt``/``.md``/``.html`` pages and/or CSV, JSONL or Parquet tables
+            with a ``text`` column (optional ``source``, ``title``, ``date``, ``url``).
+        sources: A CSV with columns ``file,source`` naming each input file's outlet, or a dict.
+        config: A TOML file, a dict of overrides (merged over the defaults), or ``None``.
+        out: A run directory to write the tables and ``run.json`` into; ``None`` writes nothing.
+        encoder: The sentence embedder (default: the bundled all-MiniLM-L6-v2).
+        scorer: A function like :func:`stance.score_mentions` (default: the shipped model).
+        progress: Show progress bars.
+
+    Returns:
+        A dict of DataFrames (``articles``, ``sentences``, ``mentions``, ``summary``, ``topics``,
+        ``topic_map``, ``contrasts``, ``evidence``, ``aligned``, ``trends``), the sentence
+        ``vectors`` and the ``run`` record.
+    """
+    import numpy as np
+
+    from stance import compare, config as config_mod, embed, ingest, mentions, segment, topics
+
+    timer = _Timer()
+    started = time.time()
+    if isinstance(config, dict):
+        cfg = config_mod.load_config(None, overrides=config)
+        config_path = None
+    else:
+        cfg = config_mod.load_config(config)
+        config_path = str(config) if config else None
+    seed = cfg["run"]["seed"]
+    input_list = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+
+    with timer.stage("ingest"):
+        articles, report = ingest.ingest(input_list, sources=sources, rules=cfg.get("ingest", {}).get("boilerplate"))
+    with timer.stage("segment"):
+        sentences = segment.segment(articles, progress=progress)
+    for aid in sorted(set(articles["article_id"]) - set(sentences["article_id"])):
+        path = articles.loc[articles["article_id"] == aid, "path"].iloc[0]
+        report.warn(f"{path}: the article has no sentence after segmentation.")
+    with timer.stage("embed"):
+        if encoder is None:
+            encoder = embed.SentenceEncoder(cfg["embed"]["model"], batch_size=cfg["embed"]["batch_size"], progress=progress)
+        cache_dir = cfg["embed"].get("cache_dir")
+        vectors = embed.embed_sentences(sentences["sentence"].tolist(), encoder, cache_dir=cache_dir)
+        if len(vectors) == 0:
+            vectors = np.zeros((0, 384), dtype=np.float32)
+
+        def encode(texts: list[str]) -> np.ndarray:
+            return embed.embed_sentences(list(texts), encoder, cache_dir=cache_dir)
+
+    with timer.stage("topics"):
+        topic_result = topics.run_topics(sentences, vectors, cfg, encode, articles=articles, progress=progress)
+        sentences["topic"] = topic_result.topic.astype(str).to_numpy()
+    with timer.stage("mentions"):
+        found = mentions.extract_mentions(sentences, cfg["targets"], progress=progress)
+    with timer.stage("stance"):
+        scorer = scorer or _default_scorer()
+        if len(found):
+            scored = scorer(found, progress=progress)
+        else:
+            scored = found.assign(stance=[], stance_score=[])
+        scored = scored[list(MENTION_COLUMNS)].reset_index(drop=True)
+        scored["stance_score"] = scored["stance_score"].astype("float64")
+    with timer.stage("compare"):
+        tables = compare.run_compare(scored, articles, sentences, vectors, cfg, progress=progress)
+
+    result: dict[str, Any] = {
+        "articles": articles,
+        "sentences": sentences[list(SENTENCE_COLUMNS)],
+        "mentions": scored,
+        "topics": topic_result.table,
+        "topic_map": topic_result.coords,
+        **tables,
+        "vectors": vectors,
+    }
+    result["summary"] = result["summary"][list(SUMMARY_COLUMNS)]
+    run = {
+        "stance_version": _versions().get("stance"),
+        "git_commit": git_commit(),
+        "inputs": [str(i) for i in input_list],
+        "sources": str(sources) if isinstance(sources, (str, Path)) else ("dict" if sources else None),
+        "config_file": config_path,
+        "config": cfg,
+        "seeds": {"run": seed},
+        "versions": _versions(),
+        "models": {"embedding": encoder.model_id, "stance": _scorer_info(scorer)},
+        "counts": {
+            "articles": len(articles),
+            "sources": int(articles["source"].nunique()),
+            "sentences": len(sentences),
+            "mentions": len(scored),
+            "mentions_by_target": {k: int(v) for k, v in sorted(scored["target"].value_counts().items())},
+            "topics": int(len(topic_result.table)),
+            "summary_cells": int(len(result["summary"])),
+        },
+        "ingest": report.to_dict(),
+        "timings_s": timer.seconds,
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+    }
+    result["run"] = run
+    if out is not None:
+        write_run(result, out)
+    return result
+
+
+def write_run(result: dict[str, Any], out: str | Path) -> Path:
+    """Write a run's tables (Parquet), vectors (``.npy``) and ``run.json`` into ``out``."""
+    import numpy as np
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, value in result.items():
+        if name in ("run", "vectors"):
+            continue
+        value.to_parquet(out / f"{name}.parquet", index=False)
+    np.save(out / "vectors.npy", result["vectors"], allow_pickle=False)
+    (out / "run.json").write_text(json.dumps(result["run"], indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    logger.info("Wrote run to %s", out)
+    return out
+
