@@ -82,6 +82,7 @@ _WIDGET_LINES = re.compile(
       | Up\s*↑|Back\s+to\s+top|Skip\s+to\s+content|Follow|Subscribe(?:\s+now)?|Sign\s+(?:in|up)
       | Log\s*in|Log\s*out|Print|Email|Tweet|Share(?:\s+on\s+\w+)?|Click\s+to\s+share\s+on\s+.*
       | Follow\s+us\s+on\s+.*|Share\s+on\s+(?:Facebook|Twitter|WhatsApp|Telegram).*
+      | Advertisement|Story\s+continues\s+below(?:\s+advertisement)?|Scroll\s+to\s+continue.*
     )$""",
     re.IGNORECASE | re.VERBOSE,
 )
@@ -105,12 +106,14 @@ _PROMO_HEADING = re.compile(
 )
 _PROMO_BODY = re.compile(
     r"accepts?\s+submissions|send\s+(?:you|your|us)\s+(?:your\s+)?(?:pitch|pitches|submissions?)"
-    r"|\(AT\)|\[at\]|we\s+have\s+a\s+global\s+audience",
+    r"|[(\[](?:AT|at)[)\]]\s*[\w-]+\.(?:org|com|net|info)\b|we\s+have\s+a\s+global\s+audience",
     re.IGNORECASE,
 )
 _REPUBLISH = re.compile(
-    r"republish|reprinted\s+with\s+permission|all\s+rights\s+reserved|originally\s+(?:published|appeared)\s+(?:in|on|at)"
-    r"|may\s+not\s+be\s+(?:reproduced|republished)|^exclusive\s+report\s+of\b",
+    r"(?:republish|reprint|reproduc)\w*\b.*\b(?:credit|permission|prohibited|rights)"
+    r"|\b(?:credit|permission)\b.*\b(?:republish|reprint|reproduc)\w*"
+    r"|reprinted\s+with\s+permission|all\s+rights\s+reserved|^(?:copyright\b|©\s*(?:copyright\s*)?\d{4})"
+    r"|originally\s+(?:published|appeared)\s+(?:in|on|at)\b|may\s+not\s+be\s+(?:reproduced|republished)",
     re.IGNORECASE,
 )
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
@@ -135,7 +138,7 @@ _PHOTO_CREDIT = re.compile(
     r"|\bfile\s+photo\b|^\s*(?:source|credit)\s*:)",
     re.IGNORECASE,
 )
-_BYLINE = re.compile(r"^(?:by|written\s+by|posted\s+by)\s+[A-Z][\w.'-]+(?:\s+[A-Z][\w.'-]+){0,3}\s*$", re.IGNORECASE)
+_BYLINE = re.compile(r"^(?:[Bb]y|BY|[Ww]ritten\s+by|[Pp]osted\s+by)\s+[A-Z][a-z][\w.'-]*(?:\s+(?:[A-Z][\w.'-]+|de|van|von|al-\w+)){0,3}\s*$")
 
 RULES: tuple[str, ...] = (
     "comment_forms",
@@ -303,10 +306,11 @@ def split_articles(paragraphs: list[Paragraph], *, cohesion_threshold: float = 0
     A page is cut into sections at headings. A heading opens a new article, rather than a
     sub-section of the current one, when the layout says so (a blank spacer block around it, or
     a removed end-of-article marker such as a republishing credit or promo right before it), or
-    when it follows a long run of paragraphs without any heading (``long_run`` or more) and the
-    section under it shares little vocabulary with the article so far (tf-idf cosine below
-    ``cohesion_threshold``): pages that use sub-headings use them every few paragraphs, and a
-    new article changes the subject. The first heading of a page is its title.
+    when, on a page the layout already shows to hold several articles, it follows a long run of
+    paragraphs without any heading (``long_run`` or more) and the section under it shares little
+    vocabulary with the article so far (tf-idf cosine below ``cohesion_threshold``): pages that
+    use sub-headings use them every few paragraphs, and a new article changes the subject. The
+    first heading of a page is its title.
 
     Args:
         paragraphs: The page's paragraphs after boilerplate removal.
@@ -344,6 +348,16 @@ def split_articles(paragraphs: list[Paragraph], *, cohesion_threshold: float = 0
 
     idf = {w: math.log((1 + n) / (1 + c)) + 1.0 for w, c in df.items()}
 
+    def strong_break(section: Section) -> bool:
+        heading = section.heading
+        if heading is None:
+            return False
+        spacer = heading.spacer_before or any(p.spacer_before for p in section.body[:1])
+        return spacer or section.after_end_marker
+
+    # Weak evidence (a long run, then a change of subject) only counts on a page that the layout
+    # already shows to hold several articles; single articles with sub-headings are never cut.
+    multi_article_page = any(strong_break(s) for s in sections[1:])
     articles: list[tuple[str | None, list[Paragraph]]] = []
     article_bag: Counter[str] = Counter()
     run = 0  # body paragraphs since the last heading of any kind
@@ -351,10 +365,9 @@ def split_articles(paragraphs: list[Paragraph], *, cohesion_threshold: float = 0
         heading = section.heading
         starts_new = not articles
         if articles and heading is not None:
-            spacer = heading.spacer_before or any(p.spacer_before for p in section.body[:1])
-            if spacer or section.after_end_marker:
+            if strong_break(section):
                 starts_new = True
-            elif run >= long_run and _cosine(bag, article_bag, idf) < cohesion_threshold:
+            elif multi_article_page and run >= long_run and _cosine(bag, article_bag, idf) < cohesion_threshold:
                 # Articles that use sub-headings use them every few paragraphs; a heading after
                 # a long unbroken run, on a different subject, is the next article's headline.
                 starts_new = True

@@ -17,7 +17,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # A sentence end glued to the next sentence: "word.Next" or "word."Next" (no space).
-_GLUED = re.compile(r"(?<=[a-z\d)]{2}[.!?])(?=[A-Z][a-z])|(?<=[a-z\d]{2}[.!?][\"”’'])(?=[A-Z])")
+_GLUED = re.compile(
+    r"(?<=[a-z\d)]{2}[.!?])(?=[A-Z][a-z])"  # "point.Now"
+    r"|(?<=[a-z\d]{2}[.!?][\"”’'])(?=[A-Z])"  # 'destabilizing."That'
+    r"|(?<=[a-z]{3}[.!?])\s+(?=\d[\d,]*\s+[a-z])"  # "supporters. 2023 is" (syntok keeps it)
+)
 _PARAGRAPH = re.compile(r"[^\n]+")
 
 
