@@ -81,6 +81,7 @@ _WIDGET_LINES = re.compile(
       | Blog\s+at\s+WordPress\.com\.?|Create\s+(?:your|a\s+free)\s+website.*|Get\s+started
       | Up\s*↑|Back\s+to\s+top|Skip\s+to\s+content|Follow|Subscribe(?:\s+now)?|Sign\s+(?:in|up)
       | Log\s*in|Log\s*out|Print|Email|Tweet|Share(?:\s+on\s+\w+)?|Click\s+to\s+share\s+on\s+.*
+      | Twitter|Facebook|LinkedIn|WhatsApp|Telegram|Reddit|Pinterest|Tumblr|Pocket|Comments?
       | Follow\s+us\s+on\s+.*|Share\s+on\s+(?:Facebook|Twitter|WhatsApp|Telegram).*
       | Advertisement|Story\s+continues\s+below(?:\s+advertisement)?|Scroll\s+to\s+continue.*
     )$""",

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FakeEncoder
+from stance.embed import SentenceEncoder, bundled_model_path, embed_sentences
+
+
+class CountingEncoder(FakeEncoder):
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        return super().encode(texts)
+
+
+def test_embed_cache_reuses_vectors(tmp_path: Path) -> None:
+    enc = CountingEncoder()
+    texts = ["Russia warned Turkey.", "Iran objected.", "Russia warned Turkey."]
+    first = embed_sentences(texts, enc, cache_dir=tmp_path)
+    assert len(enc.calls) == 1 and sorted(enc.calls[0]) == sorted(set(texts))  # duplicates encoded once
+    second = embed_sentences(list(reversed(texts)), enc, cache_dir=tmp_path)
+    assert len(enc.calls) == 1  # all from cache
+    np.testing.assert_array_equal(second, first[::-1])
+    assert not list(tmp_path.rglob("*.pkl"))
+    third = embed_sentences(["A new sentence.", "Iran objected."], enc, cache_dir=tmp_path)
+    assert enc.calls[-1] == ["A new sentence."]
+    np.testing.assert_array_equal(third[1], first[1])
+
+
+def test_embed_unknown_bundled_model_raises() -> None:
+    with pytest.raises(ValueError, match="No bundled model named 'bert-large'"):
+        bundled_model_path("bert-large")
+
+
+@pytest.mark.slow
+def test_embed_real_model_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    enc = SentenceEncoder(progress=False)
+    vecs = enc.encode(["Russia and Turkey discussed Libya.", "Moscow and Ankara talked about Tripoli.", "Catalan protesters filled Barcelona."])
+    assert vecs.shape == (3, 384) and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)
+    assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2]
+    assert enc.model_id.startswith("all-MiniLM-L6-v2@")

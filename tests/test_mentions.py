@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stance.config import load_config
+from stance.ingest import ingest
+from stance.mentions import build_lexicon, extract_mentions, find_mentions
+from stance.segment import segment
+
+TARGETS = load_config()["targets"]
+LEX = build_lexicon(TARGETS)
+
+
+def _targets(sentence: str) -> list[tuple[str, str]]:
+    return [(t, m) for t, m, _, _ in find_mentions(sentence, LEX)]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("Let us hope the US and the U.S. and the USA agree.", [("us", "US"), ("us", "U.S."), ("us", "USA")]),
+        ("Tell us more.", []),
+        ("RUSSIA WARNS TURKEY", [("russia", "RUSSIA"), ("turkey", "TURKEY")]),
+        ("The Washington Post said Latin America and America differ.", [("us", "America")]),
+        ("Russian Foreign Minister Sergey Lavrov met Amir-Abdollahian in Tehran.", [("russia", "Russian"), ("russia", "Sergey Lavrov"), ("iran", "Amir-Abdollahian"), ("iran", "Tehran")]),
+        ("US-backed forces met Erdogan’s envoy in Ankara.", [("us", "US"), ("turkey", "Erdogan"), ("turkey", "Ankara")]),
+        ("The Russians and Iranians met Turks.", [("russia", "Russians"), ("iran", "Iranians"), ("turkey", "Turks")]),
+        ("A turkey dinner in moscow, idaho.", []),
+        ("Prussia and Iranistan are not targets.", []),
+        ("The Pentagon, the State Department and AFRICOM", [("us", "Pentagon"), ("us", "State Department"), ("us", "AFRICOM")]),
+    ],
+)
+def test_mentions_default_aliases(sentence: str, expected: list[tuple[str, str]]) -> None:
+    assert _targets(sentence) == expected
+
+
+def test_mentions_offsets_and_carry_columns() -> None:
+    sentences = pd.DataFrame({"article_id": ["a"], "source": ["s"], "sentence_id": [0], "sentence": ["Russia praised Turkey while Iran objected."], "topic": ["t1"]})
+    out = extract_mentions(sentences, TARGETS, progress=False)
+    assert out["target"].tolist() == ["russia", "turkey", "iran"]
+    assert (out["topic"] == "t1").all()
+    for row in out.itertuples():
+        assert row.sentence[row.start : row.end] == row.mention
+
+
+def test_mentions_user_targets_from_config(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text('[targets.china]\naliases = ["China", "Beijing", "Xi Jinping"]\n[targets.iran]\nenabled = false\n')
+    targets = load_config(cfg_file)["targets"]
+    assert "china" in targets and "iran" not in targets
+    found = [t for t, *_ in find_mentions("Beijing and Tehran and Moscow", build_lexicon(targets))]
+    assert found == ["china", "russia"]
+
+
+def test_mentions_alias_given_twice_raises() -> None:
+    with pytest.raises(ValueError, match="given to both targets"):
+        build_lexicon({"a": {"aliases": ["Moscow"]}, "b": {"aliases": ["Moscow"]}})
+
+
+def test_mentions_cover_hand_labelled_seed_pairs(seed_dir: Path) -> None:
+    """A careful reader's (sentence, target) pairs in the seeds, labelled by hand."""
+    labels = pd.read_csv(Path(__file__).parent / "data" / "seed_mentions.csv")
+    articles, _ = ingest([seed_dir])
+    sentences = segment(articles, progress=False)
+    found = extract_mentions(sentences, TARGETS, progress=False)
+    got = set(zip(found["sentence"], found["target"], strict=True))
+    explicit = labels[labels["kind"] == "explicit"]
+    want = set(zip(explicit["sentence"], explicit["target"], strict=True))
+    recall = len(want & got) / len(want)
+    precision = len(want & got) / len(got)
+    assert recall >= 0.95, sorted(want - got)[:10]
+    assert precision >= 0.95, sorted(got - want)[:10]

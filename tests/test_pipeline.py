@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import stance
+from conftest import FakeEncoder, fake_scorer
+from stance.schema import ARTICLE_COLUMNS, MENTION_COLUMNS, SENTENCE_COLUMNS, SUMMARY_COLUMNS
+
+CONTRACT = {
+    "articles.parquet": ARTICLE_COLUMNS,
+    "sentences.parquet": SENTENCE_COLUMNS,
+    "mentions.parquet": MENTION_COLUMNS,
+    "summary.parquet": SUMMARY_COLUMNS,
+}
+FAST = {"compare": {"bootstrap_resamples": 200, "permutation_resamples": 200}}
+
+
+def _run(inputs: list[Path], out: Path, tmp_path: Path) -> dict:
+    cfg = FAST | {"embed": {"cache_dir": str(tmp_path / "cache")}}
+    return stance.analyze(inputs, config=cfg, out=out, encoder=FakeEncoder(), scorer=fake_scorer, progress=False)
+
+
+def test_pipeline_writes_contract_files(tmp_path: Path, fixture_corpus: Path) -> None:
+    result = _run([fixture_corpus], tmp_path / "run", tmp_path)
+    for name, columns in CONTRACT.items():
+        df = pd.read_parquet(tmp_path / "run" / name)
+        assert list(df.columns[: len(columns)]) == list(columns), name
+    mentions = pd.read_parquet(tmp_path / "run" / "mentions.parquet")
+    assert set(mentions["stance"]) <= {"negative", "neutral", "positive"}
+    assert mentions["stance_score"].between(-1, 1).all()
+    for row in mentions.itertuples():
+        assert row.sentence[row.start : row.end] == row.mention
+    sentences = pd.read_parquet(tmp_path / "run" / "sentences.parquet")
+    assert sentences["topic"].notna().all()
+    summary = pd.read_parquet(tmp_path / "run" / "summary.parquet")
+    assert "all" in set(summary["topic"])
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    for key in ("config", "versions", "seeds", "timings_s", "counts", "ingest", "models", "git_commit"):
+        assert key in run
+    assert run["counts"]["articles"] == len(result["articles"]) == 10
+    assert run["ingest"]["boilerplate_removed"]["submission_promos"] >= 1
+
+
+def test_pipeline_is_byte_identical_across_runs(tmp_path: Path, fixture_corpus: Path) -> None:
+    _run([fixture_corpus], tmp_path / "a", tmp_path)
+    _run([fixture_corpus], tmp_path / "b", tmp_path)
+    for f in sorted((tmp_path / "a").glob("*.parquet")):
+        assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes(), f.name
+
+
+def test_pipeline_records_skipped_inputs(tmp_path: Path, fixture_corpus: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text((fixture_corpus / "ankara_talks.txt").read_text())
+    (corpus / "empty.txt").write_text("   \n")
+    (corpus / "notes.docx").write_bytes(b"PK")
+    result = _run([corpus], tmp_path / "run", tmp_path)
+    reasons = {Path(s["path"]).name: s["reason"] for s in result["run"]["ingest"]["skipped"]}
+    assert set(reasons) == {"empty.txt", "notes.docx"}
+
+
+@pytest.mark.slow
+def test_pipeline_seeds_with_real_models(tmp_path: Path, seed_dir: Path) -> None:
+    result = stance.analyze([seed_dir], sources=seed_dir.parent.parent / "sources.csv", out=tmp_path / "run", config={"embed": {"cache_dir": str(tmp_path / "cache")}}, progress=False)
+    arts = result["articles"]
+    assert (arts["path"].str.contains("001_")).sum() == 9
+    assert set(result["mentions"]["target"]) == {"russia", "us", "turkey", "iran"}
+    assert result["run"]["models"]["embedding"].startswith("all-MiniLM-L6-v2@")
+    summary = result["summary"]
+    assert ((summary["ci_low"] <= summary["mean"]) & (summary["mean"] <= summary["ci_high"])).all()
