@@ -94,6 +94,9 @@ def validate_config(config: dict[str, Any], source: str = "config") -> None:
                 f"{source}: target {name!r} must have a non-empty list of strings 'aliases'. "
                 f"Got {aliases!r} instead."
             )
+        people = spec.get("people", [])
+        if not isinstance(people, list) or not set(people) <= set(aliases):
+            raise ValueError(f"{source}: target {name!r} 'people' must be a list of some of its aliases. Got {people!r} instead.")
         exclude = spec.get("exclude", [])
         if not isinstance(exclude, list) or not all(isinstance(a, str) for a in exclude):
             raise ValueError(f"{source}: target {name!r} 'exclude' must be a list of strings.")

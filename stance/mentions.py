@@ -82,7 +82,92 @@ def find_mentions(sentence: str, lexicon: Lexicon) -> list[tuple[str, str, int, 
     return found
 
 
-def extract_mentions(sentences: pd.DataFrame, targets: dict[str, dict[str, Any]], *, progress: bool = True) -> pd.DataFrame:
+# A sentence-initial reference: optional conjunction, optional fronted clause ending in a comma,
+# then the pronoun or "the country" as the subject.
+_REFERENCE = re.compile(
+    r"^(?:(?:And|But|While|Although|Though|Hence|Thus|So|Yet|Still|Now)\s+)?"
+    r"(?:[^,;:\"“”]{1,60},\s+)?"
+    r"(?P<ref>It|it|He|he|She|she|The country|the country)(?![\w-])"
+)
+# "It is not surprising that ...", "It's time ...": no referent.
+_EXPLETIVE = re.compile(
+    r"^(?:[’']s|\s+(?:is|was|seems|appears|remains|would\s+be|will\s+be|has\s+been))\s+(?:not\s+)?(?:[\w-]+\s+){0,3}?"
+    r"(?:that|to|then|when|time|whether|clear|unlikely|likely|possible|impossible|surprising|true|reality|"
+    r"matter|important|necessary|difficult|easy|hard|known|said|reported|believed|expected|worth)\b"
+    r"|^\s+(?:seems|appears)\b"
+)
+_PROPER = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}(?:[-’'][A-Za-z]+)?\b")
+
+
+def _reference(sentence: str) -> tuple[str, int, int] | None:
+    m = _REFERENCE.match(sentence)
+    if m is None:
+        return None
+    ref = m.group("ref")
+    if ref.lower() == "it" and _EXPLETIVE.match(sentence[m.end("ref") :]):
+        return None
+    return ref, m.start("ref"), m.end("ref")
+
+
+def resolve_references(
+    sentences: pd.DataFrame, mentions: pd.DataFrame, targets: dict[str, dict[str, Any]]
+) -> pd.DataFrame:
+    """Add mentions for sentence-initial "it", "he"/"she" and "the country".
+
+    The referent is the first target mentioned in the previous sentence of the same article,
+    if it sits in that sentence's first half (the subject, usually). "he"/"she" link only to a
+    target's ``people``; "the country" only when the previous sentence names no other proper
+    noun that could be the country meant. Links chain: "Russia mediated. It succeeded. And it
+    stayed." gives two references.
+
+    Args:
+        sentences: Columns ``article_id, source, sentence_id, sentence`` (+ ``topic``), in
+            article order.
+        mentions: The explicit mentions (from :func:`extract_mentions`).
+        targets: The config's target table (``people`` lists are optional).
+
+    Returns:
+        The reference rows, with the columns of ``mentions``.
+    """
+    import pandas as pd
+
+    people = {name: set(spec.get("people", [])) for name, spec in targets.items()}
+    known_aliases = {a for spec in targets.values() for a in spec["aliases"]}
+    by_sentence: dict[tuple[str, int], list[tuple[str, str, int, int]]] = {}
+    for row in mentions[["article_id", "sentence_id", "target", "mention", "start", "end"]].itertuples(index=False):
+        by_sentence.setdefault((row.article_id, row.sentence_id), []).append((row.target, row.mention, row.start, row.end))
+    columns = list(mentions.columns)
+    added = []
+    previous: tuple[str, int, str] | None = None
+    for rec in sentences.itertuples(index=False):
+        key = (rec.article_id, rec.sentence_id)
+        own = by_sentence.get(key, [])
+        prev_mentions = by_sentence.get((previous[0], previous[1]), []) if previous and previous[0] == rec.article_id else []
+        ref = _reference(rec.sentence) if prev_mentions else None
+        if ref is not None:
+            text, start, end = ref
+            prev_sentence = previous[2] if previous else ""
+            first = min(prev_mentions, key=lambda m: m[2])
+            target = None
+            if text.lower() in ("he", "she"):
+                persons = sorted((m for m in prev_mentions if m[1] in people.get(m[0], set())), key=lambda m: m[2])
+                target = persons[0][0] if persons else None
+            elif first[2] <= len(prev_sentence) / 2:
+                target = first[0]
+                if text.lower() == "the country":
+                    others = [w for w in _PROPER.findall(prev_sentence) if not any(w in a or a in w for a in known_aliases)]
+                    target = None if others else target
+            if target is not None and target not in {m[0] for m in own}:
+                values = {"article_id": rec.article_id, "source": rec.source, "sentence_id": rec.sentence_id, "sentence": rec.sentence, "target": target, "mention": text, "start": start, "end": end}
+                if "topic" in columns:
+                    values["topic"] = getattr(rec, "topic", None)
+                added.append([values[c] for c in columns])
+                by_sentence.setdefault(key, []).append((target, text, start, end))
+        previous = (rec.article_id, rec.sentence_id, rec.sentence)
+    return pd.DataFrame(added, columns=columns)
+
+
+def extract_mentions(sentences: pd.DataFrame, targets: dict[str, dict[str, Any]], *, progress: bool = True, resolve: bool = False) -> pd.DataFrame:
     """Find target mentions in every sentence.
 
     Args:
@@ -90,10 +175,11 @@ def extract_mentions(sentences: pd.DataFrame, targets: dict[str, dict[str, Any]]
             assigned; it is carried over).
         targets: The config's target table.
         progress: Show a progress bar.
+        resolve: Also add references ("it", "he", "the country"); see :func:`resolve_references`.
 
     Returns:
         One row per mention: ``article_id, source, sentence_id, sentence, target, mention,
-        start, end`` (and ``topic``), where ``sentence[start:end] == mention``.
+        start, end`` (and ``topic``), where ``sentence[start:end] == mention``, in sentence order.
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -106,4 +192,11 @@ def extract_mentions(sentences: pd.DataFrame, targets: dict[str, dict[str, Any]]
         for target, mention, start, end in find_mentions(rec.sentence, lexicon):
             rows.append((*rec[:4], target, mention, start, end, *rec[4:]))
     columns = ["article_id", "source", "sentence_id", "sentence", "target", "mention", "start", "end"] + carry[4:]
-    return pd.DataFrame(rows, columns=columns).astype({"sentence_id": "int64", "start": "int64", "end": "int64"})
+    out = pd.DataFrame(rows, columns=columns)
+    if resolve and len(out):
+        refs = resolve_references(sentences[carry], out, targets)
+        if len(refs):
+            order = {aid: i for i, aid in enumerate(dict.fromkeys(sentences["article_id"]))}
+            out = pd.concat([out, refs], ignore_index=True)
+            out = out.assign(_a=out["article_id"].map(order)).sort_values(["_a", "sentence_id", "start", "end"], kind="stable").drop(columns="_a").reset_index(drop=True)
+    return out.astype({"sentence_id": "int64", "start": "int64", "end": "int64"})

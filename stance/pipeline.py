@@ -150,7 +150,7 @@ def analyze(
         topic_result = topics.run_topics(sentences, vectors, cfg, encode, articles=articles, progress=progress)
         sentences["topic"] = topic_result.topic.astype(str).to_numpy()
     with timer.stage("mentions"):
-        found = mentions.extract_mentions(sentences, cfg["targets"], progress=progress)
+        found = mentions.extract_mentions(sentences, cfg["targets"], progress=progress, resolve=cfg.get("mentions", {}).get("resolve_references", True))
     with timer.stage("stance"):
         scorer = scorer or _default_scorer()
         if len(found):
