@@ -81,7 +81,7 @@ class SentenceEncoder:
         tag = "-".join(f"{w.name}:{w.stat().st_size}" for w in weights)
         return f"{self.path.name if Path(self.model).is_dir() else self.model}@{hashlib.sha1(tag.encode()).hexdigest()[:10]}"
 
-    def _load(self):  # noqa: ANN202 - the SentenceTransformer type is imported lazily
+    def _load(self):
         if self._st is None:
             import torch
             from sentence_transformers import SentenceTransformer
@@ -108,7 +108,7 @@ class SentenceEncoder:
 
 
 def text_key(text: str) -> str:
-    """The cache key of a text: SHA-256 of its UTF-8 bytes."""
+    """Return the cache key of a text: SHA-256 of its UTF-8 bytes."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -132,7 +132,7 @@ class EmbeddingCache:
             try:
                 shard_keys = pd.read_parquet(index_file)["key"].tolist()
                 vectors = np.load(vec_file, allow_pickle=False)
-            except Exception as exc:  # noqa: BLE001 - a broken shard is skipped, not fatal
+            except Exception as exc:
                 logger.warning("Ignoring unreadable embedding cache shard %s: %s", index_file, exc)
                 continue
             if len(shard_keys) != len(vectors):

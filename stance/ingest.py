@@ -330,8 +330,7 @@ def split_articles(paragraphs: list[Paragraph], *, cohesion_threshold: float = 0
     current = Section(heading=None, body=[])
     for i, para in enumerate(paragraphs):
         next_is_body = i + 1 < len(paragraphs) and not is_heading(paragraphs[i + 1].text)
-        heading = (para.heading_hint or is_heading(para.text)) and next_is_body
-        if heading:
+        if (para.heading_hint or is_heading(para.text)) and next_is_body:
             if current.heading is not None or current.body:
                 sections.append(current)
             current = Section(heading=para, body=[], after_end_marker=i in markers)
@@ -557,7 +556,7 @@ def _read_table(path: Path, rules: dict[str, bool], report: IngestReport) -> lis
             df = pd.read_csv(path, dtype=str, keep_default_na=False)
         else:
             df = pd.read_json(path, lines=not name.endswith(".json") or name.endswith(".jsonl"), dtype=False)
-    except Exception as exc:  # noqa: BLE001 - any reader failure becomes a message naming the file
+    except Exception as exc:
         raise IngestError(f"Cannot read table {str(path)!r}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
     if "text" not in df.columns:
         raise IngestError(f"Table {str(path)!r} has no 'text' column. Got columns {list(df.columns)} instead.")
@@ -621,7 +620,7 @@ def read_sources(path: str | Path) -> dict[str, str]:
         raise IngestError(f"Sources file {str(p)!r} does not exist.")
     try:
         df = pd.read_csv(p, dtype=str, keep_default_na=False, comment="#")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise IngestError(f"Cannot read sources file {str(p)!r}: {exc}") from None
     key = "file" if "file" in df.columns else "path" if "path" in df.columns else None
     if key is None or "source" not in df.columns:

@@ -191,7 +191,7 @@ def extract_mentions(sentences: pd.DataFrame, targets: dict[str, dict[str, Any]]
     for rec in tqdm(sentences[carry].itertuples(index=False), total=len(sentences), desc="mentions", disable=not progress, unit="sent"):
         for target, mention, start, end in find_mentions(rec.sentence, lexicon):
             rows.append((*rec[:4], target, mention, start, end, *rec[4:]))
-    columns = ["article_id", "source", "sentence_id", "sentence", "target", "mention", "start", "end"] + carry[4:]
+    columns = ["article_id", "source", "sentence_id", "sentence", "target", "mention", "start", "end", *carry[4:]]
     out = pd.DataFrame(rows, columns=columns)
     if resolve and len(out):
         refs = resolve_references(sentences[carry], out, targets)

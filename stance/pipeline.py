@@ -44,7 +44,7 @@ def _versions() -> dict[str, str]:
 
 
 def git_commit() -> str | None:
-    """The commit of the source tree this package runs from, if it is a git checkout."""
+    """Return the commit of the source tree this package runs from, if it is a git checkout."""
     root = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False)
@@ -81,7 +81,7 @@ def _scorer_info(scorer: Scorer) -> dict[str, Any]:
 
         if scorer is _default_scorer():
             return dict(model_info())
-    except Exception as exc:  # noqa: BLE001 - provenance must not break a finished run
+    except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
     return {"name": getattr(scorer, "__qualname__", repr(scorer))}
 
@@ -115,7 +115,8 @@ def analyze(
     """
     import numpy as np
 
-    from stance import compare, config as config_mod, embed, ingest, mentions, segment, topics
+    from stance import compare, embed, ingest, mentions, segment, topics
+    from stance import config as config_mod
 
     timer = _Timer()
     started = time.time()
@@ -136,15 +137,14 @@ def analyze(
         path = articles.loc[articles["article_id"] == aid, "path"].iloc[0]
         report.warn(f"{path}: the article has no sentence after segmentation.")
     with timer.stage("embed"):
-        if encoder is None:
-            encoder = embed.SentenceEncoder(cfg["embed"]["model"], batch_size=cfg["embed"]["batch_size"], progress=progress)
+        enc: Encoder = encoder if encoder is not None else embed.SentenceEncoder(cfg["embed"]["model"], batch_size=cfg["embed"]["batch_size"], progress=progress)
         cache_dir = cfg["embed"].get("cache_dir")
-        vectors = embed.embed_sentences(sentences["sentence"].tolist(), encoder, cache_dir=cache_dir)
+        vectors = embed.embed_sentences(sentences["sentence"].tolist(), enc, cache_dir=cache_dir)
         if len(vectors) == 0:
             vectors = np.zeros((0, 384), dtype=np.float32)
 
         def encode(texts: list[str]) -> np.ndarray:
-            return embed.embed_sentences(list(texts), encoder, cache_dir=cache_dir)
+            return embed.embed_sentences(list(texts), enc, cache_dir=cache_dir)
 
     with timer.stage("topics"):
         topic_result = topics.run_topics(sentences, vectors, cfg, encode, articles=articles, progress=progress)
@@ -181,15 +181,15 @@ def analyze(
         "config": cfg,
         "seeds": {"run": seed},
         "versions": _versions(),
-        "models": {"embedding": encoder.model_id, "stance": _scorer_info(scorer)},
+        "models": {"embedding": enc.model_id, "stance": _scorer_info(scorer)},
         "counts": {
             "articles": len(articles),
             "sources": int(articles["source"].nunique()),
             "sentences": len(sentences),
             "mentions": len(scored),
             "mentions_by_target": {k: int(v) for k, v in sorted(scored["target"].value_counts().items())},
-            "topics": int(len(topic_result.table)),
-            "summary_cells": int(len(result["summary"])),
+            "topics": len(topic_result.table),
+            "summary_cells": len(result["summary"]),
         },
         "ingest": report.to_dict(),
         "timings_s": timer.seconds,

@@ -8,6 +8,7 @@ often glues sentences ("destabilizing."That was ...); those seams are split as w
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import TYPE_CHECKING
 
@@ -51,7 +52,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             piece = text[start:end]
             cuts = [m.start() for m in _GLUED.finditer(piece)]
             bounds = [0, *cuts, len(piece)]
-            for a, b in zip(bounds, bounds[1:], strict=False):
+            for a, b in itertools.pairwise(bounds):
                 chunk = piece[a:b]
                 lead = len(chunk) - len(chunk.lstrip())
                 trail = len(chunk.rstrip())

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import FakeEncoder
+
 from stance.embed import SentenceEncoder, bundled_model_path, embed_sentences
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import FakeEncoder, fake_scorer
 
 import stance
-from conftest import FakeEncoder, fake_scorer
 from stance.schema import ARTICLE_COLUMNS, MENTION_COLUMNS, SENTENCE_COLUMNS, SUMMARY_COLUMNS
 
 CONTRACT = {
