@@ -26,7 +26,10 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 class Encoder(Protocol):
     """What the pipeline needs from an embedding model."""
 
-    model_id: str
+    @property
+    def model_id(self) -> str:
+        """A stable identifier of the model and its weights (the cache key)."""
+        ...
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Return one L2-normalised float32 row per text."""
