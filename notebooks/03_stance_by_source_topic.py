@@ -1,0 +1,83 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Stance by source and topic
+#
+# How each source portrays each target (Russia, the United States, Turkey, Iran), over all
+# topics and within each topic. A cell's value is the mean stance score of the sentences that
+# mention the target (−1 hostile … +1 favourable; several mentions in one sentence count once).
+# Intervals come from a bootstrap that resamples whole *articles*, because sentences of one
+# article are not independent. Below the charts, every cell opens to the sentences behind it.
+
+# %% tags=["parameters"]
+run_dir = "../runs/sample"
+min_n = 1
+
+# %%
+from stance import plots, report
+
+run = report.load_run(run_dir)
+summary, evidence = run["summary"], run["evidence"]
+labels = report.target_labels(run["run"])
+topic_names = report.topic_labels(run.get("topics"))
+plots.stance_heatmap(summary, "all", target_labels=labels, min_n=min_n)
+
+# %% [markdown]
+# **Reading.** Red cells are hostile, blue favourable; the number under each mean is the count
+# of sentences. Hover for the 95% interval and the number of articles — a strong colour with
+# few articles is an anecdote, not a pattern. In words, sources whose interval excludes zero:
+
+# %%
+report.summary_reading(summary, topic="all", min_n=3)
+
+# %%
+plots.interval_plot(summary, "all", target_labels=labels)
+
+# %% [markdown]
+# ## By topic
+#
+# The same heatmap within each topic that has mentions (largest first).
+
+# %%
+figures = [
+    plots.stance_heatmap(
+        summary, topic, target_labels=labels, min_n=min_n, topic_label=topic_names.get(topic)
+    )
+    for topic in report.topics_by_size(summary)
+]
+report.show_all(figures, empty_message="No topic has mentions of a target.")
+
+# %% [markdown]
+# ## Over time
+#
+# Mean stance per period for sources with dated articles (undated articles are left out);
+# bands are article-bootstrap intervals.
+
+# %%
+report.show_all(
+    [
+        plots.trend_plot(run["trends"], target)
+        for target in sorted(run["trends"]["target"].unique())
+    ],
+    empty_message="No dated articles mention a target, so there are no trends in this run.",
+)
+
+# %% [markdown]
+# ## Evidence: the sentences behind each cell
+#
+# Click a row to see the most negative and most positive sentences of that source about that
+# target (all topics), with the article they come from.
+
+# %%
+report.evidence_html(summary, evidence, topic="all")
+
+# %%
+report.provenance_html(run["run"], parameters={"run_dir": run_dir, "min_n": min_n})

@@ -1,0 +1,1020 @@
+"""Compare stance across sources: interval estimates, contrasts, evidence, aligned claims, trends.
+
+The statistical unit is a *(article, sentence, target)* triple: several mentions of one target
+in one sentence are averaged into one score, so a sentence that names Putin twice counts once.
+Units are not independent — sentences of one article share an author and a slant — so every
+interval comes from a cluster bootstrap that resamples *articles*, and every contrast from a
+permutation test that shuffles source labels between *articles*. All randomness derives from
+``config["run"]["seed"]`` and the key of the cell being estimated, so results do not depend on
+which other cells exist or the order they are computed in, and two runs give identical tables.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from stance.schema import ALL_TOPICS, MENTION_COLUMNS, require_columns
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+#: Columns of the tables :func:`run_compare` returns (``summary`` follows the DESIGN contract;
+#: ``n_articles`` is appended after it).
+SUMMARY_OUT_COLUMNS: tuple[str, ...] = (
+    "source",
+    "target",
+    "topic",
+    "n",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "n_articles",
+)
+CONTRAST_COLUMNS: tuple[str, ...] = (
+    "target",
+    "topic",
+    "source_a",
+    "source_b",
+    "n_a",
+    "n_b",
+    "n_articles_a",
+    "n_articles_b",
+    "mean_a",
+    "mean_b",
+    "diff",
+    "diff_ci_low",
+    "diff_ci_high",
+    "effect_size",
+    "cliffs_delta",
+    "p_value",
+    "p_adjusted",
+    "significant",
+)
+EVIDENCE_COLUMNS: tuple[str, ...] = (
+    "source",
+    "target",
+    "topic",
+    "side",
+    "rank",
+    "article_id",
+    "sentence_id",
+    "sentence",
+    "mentions",
+    "stance",
+    "stance_score",
+    "title",
+    "date",
+)
+ALIGNED_SIDE_COLUMNS: tuple[str, ...] = (
+    "source",
+    "article_id",
+    "sentence_id",
+    "sentence",
+    "topic",
+    "stance",
+    "stance_score",
+    "title",
+    "date",
+)
+ALIGNED_COLUMNS: tuple[str, ...] = (
+    "rank",
+    "target",
+    "similarity",
+    "disagreement",
+    *(f"{c}_a" for c in ALIGNED_SIDE_COLUMNS),
+    *(f"{c}_b" for c in ALIGNED_SIDE_COLUMNS),
+)
+TREND_COLUMNS: tuple[str, ...] = (
+    "source",
+    "target",
+    "topic",
+    "period",
+    "period_start",
+    "freq",
+    "n",
+    "n_articles",
+    "mean",
+    "ci_low",
+    "ci_high",
+)
+UNIT_KEY: tuple[str, ...] = ("article_id", "sentence_id", "target")
+Freq = Literal["auto", "week", "month", "quarter", "year"]
+_FREQS = ("auto", "week", "month", "quarter", "year")
+_PANDAS_FREQ = {"week": "W-MON", "month": "M", "quarter": "Q", "year": "Y"}
+
+_COMPARE_DEFAULTS: dict[str, Any] = {
+    "bootstrap_resamples": 2000,
+    "permutation_resamples": 2000,
+    "confidence": 0.95,
+    "aligned_similarity": 0.6,
+    "evidence_per_cell": 3,
+    "aligned_max_pairs": 1000,
+    "trend_freq": "auto",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Settings and seeding
+# --------------------------------------------------------------------------------------------
+
+
+def compare_settings(config: dict[str, Any] | None) -> dict[str, Any]:
+    """Return the ``[compare]`` settings with defaults filled in, plus ``seed``.
+
+    Args:
+        config: The full configuration (as from :func:`stance.config.load_config`) or ``None``.
+
+    Returns:
+        A flat dict with every key of ``_COMPARE_DEFAULTS`` and ``seed``.
+
+    Raises:
+        ValueError: When a setting is out of range.
+    """
+    config = config or {}
+    table = dict(config.get("compare", {}) or {})
+    out = {k: table.get(k, v) for k, v in _COMPARE_DEFAULTS.items()}
+    out["seed"] = int((config.get("run", {}) or {}).get("seed", 42))
+    for key in ("bootstrap_resamples", "permutation_resamples"):
+        if int(out[key]) < 1:
+            raise ValueError(
+                f"The 'compare.{key}' setting must be a positive integer. Got {out[key]!r} instead."
+            )
+    if not 0 < float(out["confidence"]) < 1:
+        raise ValueError(
+            "The 'compare.confidence' setting must lie strictly between 0 and 1. "
+            f"Got {out['confidence']!r} instead."
+        )
+    if not -1 <= float(out["aligned_similarity"]) <= 1:
+        raise ValueError(
+            "The 'compare.aligned_similarity' setting must lie in [-1, 1]. "
+            f"Got {out['aligned_similarity']!r} instead."
+        )
+    if out["trend_freq"] not in _FREQS:
+        raise ValueError(
+            f"The 'compare.trend_freq' setting must be one of {set(_FREQS)}. "
+            f"Got {out['trend_freq']!r} instead."
+        )
+    return out
+
+
+def _rng(seed: int, *key: Any) -> np.random.Generator:
+    """Return a generator that depends only on the run seed and a cell key (stable across runs)."""
+    import numpy as np
+
+    words = [zlib.crc32(str(k).encode("utf-8")) for k in key]
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, *words])
+
+
+# --------------------------------------------------------------------------------------------
+# Units
+# --------------------------------------------------------------------------------------------
+
+
+def stance_units(mentions: pd.DataFrame) -> pd.DataFrame:
+    """Collapse mentions to one row per (article, sentence, target) — the statistical unit.
+
+    The unit's ``stance_score`` is the mean of its mentions' scores; its ``stance`` label is the
+    most frequent label among them, ties broken towards the sign of the mean score; ``mentions``
+    joins the distinct surface forms.
+
+    Args:
+        mentions: Requires ``article_id, source, sentence_id, sentence, target, mention, topic,
+            stance, stance_score``.
+
+    Returns:
+        One row per unit with ``article_id, source, sentence_id, sentence, target, topic,
+        mentions, n_mentions, stance, stance_score``, sorted by the unit key.
+    """
+    import numpy as np
+    import pandas as pd
+
+    require_columns(
+        mentions,
+        (
+            "article_id",
+            "source",
+            "sentence_id",
+            "sentence",
+            "target",
+            "mention",
+            "topic",
+            "stance",
+            "stance_score",
+        ),
+        "mentions",
+    )
+    cols = [
+        "article_id",
+        "source",
+        "sentence_id",
+        "sentence",
+        "target",
+        "topic",
+        "mentions",
+        "n_mentions",
+        "stance",
+        "stance_score",
+    ]
+    if mentions.empty:
+        return pd.DataFrame({c: pd.Series(dtype=_dtype_of(c)) for c in cols})
+    m = mentions.loc[
+        :,
+        [
+            "article_id",
+            "source",
+            "sentence_id",
+            "sentence",
+            "target",
+            "mention",
+            "topic",
+            "stance",
+            "stance_score",
+        ],
+    ].copy()
+    m["stance_score"] = m["stance_score"].astype("float64")
+    m["article_id"] = m["article_id"].astype(str)
+    m["topic"] = m["topic"].fillna("noise").astype(str)
+    key = list(UNIT_KEY)
+    grouped = m.groupby(key, sort=True, dropna=False)
+    units = grouped.agg(
+        source=("source", "first"),
+        sentence=("sentence", "first"),
+        topic=("topic", "first"),
+        n_mentions=("stance_score", "size"),
+        stance_score=("stance_score", "mean"),
+    ).reset_index()
+    # Distinct surface forms in order of first appearance, deterministic given the input order.
+    forms = grouped["mention"].agg(lambda s: "; ".join(dict.fromkeys(map(str, s))))
+    units["mentions"] = forms.to_numpy()
+    counts = (
+        m.assign(_one=1)
+        .pivot_table(index=key, columns="stance", values="_one", aggfunc="sum", fill_value=0)
+        .reindex(columns=["negative", "neutral", "positive"], fill_value=0)
+    )
+    counts = counts.reindex(pd.MultiIndex.from_frame(units[key])).to_numpy()
+    # Tie-break: +0.1 to the label that matches the sign of the mean score.
+    sign_bonus = np.zeros_like(counts, dtype=float)
+    score = units["stance_score"].to_numpy()
+    sign_bonus[score < 0, 0] = 0.1
+    sign_bonus[score == 0, 1] = 0.1
+    sign_bonus[score > 0, 2] = 0.1
+    labels = np.array(["negative", "neutral", "positive"], dtype=object)
+    units["stance"] = labels[np.argmax(counts + sign_bonus, axis=1)]
+    units["n_mentions"] = units["n_mentions"].astype("int64")
+    return units.loc[:, cols].reset_index(drop=True)
+
+
+def _dtype_of(col: str) -> str:
+    if col in (
+        "n",
+        "n_a",
+        "n_b",
+        "n_articles",
+        "n_articles_a",
+        "n_articles_b",
+        "n_mentions",
+        "rank",
+        "sentence_id",
+    ):
+        return "int64"
+    if col in (
+        "mean",
+        "ci_low",
+        "ci_high",
+        "stance_score",
+        "mean_a",
+        "mean_b",
+        "diff",
+        "diff_ci_low",
+        "diff_ci_high",
+        "effect_size",
+        "cliffs_delta",
+        "p_value",
+        "p_adjusted",
+        "similarity",
+        "disagreement",
+    ):
+        return "float64"
+    if col == "significant":
+        return "bool"
+    return "object"
+
+
+def _empty(columns: Iterable[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame({c: pd.Series(dtype=_dtype_of(c)) for c in columns})
+
+
+# --------------------------------------------------------------------------------------------
+# Cluster bootstrap
+# --------------------------------------------------------------------------------------------
+
+
+def _article_sums(scores: np.ndarray, articles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-article score sums and unit counts, articles in sorted order."""
+    import numpy as np
+
+    _, inverse = np.unique(articles, return_inverse=True)
+    sums = np.bincount(inverse, weights=scores)
+    counts = np.bincount(inverse).astype(float)
+    return sums, counts
+
+
+def _bootstrap_means(
+    sums: np.ndarray, counts: np.ndarray, resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Means of ``resamples`` cluster-bootstrap samples (clusters drawn with replacement)."""
+    import numpy as np
+
+    k = len(sums)
+    out = np.empty(resamples)
+    # Draw k cluster indices per resample and take the ratio of the gathered sums; chunked so
+    # that a cell with many articles never needs more than ~32 MB of indices.
+    step = max(1, 4_000_000 // max(k, 1))
+    for lo in range(0, resamples, step):
+        hi = min(resamples, lo + step)
+        draws = rng.integers(0, k, size=(hi - lo, k))
+        out[lo:hi] = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    return out
+
+
+def bootstrap_interval(
+    scores: Sequence[float] | np.ndarray,
+    articles: Sequence[Any] | np.ndarray,
+    *,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    rng: np.random.Generator | None = None,
+) -> tuple[float, float, float]:
+    """Mean of unit scores and its percentile interval from a cluster bootstrap over articles.
+
+    Articles (clusters) are drawn with replacement and all their units come along. When the
+    units come from a single article there is no between-article variation to resample, so the
+    interval falls back to resampling that article's units; a single unit gives a zero-width
+    interval at its score. The interval is widened, if needed, to contain the mean (a percentile
+    interval of a ratio estimator can, rarely, miss it).
+
+    Args:
+        scores: One score per unit.
+        articles: The article of each unit.
+        resamples: Number of bootstrap samples.
+        confidence: Coverage of the interval, e.g. 0.95.
+        rng: Random generator; a fixed default when ``None``.
+
+    Returns:
+        ``(mean, ci_low, ci_high)``; all NaN for no units.
+    """
+    import numpy as np
+
+    scores = np.asarray(scores, dtype=float)
+    articles = np.asarray(articles)
+    if scores.size == 0:
+        return (float("nan"),) * 3
+    mean = float(scores.mean())
+    if scores.size == 1:
+        return mean, mean, mean
+    rng = rng if rng is not None else np.random.default_rng(0)
+    sums, counts = _article_sums(scores, articles)
+    if len(sums) == 1:
+        sums, counts = scores, np.ones_like(scores)
+    boot = _bootstrap_means(sums, counts, int(resamples), rng)
+    alpha = 1.0 - confidence
+    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    return mean, float(min(low, mean)), float(max(high, mean))
+
+
+def summarize(
+    units: pd.DataFrame,
+    by: Sequence[str] = ("source", "target", "topic"),
+    *,
+    config: dict[str, Any] | None = None,
+    all_topics: bool = True,
+) -> pd.DataFrame:
+    """Mean stance and cluster-bootstrap interval for every group of units.
+
+    Args:
+        units: From :func:`stance_units` (``article_id, stance_score`` and the ``by`` columns);
+            extra grouping columns (e.g. an outlet's ``bias_text`` merged in) work the same way.
+        by: Grouping columns. When it contains ``topic`` and ``all_topics`` is true, a group
+            with topic ``"all"`` pooling every topic is added.
+        config: Full configuration (for ``compare`` settings and ``run.seed``).
+        all_topics: Add the ``"all"`` topic rows.
+
+    Returns:
+        The ``by`` columns, then ``n, mean, ci_low, ci_high, n_articles``, sorted by ``by``.
+    """
+    import pandas as pd
+
+    settings = compare_settings(config)
+    by = list(by)
+    require_columns(units, [*by, "article_id", "stance_score"], "units")
+    out_cols = [*by, "n", "mean", "ci_low", "ci_high", "n_articles"]
+    if units.empty:
+        return _empty(out_cols)
+    frames = [units]
+    if all_topics and "topic" in by:
+        frames.append(units.assign(topic=ALL_TOPICS))
+    data = pd.concat(frames, ignore_index=True)
+    rows = []
+    for key, group in data.groupby(by, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        mean, low, high = bootstrap_interval(
+            group["stance_score"].to_numpy(),
+            group["article_id"].astype(str).to_numpy(),
+            resamples=settings["bootstrap_resamples"],
+            confidence=settings["confidence"],
+            rng=_rng(settings["seed"], "summary", *key),
+        )
+        rows.append((*key, len(group), mean, low, high, group["article_id"].nunique()))
+    out = pd.DataFrame(rows, columns=out_cols)
+    return _typed(out).sort_values(by, kind="stable").reset_index(drop=True)
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    """Fix column dtypes so that equal content always gives identical Parquet files."""
+    for c in df.columns:
+        dt = _dtype_of(c)
+        if dt in ("int64", "float64", "bool"):
+            df[c] = df[c].astype(dt)
+        elif df[c].dtype == object and df[c].map(lambda v: v is None or isinstance(v, str)).all():
+            df[c] = df[c].astype("str")
+    return df
+
+
+# --------------------------------------------------------------------------------------------
+# Contrasts
+# --------------------------------------------------------------------------------------------
+
+
+def benjamini_hochberg(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (step-up, monotone, capped at 1; NaN kept).
+
+    Args:
+        p_values: Raw p-values.
+
+    Returns:
+        Adjusted p-values in the input order.
+    """
+    import numpy as np
+
+    p = np.asarray(p_values, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    q = p[ok]
+    m = q.size
+    if m == 0:
+        return out
+    order = np.argsort(q, kind="stable")
+    ranked = q[order] * m / np.arange(1, m + 1)
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    adj = np.empty(m)
+    adj[order] = np.minimum(ranked, 1.0)
+    out[ok] = adj
+    return out
+
+
+def cliffs_delta(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """Cliff's delta: P(x > y) − P(x < y) over all pairs, in O(n log n).
+
+    Args:
+        x: Scores of the first group.
+        y: Scores of the second group.
+
+    Returns:
+        A value in [−1, 1]; NaN when either group is empty.
+    """
+    import numpy as np
+
+    x = np.asarray(x, dtype=float)
+    y = np.sort(np.asarray(y, dtype=float))
+    if x.size == 0 or y.size == 0:
+        return float("nan")
+    less = np.searchsorted(y, x, side="left")  # y < x
+    greater = y.size - np.searchsorted(y, x, side="right")  # y > x
+    return float((less.sum() - greater.sum()) / (x.size * y.size))
+
+
+def cohens_d(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """Cohen's d with the pooled standard deviation; NaN when it is undefined."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    nx, ny = x.size, y.size
+    if nx + ny < 3 or nx == 0 or ny == 0:
+        return float("nan")
+    vx = x.var(ddof=1) if nx > 1 else 0.0
+    vy = y.var(ddof=1) if ny > 1 else 0.0
+    pooled = np.sqrt(((nx - 1) * vx + (ny - 1) * vy) / (nx + ny - 2))
+    if pooled == 0:
+        return float("nan")
+    return float((x.mean() - y.mean()) / pooled)
+
+
+def permutation_test(
+    scores_a: np.ndarray,
+    articles_a: np.ndarray,
+    scores_b: np.ndarray,
+    articles_b: np.ndarray,
+    *,
+    resamples: int = 2000,
+    rng: np.random.Generator | None = None,
+) -> float:
+    """Two-sided p-value for mean(a) − mean(b), shuffling group labels between *articles*.
+
+    Each permutation keeps the number of articles per group and moves whole articles, so the
+    null distribution respects the clustering. When there are no more distinct assignments of
+    articles to groups than ``resamples`` (few articles), all of them are enumerated and the
+    p-value is exact: the share of assignments at least as extreme as the observed one. Else
+    ``p = (1 + #{|T*| ≥ |T|}) / (1 + resamples)`` over random permutations.
+
+    Args:
+        scores_a: Unit scores of group a.
+        articles_a: Article of each unit of group a.
+        scores_b: Unit scores of group b.
+        articles_b: Article of each unit of group b.
+        resamples: Number of random permutations.
+        rng: Random generator.
+
+    Returns:
+        The p-value, or NaN when either group is empty.
+    """
+    import itertools
+    import math
+
+    import numpy as np
+
+    if len(scores_a) == 0 or len(scores_b) == 0:
+        return float("nan")
+    rng = rng if rng is not None else np.random.default_rng(0)
+    sa, ca = _article_sums(np.asarray(scores_a, float), np.asarray(articles_a))
+    sb, cb = _article_sums(np.asarray(scores_b, float), np.asarray(articles_b))
+    sums = np.concatenate([sa, sb])
+    counts = np.concatenate([ca, cb])
+    ka, k = len(sa), len(sa) + len(sb)
+    observed = sa.sum() / ca.sum() - sb.sum() / cb.sum()
+    exact = math.comb(k, ka) <= int(resamples)
+    if exact:
+        groups = np.array(list(itertools.combinations(range(k), ka)), dtype=np.intp)
+    else:
+        groups = rng.permuted(np.tile(np.arange(k), (int(resamples), 1)), axis=1)[:, :ka]
+    sum_a, cnt_a = sums[groups].sum(axis=1), counts[groups].sum(axis=1)
+    sum_b, cnt_b = sums.sum() - sum_a, counts.sum() - cnt_a
+    perm = sum_a / cnt_a - sum_b / cnt_b
+    hits = np.count_nonzero(np.abs(perm) >= abs(observed) - 1e-12)
+    if exact:
+        return float(hits / len(groups))
+    return float((1 + hits) / (1 + int(resamples)))
+
+
+def contrasts(units: pd.DataFrame, *, config: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Pairwise source differences per target and topic (plus topic ``"all"``).
+
+    For every target × topic and every pair of sources with at least one unit each: means,
+    ``diff = mean_a − mean_b`` with a cluster-bootstrap interval (articles of each source
+    resampled independently), ``effect_size`` (Cohen's d over units), Cliff's delta, a
+    permutation p-value over articles and Benjamini–Hochberg adjusted p-values over the whole
+    table; ``significant`` is ``p_adjusted < 1 − confidence``. ``source_a`` sorts before
+    ``source_b``.
+
+    Args:
+        units: From :func:`stance_units`.
+        config: Full configuration.
+
+    Returns:
+        A table with :data:`CONTRAST_COLUMNS`, sorted by target, topic, source_a, source_b.
+    """
+    import numpy as np
+    import pandas as pd
+
+    settings = compare_settings(config)
+    require_columns(units, ["source", "target", "topic", "article_id", "stance_score"], "units")
+    if units.empty:
+        return _empty(CONTRAST_COLUMNS)
+    data = pd.concat([units, units.assign(topic=ALL_TOPICS)], ignore_index=True)
+    alpha = 1.0 - settings["confidence"]
+    rows = []
+    for (target, topic), cell in data.groupby(["target", "topic"], sort=True):
+        by_source = {
+            s: (g["stance_score"].to_numpy(float), g["article_id"].astype(str).to_numpy())
+            for s, g in cell.groupby("source", sort=True)
+        }
+        names = sorted(by_source)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                xa, aa = by_source[a]
+                xb, ab = by_source[b]
+                key = ("contrast", target, topic, a, b)
+                p = permutation_test(
+                    xa,
+                    aa,
+                    xb,
+                    ab,
+                    resamples=settings["permutation_resamples"],
+                    rng=_rng(settings["seed"], *key),
+                )
+                low, high = _diff_interval(
+                    xa, aa, xb, ab, settings, _rng(settings["seed"], *key, "ci")
+                )
+                diff = float(xa.mean() - xb.mean())
+                rows.append(
+                    (
+                        target,
+                        topic,
+                        a,
+                        b,
+                        len(xa),
+                        len(xb),
+                        len(np.unique(aa)),
+                        len(np.unique(ab)),
+                        float(xa.mean()),
+                        float(xb.mean()),
+                        diff,
+                        min(low, diff),
+                        max(high, diff),
+                        cohens_d(xa, xb),
+                        cliffs_delta(xa, xb),
+                        p,
+                    )
+                )
+    if not rows:
+        return _empty(CONTRAST_COLUMNS)
+    out = pd.DataFrame(rows, columns=list(CONTRAST_COLUMNS[:-2]))
+    out["p_adjusted"] = benjamini_hochberg(out["p_value"].to_numpy())
+    out["significant"] = out["p_adjusted"] < alpha
+    out = _typed(out.loc[:, list(CONTRAST_COLUMNS)])
+    return out.sort_values(["target", "topic", "source_a", "source_b"], kind="stable").reset_index(
+        drop=True
+    )
+
+
+def _diff_interval(xa, aa, xb, ab, settings, rng) -> tuple[float, float]:
+    import numpy as np
+
+    def boot(x: np.ndarray, art: np.ndarray) -> np.ndarray:
+        if x.size == 1:
+            return np.full(settings["bootstrap_resamples"], x[0])
+        sums, counts = _article_sums(x, art)
+        if len(sums) == 1:
+            sums, counts = x, np.ones_like(x)
+        return _bootstrap_means(sums, counts, settings["bootstrap_resamples"], rng)
+
+    d = boot(xa, aa) - boot(xb, ab)
+    alpha = 1.0 - settings["confidence"]
+    low, high = np.quantile(d, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+# --------------------------------------------------------------------------------------------
+# Evidence
+# --------------------------------------------------------------------------------------------
+
+
+def _article_meta(articles: pd.DataFrame) -> pd.DataFrame:
+    """``article_id, title, date`` with dates as ISO strings (or empty when undated)."""
+    import pandas as pd
+
+    cols = {"article_id": articles["article_id"].astype(str)}
+    cols["title"] = articles["title"].fillna("").astype(str) if "title" in articles else ""
+    if "date" in articles:
+        parsed = parse_dates(articles["date"])
+        cols["date"] = parsed.dt.strftime("%Y-%m-%d").fillna("")
+    else:
+        cols["date"] = ""
+    meta = pd.DataFrame(cols).drop_duplicates("article_id")
+    meta["title"] = meta["title"].astype(object)
+    meta["date"] = meta["date"].astype(object)
+    return meta
+
+
+def evidence(
+    units: pd.DataFrame, articles: pd.DataFrame, *, config: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """Pick the strongest sentences behind every summary cell (source × target × topic, "all").
+
+    For each cell, up to ``compare.evidence_per_cell`` units with a negative score (most negative
+    first, ``side="negative"``) and as many with a positive score (most positive first,
+    ``side="positive"``). Every cell with at least one unit of non-zero score gets evidence.
+
+    Args:
+        units: From :func:`stance_units`.
+        articles: Requires ``article_id``; ``title`` and ``date`` are used when present.
+        config: Full configuration.
+
+    Returns:
+        A table with :data:`EVIDENCE_COLUMNS`.
+    """
+    import pandas as pd
+
+    settings = compare_settings(config)
+    k = int(settings["evidence_per_cell"])
+    if units.empty or k < 1:
+        return _empty(EVIDENCE_COLUMNS)
+    data = pd.concat([units, units.assign(topic=ALL_TOPICS)], ignore_index=True)
+    data = data.merge(_article_meta(articles), on="article_id", how="left")
+    data["title"] = data["title"].fillna("")
+    data["date"] = data["date"].fillna("")
+    keys = ["source", "target", "topic"]
+    tiebreak = ["article_id", "sentence_id"]
+    neg = data[data["stance_score"] < 0].sort_values(
+        [*keys, "stance_score", *tiebreak], kind="stable"
+    )
+    neg = neg.groupby(keys, sort=False).head(k).assign(side="negative")
+    pos = data[data["stance_score"] > 0].assign(_neg=lambda d: -d["stance_score"])
+    pos = pos.sort_values([*keys, "_neg", *tiebreak], kind="stable")
+    pos = pos.groupby(keys, sort=False).head(k).assign(side="positive").drop(columns="_neg")
+    out = pd.concat([neg, pos], ignore_index=True)
+    if out.empty:
+        return _empty(EVIDENCE_COLUMNS)
+    out["rank"] = out.groupby([*keys, "side"], sort=False).cumcount() + 1
+    out = _typed(out.loc[:, list(EVIDENCE_COLUMNS)])
+    return out.sort_values([*keys, "side", "rank"], kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Aligned claims
+# --------------------------------------------------------------------------------------------
+
+
+def aligned_claims(
+    units: pd.DataFrame,
+    sentences: pd.DataFrame,
+    vectors: np.ndarray | None,
+    articles: pd.DataFrame,
+    *,
+    config: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Pairs of sentences from different sources about the same thing with opposite stance.
+
+    A pair qualifies when both sentences mention the same target, come from different sources,
+    their embedding cosine similarity is at least ``compare.aligned_similarity``, and one unit
+    is labelled negative and the other positive. Side ``a`` is the negative one. Pairs are
+    ranked by ``similarity × disagreement`` (``disagreement = score_b − score_a``), at most
+    ``compare.aligned_max_pairs`` kept.
+
+    Args:
+        units: From :func:`stance_units`.
+        sentences: Requires ``article_id, sentence_id``; row ``i`` matches ``vectors[i]``.
+        vectors: L2-normalised sentence embeddings, or ``None`` (gives an empty table).
+        articles: For titles and dates.
+        config: Full configuration.
+
+    Returns:
+        A table with :data:`ALIGNED_COLUMNS`.
+
+    Raises:
+        ValueError: When ``vectors`` does not have one row per sentence.
+    """
+    import numpy as np
+    import pandas as pd
+
+    settings = compare_settings(config)
+    if vectors is None or units.empty:
+        return _empty(ALIGNED_COLUMNS)
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or vectors.shape[0] != len(sentences):
+        raise ValueError(
+            "The 'vectors' array must have one row per sentence "
+            f"({len(sentences)} rows). Got shape {vectors.shape} instead."
+        )
+    row_of = pd.Series(
+        np.arange(len(sentences)),
+        index=pd.MultiIndex.from_arrays(
+            [sentences["article_id"].astype(str), sentences["sentence_id"].astype("int64")]
+        ),
+    )
+    row_of = row_of[~row_of.index.duplicated()]
+    meta = _article_meta(articles).set_index("article_id")
+    threshold = float(settings["aligned_similarity"])
+    max_pairs = int(settings["aligned_max_pairs"])
+    u = units[units["stance"].isin(["negative", "positive"])].copy()
+    idx = pd.MultiIndex.from_arrays([u["article_id"].astype(str), u["sentence_id"].astype("int64")])
+    u["_row"] = row_of.reindex(idx).to_numpy()
+    u = u[u["_row"].notna()].reset_index(drop=True)
+    score = u["stance_score"].to_numpy(float)
+    rows_u = u["_row"].astype(int).to_numpy()
+    source_u = u["source"].astype(str).to_numpy()
+    cand_a: list[np.ndarray] = []
+    cand_b: list[np.ndarray] = []
+    cand_sim: list[np.ndarray] = []
+    for _, tu in u.groupby("target", sort=True):
+        neg = tu.index[tu["stance"] == "negative"].to_numpy()
+        pos = tu.index[tu["stance"] == "positive"].to_numpy()
+        if len(neg) == 0 or len(pos) == 0:
+            continue
+        vp = np.asarray(vectors[rows_u[pos]], dtype=np.float64)
+        for lo in range(0, len(neg), 1024):
+            block = neg[lo : lo + 1024]
+            sim = np.asarray(vectors[rows_u[block]], dtype=np.float64) @ vp.T
+            ok = (sim >= threshold) & (source_u[block][:, None] != source_u[pos][None, :])
+            ii, jj = np.nonzero(ok)
+            cand_a.append(block[ii])
+            cand_b.append(pos[jj])
+            cand_sim.append(sim[ii, jj])
+            # Bound memory on corpora full of near-duplicates: keep the best candidates (ties
+            # included, so the final ranking does not depend on block boundaries).
+            if sum(map(len, cand_a)) > 4 * max_pairs:
+                a_, b_, s_ = (np.concatenate(x) for x in (cand_a, cand_b, cand_sim))
+                rank_score = s_ * (score[b_] - score[a_])
+                cut = np.sort(rank_score)[::-1][max_pairs - 1]
+                keep = rank_score >= cut
+                cand_a, cand_b, cand_sim = [a_[keep]], [b_[keep]], [s_[keep]]
+    if not cand_a or sum(map(len, cand_a)) == 0:
+        return _empty(ALIGNED_COLUMNS)
+    ia, ib, sims = (np.concatenate(x) for x in (cand_a, cand_b, cand_sim))
+    cols = ["source", "article_id", "sentence_id", "sentence", "topic", "stance", "stance_score"]
+    side_a = u.loc[ia, cols].reset_index(drop=True).add_suffix("_a")
+    side_b = u.loc[ib, cols].reset_index(drop=True).add_suffix("_b")
+    out = pd.concat([side_a, side_b], axis=1)
+    out["target"] = u.loc[ia, "target"].to_numpy()
+    out["similarity"] = sims
+    out["disagreement"] = score[ib] - score[ia]
+    for side in ("a", "b"):
+        aid = out[f"article_id_{side}"].astype(str)
+        out[f"title_{side}"] = aid.map(meta["title"]).fillna("").to_numpy()
+        out[f"date_{side}"] = aid.map(meta["date"]).fillna("").to_numpy()
+    out["_score"] = out["similarity"] * out["disagreement"]
+    out = out.sort_values(
+        ["_score", "target", "article_id_a", "sentence_id_a", "article_id_b", "sentence_id_b"],
+        ascending=[False, True, True, True, True, True],
+        kind="stable",
+    ).head(max_pairs)
+    out["rank"] = np.arange(1, len(out) + 1)
+    return _typed(out.loc[:, list(ALIGNED_COLUMNS)].reset_index(drop=True))
+
+
+# --------------------------------------------------------------------------------------------
+# Trends
+# --------------------------------------------------------------------------------------------
+
+
+def parse_dates(values: pd.Series | Sequence[Any]) -> pd.Series:
+    """Parse dates leniently to timezone-naive UTC timestamps; unparseable values become NaT.
+
+    Accepts ISO strings, "March 3, 2020", timestamps, datetime objects and mixtures of them.
+    """
+    import pandas as pd
+
+    s = pd.Series(values, copy=False)
+    if pd.api.types.is_datetime64_any_dtype(s):
+        parsed = pd.to_datetime(s, errors="coerce", utc=True)
+    else:
+        text = s.astype(object).where(s.notna(), None)
+        text = text.map(lambda v: v if v is None else str(v).strip() or None)
+        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+    return parsed.dt.tz_localize(None).astype("datetime64[ns]")
+
+
+def choose_freq(dates: pd.Series) -> str:
+    """Pick a trend bin from the span of the dates.
+
+    Week up to 3 months, month up to 3 years, quarter up to 10 years, else year.
+    """
+    d = dates.dropna()
+    if d.empty:
+        return "month"
+    days = (d.max() - d.min()).days
+    if days <= 92:
+        return "week"
+    if days <= 3 * 366:
+        return "month"
+    if days <= 10 * 366:
+        return "quarter"
+    return "year"
+
+
+def trends(
+    units: pd.DataFrame,
+    articles: pd.DataFrame,
+    *,
+    config: dict[str, Any] | None = None,
+    by: Sequence[str] = ("source",),
+    freq: Freq | None = None,
+) -> pd.DataFrame:
+    """Mean stance per group × target × period, with cluster-bootstrap intervals.
+
+    Undated articles (or dates that do not parse) are skipped. The period length follows
+    ``freq`` (default ``compare.trend_freq``; ``"auto"`` picks from the span of the dates).
+
+    Args:
+        units: From :func:`stance_units`.
+        articles: Requires ``article_id, date`` plus any ``by`` column not in ``units``.
+        config: Full configuration.
+        by: Grouping columns besides ``target`` (e.g. ``("source",)`` or ``("bias_text",)``).
+        freq: Period length, overriding the config.
+
+    Returns:
+        ``by`` columns, then ``target, topic`` (always ``"all"``), ``period`` (label),
+        ``period_start``, ``freq``, ``n, n_articles, mean, ci_low, ci_high``.
+    """
+    import pandas as pd
+
+    settings = compare_settings(config)
+    freq = freq or settings["trend_freq"]
+    if freq not in _FREQS:
+        raise ValueError(
+            f"The 'freq' parameter must be one of {set(_FREQS)}. Got {freq!r} instead."
+        )
+    by = list(by)
+    out_cols = [*by, *TREND_COLUMNS[1:]]
+    if units.empty or "date" not in articles:
+        return _empty(out_cols)
+    extra = [c for c in by if c not in units.columns]
+    meta = articles.loc[:, ["article_id", "date", *extra]].copy()
+    meta["article_id"] = meta["article_id"].astype(str)
+    meta["_date"] = parse_dates(meta["date"])
+    meta = meta.drop(columns="date").drop_duplicates("article_id")
+    data = units.merge(meta, on="article_id", how="inner")
+    data = data[data["_date"].notna()]
+    if data.empty:
+        return _empty(out_cols)
+    bin_name: str = choose_freq(data["_date"]) if freq == "auto" else str(freq)
+    periods = data["_date"].dt.to_period(_PANDAS_FREQ[bin_name])
+    data = data.assign(_start=periods.dt.start_time.dt.normalize(), period=periods.astype(str))
+    rows = []
+    for key, group in data.groupby([*by, "target", "_start", "period"], sort=True):
+        mean, low, high = bootstrap_interval(
+            group["stance_score"].to_numpy(),
+            group["article_id"].to_numpy(),
+            resamples=settings["bootstrap_resamples"],
+            confidence=settings["confidence"],
+            rng=_rng(settings["seed"], "trend", *key),
+        )
+        *keys, target, start, period = key
+        rows.append(
+            (
+                *keys,
+                target,
+                ALL_TOPICS,
+                period,
+                start,
+                bin_name,
+                len(group),
+                group["article_id"].nunique(),
+                mean,
+                low,
+                high,
+            )
+        )
+    out = _typed(pd.DataFrame(rows, columns=out_cols))
+    out["period_start"] = pd.to_datetime(out["period_start"]).astype("datetime64[ns]")
+    return out.sort_values([*by, "target", "period_start"], kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Orchestration
+# --------------------------------------------------------------------------------------------
+
+
+def run_compare(
+    mentions: pd.DataFrame,
+    articles: pd.DataFrame,
+    sentences: pd.DataFrame,
+    vectors: np.ndarray | None,
+    config: dict[str, Any] | None,
+    *,
+    progress: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """Compute every comparison table of a run.
+
+    Args:
+        mentions: Scored mentions (``MENTION_COLUMNS``; ``path``/``start``/``end`` unused).
+        articles: Requires ``article_id``; ``title`` and ``date`` are used when present.
+        sentences: Requires ``article_id, sentence_id``; row ``i`` matches ``vectors[i]``.
+        vectors: L2-normalised sentence embeddings or ``None``.
+        config: Full configuration (``run.seed`` and the ``compare`` table).
+        progress: Show a tqdm bar over the steps.
+
+    Returns:
+        ``{"summary", "contrasts", "evidence", "aligned", "trends"}`` → DataFrames, each sorted
+        deterministically.
+    """
+    from tqdm.auto import tqdm
+
+    require_columns(mentions, [c for c in MENTION_COLUMNS if c not in ("start", "end")], "mentions")
+    require_columns(articles, ["article_id"], "articles")
+    require_columns(sentences, ["article_id", "sentence_id"], "sentences")
+    compare_settings(config)  # validate early
+    steps = ["units", "summary", "contrasts", "evidence", "aligned", "trends"]
+    out: dict[str, pd.DataFrame] = {}
+    with tqdm(steps, desc="compare", disable=not progress, leave=False) as bar:
+        for step in bar:
+            bar.set_postfix_str(step)
+            if step == "units":
+                units = stance_units(mentions)
+            elif step == "summary":
+                s = summarize(units, config=config)
+                out["summary"] = s.loc[:, list(SUMMARY_OUT_COLUMNS)]
+            elif step == "contrasts":
+                out["contrasts"] = contrasts(units, config=config)
+            elif step == "evidence":
+                out["evidence"] = evidence(units, articles, config=config)
+            elif step == "aligned":
+                out["aligned"] = aligned_claims(units, sentences, vectors, articles, config=config)
+            elif step == "trends":
+                out["trends"] = trends(units, articles, config=config)
+    return out

