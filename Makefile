@@ -24,12 +24,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
-test: setup
+test: setup data/external/allsides
 	$(PY) -m pytest
 
-report: setup
+report: setup data/external/allsides
 	$(VENV)/bin/stance analyze data/raw/seeds --sources data/sources.csv --out $(RUN)
 	$(VENV)/bin/stance report --run $(RUN) --out reports
+
+# The AllSides case study reads the shared data set in place (never copied into the repo);
+# without it, `stance report` skips that one notebook with a warning.
+data/external/allsides:
+	if [ -d ../shared/data/allsides ]; then mkdir -p data/external && ln -sfn "$$(cd ../shared/data/allsides && pwd)" data/external/allsides; fi
 
 # JupyterLab on notebooks/ with jupytext pairing: the .py sources open as notebooks.
 lab: setup

@@ -57,8 +57,13 @@ def main(argv: list[str] | None = None) -> dict:
     }
     out = {"model": result, "vader": vader, "info": info, "environment": env}
     if args.write:
-        doc = {**result, "baseline_vader": vader, "model_id": info["model_id"],
-               "files": info["files"], "environment": env}
+        doc = {
+            **result,
+            "baseline_vader": vader,
+            "model_id": info["model_id"],
+            "files": info["files"],
+            "environment": env,
+        }
         path = Path(args.model_dir) / "evaluation.json"
         path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(out))

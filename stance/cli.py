@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--run", required=True, help="run directory written by `stance analyze`")
     r.add_argument("--out", default="reports", help="folder for the HTML reports (default: reports)")
     r.add_argument("--notebook", action="append", help="render only this notebook (repeatable), e.g. 03_stance_by_source_topic")
+    r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="notebook parameter (repeatable), e.g. data_path=/data/allsides.jsonl.gz or sample_size=500")
 
     t = sub.add_parser("train", help="train the stance model")
     t.add_argument("dataset", choices=["newsmtsc"])
@@ -72,7 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "report":
             from stance.report import render_reports
 
-            paths = render_reports(args.run, args.out, notebooks=args.notebook, progress=progress)
+            params: dict[str, object] = {}
+            for item in args.param:
+                key, sep, value = item.partition("=")
+                if not sep or not key:
+                    raise ValueError(f"The '--param' option must look like KEY=VALUE. Got {item!r} instead.")
+                params[key] = int(value) if value.lstrip("-").isdigit() else value
+            paths = render_reports(args.run, args.out, notebooks=args.notebook, progress=progress, parameters=params or None)
             for path in paths:
                 print(path)
         elif args.command == "train":

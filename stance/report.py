@@ -239,13 +239,24 @@ def _execute_and_export(
     nbformat.write(nb, src_nb)
     env_backup = {
         k: os.environ.get(k)
-        for k in ("PLOTLY_RENDERER", "PYTHONHASHSEED", "TQDM_DISABLE", "PYTHONPATH")
+        for k in (
+            "PLOTLY_RENDERER",
+            "PYTHONHASHSEED",
+            "TQDM_DISABLE",
+            "PYTHONPATH",
+            "PYTHONWARNINGS",
+        )
     }
     # The kernel inherits the environment: plotly then embeds plotly.js in the output (charts
     # work offline in the HTML), and the kernel imports this very copy of `stance`.
     os.environ["PLOTLY_RENDERER"] = "notebook"
     os.environ["PYTHONHASHSEED"] = "0"
     os.environ["TQDM_DISABLE"] = "1"
+    # tqdm.auto warns inside a kernel without ipywidgets (bars are disabled anyway); the
+    # warning would print a site-packages path into the report.
+    os.environ["PYTHONWARNINGS"] = ",".join(
+        w for w in ("ignore:IProgress not found", env_backup["PYTHONWARNINGS"]) if w
+    )
     pkg_root = str(Path(__file__).resolve().parent.parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env_backup["PYTHONPATH"]) if p)
     try:

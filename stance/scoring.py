@@ -200,7 +200,9 @@ def build_model(base_dir: str | Path | None = None, *, dropout: float = 0.1) -> 
         AutoConfig.from_pretrained(str(base_dir)), add_pooling_layer=False
     )
     state = load_file(str(base_dir / "model.safetensors"))
-    encoder.load_state_dict({k: v for k, v in state.items() if not k.startswith("pooler.") and not k.endswith("position_ids")})
+    encoder.load_state_dict(
+        {k: v for k, v in state.items() if not k.startswith("pooler.") and "position_ids" not in k}
+    )
     return _model_class()(encoder, encoder.config.hidden_size, len(LABELS), dropout)
 
 
@@ -468,10 +470,7 @@ def score_mentions(
         out["stance_score"] = pd.Series([], index=out.index, dtype="float64")
         return out
     scorer = model if model is not None else load_model()
-    probs = scorer.predict_proba(
-        sentences, starts, ends, batch_size=batch_size, progress=progress
-    )
+    probs = scorer.predict_proba(sentences, starts, ends, batch_size=batch_size, progress=progress)
     out["stance"] = [LABELS[i] for i in probs.argmax(axis=1)]
     out["stance_score"] = (probs[:, 2] - probs[:, 0]).clip(-1.0, 1.0)
     return out
-

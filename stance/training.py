@@ -11,6 +11,7 @@ per-class scores, the confusion matrix, a reliability table and scoring throughp
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -130,11 +131,11 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict
     """
     import numpy as np
 
-    y_true = np.asarray(y_true, dtype=int)
-    y_pred = np.asarray(y_pred, dtype=int)
+    yt = np.asarray(y_true, dtype=int)
+    yp = np.asarray(y_pred, dtype=int)
     k = len(LABELS)
     conf = np.zeros((k, k), dtype=int)
-    np.add.at(conf, (y_true, y_pred), 1)
+    np.add.at(conf, (yt, yp), 1)
     per_class = {}
     f1s = []
     for i, name in enumerate(LABELS):
@@ -157,9 +158,7 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict
     }
 
 
-def calibration_table(
-    y_true: Sequence[int], probs: Any, *, n_bins: int = 10
-) -> dict[str, Any]:
+def calibration_table(y_true: Sequence[int], probs: Any, *, n_bins: int = 10) -> dict[str, Any]:
     """Reliability summary of the predicted class probabilities.
 
     Args:
@@ -183,7 +182,7 @@ def calibration_table(
     correct = (p.argmax(axis=1) == y).astype(float)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     bins, ece = [], 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         mask = (conf >= lo) & ((conf < hi) if hi < 1.0 else (conf <= hi))
         n = int(mask.sum())
         if n:
@@ -192,21 +191,29 @@ def calibration_table(
         else:
             mc = acc = float("nan")
         bins.append(
-            {"lo": round(float(lo), 2), "hi": round(float(hi), 2), "n": n,
-             "mean_confidence": None if n == 0 else round(mc, 4),
-             "accuracy": None if n == 0 else round(acc, 4)}
+            {
+                "lo": round(float(lo), 2),
+                "hi": round(float(hi), 2),
+                "n": n,
+                "mean_confidence": None if n == 0 else round(mc, 4),
+                "accuracy": None if n == 0 else round(acc, 4),
+            }
         )
     score = p[:, 2] - p[:, 0]
     observed = y.astype(float) - 1.0  # -1 negative, 0 neutral, +1 positive
     score_bins = []
     s_edges = np.linspace(-1.0, 1.0, 11)
-    for lo, hi in zip(s_edges[:-1], s_edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(s_edges):
         mask = (score >= lo) & ((score < hi) if hi < 1.0 else (score <= hi))
         n = int(mask.sum())
         score_bins.append(
-            {"lo": round(float(lo), 2), "hi": round(float(hi), 2), "n": n,
-             "mean_score": None if n == 0 else round(float(score[mask].mean()), 4),
-             "mean_observed": None if n == 0 else round(float(observed[mask].mean()), 4)}
+            {
+                "lo": round(float(lo), 2),
+                "hi": round(float(hi), 2),
+                "n": n,
+                "mean_score": None if n == 0 else round(float(score[mask].mean()), 4),
+                "mean_observed": None if n == 0 else round(float(observed[mask].mean()), 4),
+            }
         )
     return {"ece": round(float(ece), 4), "bins": bins, "score_bins": score_bins}
 
@@ -221,7 +228,7 @@ def _seed_everything(seed: int) -> None:
     import torch
 
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - seeds any global-RNG user (e.g. library code)
     torch.manual_seed(seed)
 
 
@@ -258,7 +265,9 @@ def _predict(
     was_training = model.training
     model.eval()
     probs = scorer.predict_proba(
-        [p.sentence for p in pairs], [p.start for p in pairs], [p.end for p in pairs],
+        [p.sentence for p in pairs],
+        [p.start for p in pairs],
+        [p.end for p in pairs],
         batch_size=batch_size,
     )
     model.train(was_training)
@@ -347,12 +356,23 @@ def train_newsmtsc(
             "instead."
         )
     t_start = time.perf_counter()
-    hyper = {
-        "seed": seed, "epochs": epochs, "lr": lr, "head_lr": head_lr, "batch_size": batch_size,
-        "max_len": max_len, "weight_decay": weight_decay, "warmup_ratio": warmup_ratio,
-        "class_weighted": class_weighted, "label_smoothing": label_smoothing,
-        "coref_augment": coref_augment, "n_members": n_members, "train_bf16": train_bf16,
-        "limit": limit, "optimizer": "AdamW", "schedule": "linear warm-up, linear decay",
+    hyper: dict[str, Any] = {
+        "seed": seed,
+        "epochs": epochs,
+        "lr": lr,
+        "head_lr": head_lr,
+        "batch_size": batch_size,
+        "max_len": max_len,
+        "weight_decay": weight_decay,
+        "warmup_ratio": warmup_ratio,
+        "class_weighted": class_weighted,
+        "label_smoothing": label_smoothing,
+        "coref_augment": coref_augment,
+        "n_members": n_members,
+        "train_bf16": train_bf16,
+        "limit": limit,
+        "optimizer": "AdamW",
+        "schedule": "linear warm-up, linear decay",
         "input": "[CLS] mention [SEP] left [unused0] mention [unused1] right [SEP]",
         "pooling": "concat([CLS], start marker, mean(mention tokens)) -> MLP",
     }
@@ -367,10 +387,13 @@ def train_newsmtsc(
 
     base_dir = base_encoder_dir()
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
-    marker_ids = tokenizer.convert_tokens_to_ids([MARK_START, MARK_END])
+    marker_ids: list[int] = tokenizer.convert_tokens_to_ids([MARK_START, MARK_END])  # type: ignore[assignment]
     ids, types, markers = encode_pairs(
-        tokenizer, [p.sentence for p in train], [p.start for p in train],
-        [p.end for p in train], max_len=max_len,
+        tokenizer,
+        [p.sentence for p in train],
+        [p.start for p in train],
+        [p.end for p in train],
+        max_len=max_len,
     )
     labels = torch.tensor([p.label for p in train], dtype=torch.long)
     counts = np.bincount(labels.numpy(), minlength=len(LABELS)).astype(float)
@@ -417,15 +440,26 @@ def train_newsmtsc(
 
         no_decay = ("bias", "LayerNorm.weight", "word_embeddings")
         groups = [
-            {"params": [p for n, p in model.encoder.named_parameters()
-                        if not any(s in n for s in no_decay)],
-             "weight_decay": weight_decay, "lr": lr},
-            {"params": [p for n, p in model.encoder.named_parameters()
-                        if any(s in n for s in no_decay) and "word_embeddings" not in n],
-             "weight_decay": 0.0, "lr": lr},
+            {
+                "params": [
+                    p
+                    for n, p in model.encoder.named_parameters()
+                    if not any(s in n for s in no_decay)
+                ],
+                "weight_decay": weight_decay,
+                "lr": lr,
+            },
+            {
+                "params": [
+                    p
+                    for n, p in model.encoder.named_parameters()
+                    if any(s in n for s in no_decay) and "word_embeddings" not in n
+                ],
+                "weight_decay": 0.0,
+                "lr": lr,
+            },
             {"params": [emb], "weight_decay": 0.0, "lr": head_lr},
-            {"params": list(model.head.parameters()), "weight_decay": weight_decay,
-             "lr": head_lr},
+            {"params": list(model.head.parameters()), "weight_decay": weight_decay, "lr": head_lr},
         ]
         optimizer = torch.optim.AdamW(groups)
         steps_per_epoch = math.ceil(len(train) / batch_size)
@@ -450,14 +484,16 @@ def train_newsmtsc(
             running = 0.0
             bar = tqdm(batches, disable=not progress, desc=f"member {k} epoch {epoch}")
             for step, idx in enumerate(bar, start=1):
-                batch = collate([ids[i] for i in idx], [types[i] for i in idx],
-                                [markers[i] for i in idx])
+                batch = collate(
+                    [ids[i] for i in idx], [types[i] for i in idx], [markers[i] for i in idx]
+                )
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=train_bf16):
                     logits = model(**batch)
                 loss = loss_fn(logits.float(), labels[idx])
                 if teacher_probs is not None:
                     kl = torch.nn.functional.kl_div(
-                        torch.log_softmax(logits.float(), dim=-1), teacher_probs[idx],
+                        torch.log_softmax(logits.float(), dim=-1),
+                        teacher_probs[idx],
                         reduction="batchmean",
                     )
                     loss = (1.0 - distill_weight) * loss + distill_weight * kl
@@ -470,31 +506,51 @@ def train_newsmtsc(
                 if step % 50 == 0:
                     bar.set_postfix(loss=f"{running / step:.4f}")
                 if step % 100 == 0:
-                    logger.debug("member %d epoch %d step %d/%d loss %.4f (%.0f s)", k, epoch,
-                                 step, len(batches), running / step,
-                                 time.perf_counter() - t_epoch)
+                    logger.debug(
+                        "member %d epoch %d step %d/%d loss %.4f (%.0f s)",
+                        k,
+                        epoch,
+                        step,
+                        len(batches),
+                        running / step,
+                        time.perf_counter() - t_epoch,
+                    )
             probs = {n: _predict(model, tokenizer, v, max_len=max_len) for n, v in dev.items()}
             metrics = _dev_metrics(probs, dev)
-            history.append({
-                "epoch": epoch, "train_loss": round(running / len(batches), 4),
-                "epoch_s": round(time.perf_counter() - t_epoch, 1),
-                **{n: metrics[n]["macro_f1"] for n in dev},
-                "mean_macro_f1": metrics["mean_macro_f1"],
-            })
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": round(running / len(batches), 4),
+                    "epoch_s": round(time.perf_counter() - t_epoch, 1),
+                    **{n: metrics[n]["macro_f1"] for n in dev},
+                    "mean_macro_f1": metrics["mean_macro_f1"],
+                }
+            )
             logger.info("member %d %s", k, history[-1])
             if metrics["mean_macro_f1"] > best["score"]:
-                best = {"score": metrics["mean_macro_f1"], "epoch": epoch, "metrics": metrics,
-                        "probs": probs,
-                        "state": trained_state_dict(model, marker_ids)}
+                best = {
+                    "score": metrics["mean_macro_f1"],
+                    "epoch": epoch,
+                    "metrics": metrics,
+                    "probs": probs,
+                    "state": trained_state_dict(model, marker_ids),
+                }
         name = f"model-{k}.safetensors"
-        save_file(best["state"], str(out_dir / name),
-                  metadata={"model_id": MODEL_ID, "seed": str(member_seed),
-                            "epoch": str(best["epoch"])})
+        save_file(
+            best["state"],
+            str(out_dir / name),
+            metadata={"model_id": MODEL_ID, "seed": str(member_seed), "epoch": str(best["epoch"])},
+        )
         member_files.append(name)
         member_dev_probs.append(best["probs"])
-        member_metrics.append({"seed": member_seed, "best_epoch": best["epoch"],
-                               "history": history,
-                               **{n: best["metrics"][n]["macro_f1"] for n in dev}})
+        member_metrics.append(
+            {
+                "seed": member_seed,
+                "best_epoch": best["epoch"],
+                "history": history,
+                **{n: best["metrics"][n]["macro_f1"] for n in dev},
+            }
+        )
         del model, optimizer
 
     ens_probs = {n: sum(p[n] for p in member_dev_probs) / n_members for n in dev}
@@ -564,8 +620,11 @@ def evaluate_newsmtsc(
         name = f"{subset}/{split}"
         pairs = load_split(data_dir, name)
         df = pd.DataFrame(
-            {"sentence": [p.sentence for p in pairs], "start": [p.start for p in pairs],
-             "end": [p.end for p in pairs]}
+            {
+                "sentence": [p.sentence for p in pairs],
+                "start": [p.start for p in pairs],
+                "end": [p.end for p in pairs],
+            }
         )
         t0 = time.perf_counter()
         scored = score_mentions(df, batch_size=batch_size, progress=False, model=scorer)
@@ -576,7 +635,9 @@ def evaluate_newsmtsc(
         metrics = classification_metrics(y, pred)
         metrics["n_pairs"] = len(pairs)
         probs = scorer.predict_proba(
-            df["sentence"].tolist(), df["start"].tolist(), df["end"].tolist(),
+            df["sentence"].tolist(),
+            df["start"].tolist(),
+            df["end"].tolist(),
             batch_size=batch_size,
         )
         metrics["calibration"] = calibration_table(y, probs)
@@ -586,8 +647,10 @@ def evaluate_newsmtsc(
 
 
 def evaluate_baseline(data_dir: str | Path, split: str = "test") -> dict[str, Any]:
-    """Sentence-level VADER baseline (ignores the target): compound ≥ 0.05 positive, ≤ −0.05
-    negative, otherwise neutral. Same output layout as ``evaluate_newsmtsc``.
+    """Sentence-level VADER baseline that ignores the target.
+
+    VADER's compound score ≥ 0.05 is read as positive, ≤ −0.05 as negative, otherwise neutral.
+    Same output layout as ``evaluate_newsmtsc``; ``pairs_per_s`` times the VADER calls.
     """
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
@@ -627,7 +690,8 @@ def combine_members(
     configs = [
         json.loads((Path(d) / "config.json").read_text(encoding="utf-8")) for d in member_dirs
     ]
-    files, members_dev = [], []
+    files: list[str] = []
+    members_dev: list[dict[str, Any]] = []
     for d, cfg in zip(member_dirs, configs, strict=True):
         for name, dev_info in zip(cfg["members"], cfg["members_dev"], strict=True):
             target = f"model-{len(files)}.safetensors"
@@ -650,8 +714,7 @@ def combine_members(
     scorer = load_model(out_dir, "fp32")
     dev = {f"{s}/dev": load_split(data_dir, f"{s}/dev") for s in EVAL_SUBSETS}
     probs = {
-        n: scorer.predict_proba([p.sentence for p in v], [p.start for p in v],
-                                [p.end for p in v])
+        n: scorer.predict_proba([p.sentence for p in v], [p.start for p in v], [p.end for p in v])
         for n, v in dev.items()
     }
     config["dev_metrics"] = _dev_metrics(probs, dev)

@@ -13,8 +13,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from stance import scoring  # noqa: E402
-from stance.scoring import LABELS, score_mentions  # noqa: E402
+from stance import scoring
+from stance.scoring import LABELS, score_mentions
 
 SEED_CHECK = Path(__file__).parent / "data" / "seed_stance_check.csv"
 
@@ -104,7 +104,9 @@ def test_scoring_import_is_light():
     import subprocess
     import sys
 
-    code = "import sys, stance.scoring; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = (
+        "import sys, stance.scoring; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False False"
 
@@ -241,3 +243,8 @@ def test_scoring_model_info():
 def test_scoring_missing_model_dir(tmp_path):
     with pytest.raises(FileNotFoundError, match="No stance model found"):
         scoring.load_model(tmp_path)
+
+
+def test_scoring_bad_precision():
+    with pytest.raises(ValueError, match="'precision' parameter must be one of"):
+        scoring.load_model(None, "fp8")

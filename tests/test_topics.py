@@ -376,6 +376,22 @@ def test_topics_discovery_only(config):
     assert result.topic[sentences["article_id"].str.startswith("s")].str.match(r"d\d\d_").all()
 
 
+@pytest.mark.parametrize("n", [0, 1])
+def test_topics_tiny_corpus(config, n):
+    sentences, articles = fake_corpus()
+    sub = sentences.iloc[:n]
+    result = topics.run_topics(
+        sub,
+        fake_encode(sub["sentence"].tolist()),
+        config,
+        fake_encode,
+        articles=articles,
+        progress=False,
+    )
+    assert len(result.topic) == len(result.coords) == n
+    assert tuple(result.table.columns) == topics.TABLE_COLUMNS
+
+
 def test_topics_assign_before_fit_raises():
     sentences, _ = fake_corpus()
     with pytest.raises(ValueError, match="not fitted"):
@@ -454,4 +470,9 @@ def test_topics_seed_accuracy():
         sentences, vectors, cfg, encoder.encode, articles=articles, progress=False
     )
     assert again.topic.equals(result.topic)
+    assert _parquet_bytes(again.table) == _parquet_bytes(result.table)
+    assert _parquet_bytes(again.coords) == _parquet_bytes(result.coords)
     assert result.model.assign(sentences, vectors, articles=articles).equals(result.topic)
+    # the Syria/Aleppo blog post has no named topic: it gets a discovered one
+    syria = result.topic[sentences["sentence"].str.contains("Aleppo")]
+    assert syria.str.match(r"d\d\d_").all(), syria.tolist()

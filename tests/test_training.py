@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from stance import training  # noqa: E402
+from stance import training
 
 POS = [
     "{t} was praised for its generous aid and wise leadership.",
@@ -114,8 +114,10 @@ def test_training_classification_metrics():
     assert m["confusion"] == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
     assert m["accuracy"] == pytest.approx(4 / 6, abs=1e-4)
     assert m["per_class"]["positive"] == {
-        "precision": 1.0, "recall": pytest.approx(0.6667, abs=1e-4),
-        "f1": pytest.approx(0.8, abs=1e-4), "support": 3,
+        "precision": 1.0,
+        "recall": pytest.approx(0.6667, abs=1e-4),
+        "f1": pytest.approx(0.8, abs=1e-4),
+        "support": 3,
     }
     f1s = [m["per_class"][k]["f1"] for k in ("negative", "neutral", "positive")]
     assert m["macro_f1"] == pytest.approx(np.mean(f1s), abs=1e-3)
