@@ -116,7 +116,7 @@ def resolve_references(
 
     The referent is the first target mentioned in the previous sentence of the same article,
     if it sits in that sentence's first half (the subject, usually). "he"/"she" link only to a
-    target's ``people``; "the country" only when the previous sentence names no other proper
+    target's ``people``, "it" never does; "the country" only when the previous sentence names no other proper
     noun that could be the country meant. Links chain: "Russia mediated. It succeeded. And it
     stayed." gives two references.
 
@@ -152,7 +152,8 @@ def resolve_references(
             if text.lower() in ("he", "she"):
                 persons = sorted((m for m in prev_mentions if m[1] in people.get(m[0], set())), key=lambda m: m[2])
                 target = persons[0][0] if persons else None
-            elif first[2] <= len(prev_sentence) / 2:
+            elif first[2] <= len(prev_sentence) / 2 and first[1] not in people.get(first[0], set()):
+                # "it" and "the country" stand for a state, never for one of its people.
                 target = first[0]
                 if text.lower() == "the country":
                     others = [w for w in _PROPER.findall(prev_sentence) if not any(w in a or a in w for a in known_aliases)]

@@ -82,6 +82,7 @@ def test_mentions_cover_hand_labelled_seed_pairs(seed_dir: Path) -> None:
         (["Russia warned Iran.", "It is not surprising that talks failed."], []),
         (["Russia warned Iran.", "It is the first time that this happened."], []),
         (["Lavrov met Zarif in Moscow.", "He said the talks went well."], [(1, "russia", "He")]),
+        (["Lavrov stressed the fight against terrorism.", "It must be smashed, he said."], [(1, "russia", "he")]),
         (["The US and NATO left Afghanistan.", "The country slid into chaos."], []),
         (["On the part of Russia, the challenge is old.", "Owing to history, the country has troops there."], [(1, "russia", "the country")]),
         (["Russia warned Iran.", "Meanwhile in Paris it rained."], []),
