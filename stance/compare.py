@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from stance.schema import ALL_TOPICS, MENTION_COLUMNS, require_columns
+from stance.schema import ALL_TOPICS, MENTION_COLUMNS, SUMMARY_COLUMNS, require_columns
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,16 +23,7 @@ if TYPE_CHECKING:
 
 #: Columns of the tables :func:`run_compare` returns (``summary`` follows the DESIGN contract;
 #: ``n_articles`` is appended after it).
-SUMMARY_OUT_COLUMNS: tuple[str, ...] = (
-    "source",
-    "target",
-    "topic",
-    "n",
-    "mean",
-    "ci_low",
-    "ci_high",
-    "n_articles",
-)
+SUMMARY_OUT_COLUMNS: tuple[str, ...] = (*SUMMARY_COLUMNS, "n_articles")
 CONTRAST_COLUMNS: tuple[str, ...] = (
     "target",
     "topic",
@@ -191,21 +182,7 @@ def stance_units(mentions: pd.DataFrame) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    require_columns(
-        mentions,
-        (
-            "article_id",
-            "source",
-            "sentence_id",
-            "sentence",
-            "target",
-            "mention",
-            "topic",
-            "stance",
-            "stance_score",
-        ),
-        "mentions",
-    )
+    require_columns(mentions, [c for c in MENTION_COLUMNS if c not in ("start", "end")], "mentions")
     cols = [
         "article_id",
         "source",
