@@ -271,6 +271,9 @@ class StanceScorer:
     members: list[Any]
     config: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
+    #: Intra-op threads while scoring (restored afterwards); ``None`` keeps torch's setting.
+    #: One thread is often faster when other processes compete for a small machine's cores.
+    num_threads: int | None = None
 
     def predict_proba(
         self,
@@ -295,21 +298,27 @@ class StanceScorer:
         # Length-sorted batches waste little padding; a stable sort keeps results a pure function
         # of the input.
         order = sorted(range(n), key=lambda i: len(ids[i]))
-        with (
-            torch.inference_mode(),
-            tqdm(total=n, disable=not progress, desc="stance", unit="pair") as bar,
-        ):
-            for lo in range(0, n, batch_size):
-                idx = order[lo : lo + batch_size]
-                batch = collate(
-                    [ids[i] for i in idx], [types[i] for i in idx], [markers[i] for i in idx]
-                )
-                probs = torch.zeros((len(idx), len(LABELS)), dtype=torch.float64)
-                for member in self.members:
-                    logits = member(**batch).to(torch.float64)
-                    probs += torch.softmax(logits, dim=-1)
-                out[idx] = (probs / len(self.members)).numpy()
-                bar.update(len(idx))
+        previous_threads = torch.get_num_threads()
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
+        try:
+            with (
+                torch.inference_mode(),
+                tqdm(total=n, disable=not progress, desc="stance", unit="pair") as bar,
+            ):
+                for lo in range(0, n, batch_size):
+                    idx = order[lo : lo + batch_size]
+                    batch = collate(
+                        [ids[i] for i in idx], [types[i] for i in idx], [markers[i] for i in idx]
+                    )
+                    probs = torch.zeros((len(idx), len(LABELS)), dtype=torch.float64)
+                    for member in self.members:
+                        logits = member(**batch).to(torch.float64)
+                        probs += torch.softmax(logits, dim=-1)
+                    out[idx] = (probs / len(self.members)).numpy()
+                    bar.update(len(idx))
+        finally:
+            torch.set_num_threads(previous_threads)
         return out
 
 
@@ -349,6 +358,14 @@ def load_model(model_dir: str | Path | None = None, precision: str | None = None
         )
     torch.manual_seed(0)
     base_dir = base_encoder_dir()
+    expected = config.get("base_sha256")
+    # Only the word embeddings come from the pip package; a different file would silently
+    # change every prediction, so refuse it.
+    if expected and file_sha256(base_dir / "model.safetensors") != expected:
+        raise ValueError(
+            f"The base encoder in {base_dir} does not match the one the stance model was trained "
+            f"on (sha256 {expected}); reinstall {BASE_PACKAGE}==0.1.0."
+        )
     members = [
         to_precision(load_trained(model_dir / name, base_dir), precision)
         for name in config["members"]

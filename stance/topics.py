@@ -3,8 +3,9 @@
 Named topics come from the config (a description plus seed terms each). A sentence is scored
 against every named topic by the cosine similarity between its *context vector* (the sentence,
 its neighbours, its section, and its article: lede-weighted, plus the title) and the topic's
-description, by its margin over the next-best named topic, and with a penalty when no
-sentence of its section names one of the topic's seed terms. A Viterbi decoder per article
+description, by its margin over the next-best named topic, and with a penalty when few
+sentences of its section name one of the topic's seed terms (full penalty at none, none at a
+``term_support`` share). A Viterbi decoder per article
 turns these scores into labels: a topic persists along the sentence sequence unless the
 evidence for another one (or for none) outweighs a switching cost, and switching is cheaper at
 paragraph breaks and headings. So a section about the Aegean stays ``aegean`` where a sentence
@@ -12,7 +13,7 @@ names no place, and a one-line aside does not flip its paragraph. What no named 
 forms *segments* (runs of unclaimed sentences in an article); segments are clustered with
 seeded UMAP + scikit-learn's deterministic HDBSCAN into discovered topics named by c-TF-IDF
 keywords (small corpora cluster the unclaimed sentences instead), and every segment joins its
-nearest discovered topic or becomes noise. ``fit`` produces its labels by calling the same
+nearest discovered topic (noise is what is left when nothing was discovered). ``fit`` produces its labels by calling the same
 code as ``assign`` on the fitted state, and ``assign`` works article by article with no
 corpus-wide statistics, so assigning sentences to a fitted model gives exactly the labels
 the fit gave, whatever else is in the batch.
@@ -57,13 +58,13 @@ TOPIC_OPTIONS: dict[str, Any] = {
     "switch_penalty": 0.6,
     "margin_weight": 1.0,
     "term_gate": 0.5,
-    "term_support": 0.0,
+    "term_support": 0.2,
     "use_titles": True,
     "discover": True,
-    "min_cluster_size": 8,
+    "min_cluster_size": 5,
     "cluster_selection": "eom",
     "umap_neighbors": 15,
-    "umap_components": 5,
+    "umap_components": 10,
     "max_fit_sentences": 50000,
     "n_keywords": 8,
     "n_representative": 3,
@@ -80,6 +81,11 @@ _SEGMENT_AT_HEADINGS = False
 # A segment joins a discovered topic if it is at least as close as this quantile of the
 # cluster's members (0 = the farthest member).
 _DISC_Q = 0.0
+# When true, every segment no named topic claims joins its nearest discovered topic (the
+# thresholds above are kept in ``thresholds_`` but not applied); noise is then only what is
+# left when nothing was discovered. Measured on AllSides (2,000 articles): NMI +0.01, less
+# noise, seed accuracy unchanged.
+_JOIN_NEAREST = True
 # Weight of the title vector added to an article's (or segment's) lede-weighted mean.
 _TITLE_W = 1.0
 _STOP_EXTRA = {"said", "says", "say", "would", "could", "also", "one", "two", "new", "like", "us"}
@@ -476,13 +482,13 @@ class TopicModel:
         switch_penalty: float = 0.6,
         margin_weight: float = 1.0,
         term_gate: float = 0.5,
-        term_support: float = 0.0,
+        term_support: float = 0.2,
         use_titles: bool = True,
         discover: bool = True,
-        min_cluster_size: int = 8,
+        min_cluster_size: int = 5,
         cluster_selection: Literal["eom", "leaf"] = "eom",
         umap_neighbors: int = 15,
-        umap_components: int = 5,
+        umap_components: int = 10,
         max_fit_sentences: int = 50000,
         n_keywords: int = 8,
         n_representative: int = 3,
@@ -889,7 +895,8 @@ class TopicModel:
         """Topic per sentence.
 
         Named topics come from the Viterbi pass; each unclaimed segment then joins its
-        nearest discovered topic when it is close enough, else it is noise.
+        nearest discovered topic (with ``_JOIN_NEAREST`` off: only when it is close enough,
+        else it is noise).
         """
         import numpy as np
 
@@ -900,7 +907,10 @@ class TopicModel:
             rows, seg, seg_vectors = self._segments(vectors, path == k, level, aids)
             sims = np.round(seg_vectors @ self.centroids_.T, 10)
             best = np.argmax(sims, axis=1)
-            ok = sims[np.arange(len(best)), best] >= self.thresholds_[best]
+            if _JOIN_NEAREST:
+                ok = np.ones(len(best), dtype=bool)
+            else:
+                ok = sims[np.arange(len(best)), best] >= self.thresholds_[best]
             names = np.array(self.discovered_ids_, dtype=object)
             seg_labels = np.where(ok, names[best], NOISE)
             labels[rows] = seg_labels[seg]

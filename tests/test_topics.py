@@ -422,6 +422,38 @@ def test_topics_user_term_changes_assignment(config):
     assert (result.topic[sentences["article_id"].str.startswith("s")] == "syria").all()
 
 
+def test_topics_defaults_match_packaged_config():
+    import inspect
+
+    table = load_config()["topics"]
+    for key, value in table.items():
+        if key != "named":
+            assert topics.TOPIC_OPTIONS[key] == value, key
+    params = inspect.signature(topics.TopicModel.__init__).parameters
+    for key, value in topics.TOPIC_OPTIONS.items():
+        assert params[key].default == value, key
+
+
+def test_topics_term_support_scales_gate(fitted):
+    # one passing mention in ten sentences earns half the support a 0.2 share would
+    model = copy.copy(fitted[3].model)
+    texts = ["Officials met in the capital on Monday."] * 9 + ["Tripoli was quiet."]
+    sentences = pd.DataFrame({"article_id": "x", "sentence": texts})
+    aids = sentences["article_id"].to_numpy()
+    level = np.zeros(len(texts), dtype=np.int64)
+    hits = model._term_hits(sentences, level, aids)
+    j = model.named_ids_.index("libya")
+    assert np.allclose(hits[1][:, j], 0.1)
+    ctx = fake_encode(texts).astype(np.float64)
+    model.term_support = 0.0
+    full = model._emissions(ctx, hits)
+    model.term_support = 0.2
+    half = model._emissions(ctx, hits)
+    gap = full[:, j] - half[:, j]
+    assert np.allclose(gap, topics._SCALE * model.term_gate * 0.5)
+    assert topics.TOPIC_OPTIONS["term_support"] == 0.2
+
+
 def test_topics_titles_join_context(fitted, config):
     sentences, articles, vectors, result = fitted
     assert set(result.model._title_cache) == {t for t in TITLES.values()}
