@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> dict:
         "processor": platform.processor(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "scoring_threads": scorer.num_threads,
+        "load_average_1min_after": round(os.getloadavg()[0], 2),
         "cpu_count": os.cpu_count(),
         "load_s": round(load_s, 2),
         "pairs_per_s_definition": (

@@ -157,6 +157,10 @@ def test_training_smoke_train_and_evaluate(tiny_newsmtsc, tmp_path):
     saved = json.loads((out / "config.json").read_text())
     assert saved["hyperparameters"]["seed"] == 0
 
+    t = training.fit_temperature(out, tiny_newsmtsc)
+    assert 0.5 <= t <= 4.0
+    assert json.loads((out / "config.json").read_text())["temperature"] == t
+
     result = training.evaluate_newsmtsc(tiny_newsmtsc, "dev", model=out)
     assert set(result) == {"rw/dev", "mt/dev", "pairs_per_s"}
     rw = result["rw/dev"]
