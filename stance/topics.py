@@ -30,21 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from stance.schema import NOISE_TOPIC, TOPIC_COLUMNS
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-NOISE = "noise"
-TABLE_COLUMNS: tuple[str, ...] = (
-    "topic",
-    "label",
-    "kind",
-    "keywords",
-    "size",
-    "representative_sentences",
-)
+NOISE = NOISE_TOPIC
+TABLE_COLUMNS: tuple[str, ...] = TOPIC_COLUMNS
 SENTENCE_COLUMNS: tuple[str, ...] = ("article_id", "sentence_id", "sentence", "start", "end")
 
 #: Options of the ``[topics]`` config table and their defaults. Keys not in the packaged
