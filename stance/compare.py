@@ -182,7 +182,8 @@ def stance_units(mentions: pd.DataFrame) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    require_columns(mentions, [c for c in MENTION_COLUMNS if c not in ("start", "end")], "mentions")
+    needed = [c for c in MENTION_COLUMNS if c not in ("start", "end")]
+    require_columns(mentions, needed, "mentions")
     cols = [
         "article_id",
         "source",
@@ -197,20 +198,7 @@ def stance_units(mentions: pd.DataFrame) -> pd.DataFrame:
     ]
     if mentions.empty:
         return pd.DataFrame({c: pd.Series(dtype=_dtype_of(c)) for c in cols})
-    m = mentions.loc[
-        :,
-        [
-            "article_id",
-            "source",
-            "sentence_id",
-            "sentence",
-            "target",
-            "mention",
-            "topic",
-            "stance",
-            "stance_score",
-        ],
-    ].copy()
+    m = mentions.loc[:, needed].copy()
     m["stance_score"] = m["stance_score"].astype("float64")
     m["article_id"] = m["article_id"].astype(str)
     m["topic"] = m["topic"].fillna("noise").astype(str)
@@ -972,7 +960,8 @@ def run_compare(
     """
     from tqdm.auto import tqdm
 
-    require_columns(mentions, [c for c in MENTION_COLUMNS if c not in ("start", "end")], "mentions")
+    needed = [c for c in MENTION_COLUMNS if c not in ("start", "end")]
+    require_columns(mentions, needed, "mentions")
     require_columns(articles, ["article_id"], "articles")
     require_columns(sentences, ["article_id", "sentence_id"], "sentences")
     compare_settings(config)  # validate early
