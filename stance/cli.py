@@ -15,21 +15,41 @@ from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="stance", description="Cross-article comparative stance analysis.")
-    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
+    p = argparse.ArgumentParser(
+        prog="stance", description="Cross-article comparative stance analysis."
+    )
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("analyze", help="run the analysis on articles and write a run directory")
-    a.add_argument("inputs", nargs="+", help="folders of .txt/.md/.html pages, or CSV/JSONL/Parquet tables with a 'text' column")
+    a.add_argument(
+        "inputs",
+        nargs="+",
+        help="folders of .txt/.md/.html pages, or CSV/JSONL/Parquet tables with a 'text' column",
+    )
     a.add_argument("--sources", help="CSV with columns file,source naming each input file's outlet")
     a.add_argument("--config", help="TOML config merged over the defaults (see `stance config`)")
     a.add_argument("--out", required=True, help="run directory to write")
 
     r = sub.add_parser("report", help="render the HTML reports of a finished run")
     r.add_argument("--run", required=True, help="run directory written by `stance analyze`")
-    r.add_argument("--out", default="reports", help="folder for the HTML reports (default: reports)")
-    r.add_argument("--notebook", action="append", help="render only this notebook (repeatable), e.g. 03_stance_by_source_topic")
-    r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="notebook parameter (repeatable), e.g. data_path=/data/allsides.jsonl.gz or sample_size=500")
+    r.add_argument(
+        "--out", default="reports", help="folder for the HTML reports (default: reports)"
+    )
+    r.add_argument(
+        "--notebook",
+        action="append",
+        help="render only this notebook (repeatable), e.g. 03_stance_by_source_topic",
+    )
+    r.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="notebook parameter (repeatable), e.g. data_path=/data/allsides.jsonl.gz or sample_size=500",
+    )
 
     t = sub.add_parser("train", help="train the stance model")
     t.add_argument("dataset", choices=["newsmtsc"])
@@ -41,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("dataset", choices=["newsmtsc"])
     e.add_argument("--data", required=True, help="NewsMTSC folder with rw/ and mt/")
     e.add_argument("--split", default="test", choices=["dev", "test"])
-    e.add_argument("--baseline", action="store_true", help="evaluate the VADER sentence-level baseline instead")
+    e.add_argument(
+        "--baseline", action="store_true", help="evaluate the VADER sentence-level baseline instead"
+    )
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     sub.add_parser("config", help="print the commented default config")
@@ -51,7 +73,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     progress = not args.quiet
     from stance.ingest import IngestError
@@ -64,12 +89,23 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "analyze":
             from stance.pipeline import analyze
 
-            result = analyze(args.inputs, sources=args.sources, config=args.config, out=args.out, progress=progress)
+            result = analyze(
+                args.inputs,
+                sources=args.sources,
+                config=args.config,
+                out=args.out,
+                progress=progress,
+            )
             counts = result["run"]["counts"]
-            print(f"Wrote {args.out}: {counts['articles']} articles, {counts['sentences']} sentences, {counts['mentions']} mentions, {counts['summary_cells']} summary cells.")
+            print(
+                f"Wrote {args.out}: {counts['articles']} articles, {counts['sentences']} sentences, {counts['mentions']} mentions, {counts['summary_cells']} summary cells."
+            )
             skipped = result["run"]["ingest"]["skipped"]
             if skipped:
-                print(f"Skipped {len(skipped)} input(s); see {Path(args.out) / 'run.json'}.", file=sys.stderr)
+                print(
+                    f"Skipped {len(skipped)} input(s); see {Path(args.out) / 'run.json'}.",
+                    file=sys.stderr,
+                )
         elif args.command == "report":
             from stance.report import render_reports
 
@@ -77,9 +113,17 @@ def main(argv: list[str] | None = None) -> int:
             for item in args.param:
                 key, sep, value = item.partition("=")
                 if not sep or not key:
-                    raise ValueError(f"The '--param' option must look like KEY=VALUE. Got {item!r} instead.")
+                    raise ValueError(
+                        f"The '--param' option must look like KEY=VALUE. Got {item!r} instead."
+                    )
                 params[key] = int(value) if value.lstrip("-").isdigit() else value
-            paths = render_reports(args.run, args.out, notebooks=args.notebook, progress=progress, parameters=params or None)
+            paths = render_reports(
+                args.run,
+                args.out,
+                notebooks=args.notebook,
+                progress=progress,
+                parameters=params or None,
+            )
             for path in paths:
                 print(path)
         elif args.command == "train":
@@ -94,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
                 result = training.evaluate_baseline(args.data, split=args.split)
             else:
                 result = training.evaluate_newsmtsc(args.data, split=args.split)
-            print(json.dumps(result, default=str) if args.json else json.dumps(result, indent=2, default=str))
+            print(
+                json.dumps(result, default=str)
+                if args.json
+                else json.dumps(result, indent=2, default=str)
+            )
     except (IngestError, ValueError, FileNotFoundError, TypeError) as exc:
         print(f"stance {args.command}: error: {exc}", file=sys.stderr)
         return 2

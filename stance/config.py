@@ -33,10 +33,14 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def _drop_disabled(table: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in table.items() if not (isinstance(v, dict) and v.get("enabled") is False)}
+    return {
+        k: v for k, v in table.items() if not (isinstance(v, dict) and v.get("enabled") is False)
+    }
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Load the default configuration, merged with a user file and in-code overrides.
 
     Targets and named topics in the user file replace the default of the same name wholesale
@@ -89,14 +93,20 @@ def validate_config(config: dict[str, Any], source: str = "config") -> None:
         raise ValueError(f"{source}: the 'targets' table must define at least one target.")
     for name, spec in targets.items():
         aliases = spec.get("aliases") if isinstance(spec, dict) else None
-        if not isinstance(aliases, list) or not aliases or not all(isinstance(a, str) and a.strip() for a in aliases):
+        if (
+            not isinstance(aliases, list)
+            or not aliases
+            or not all(isinstance(a, str) and a.strip() for a in aliases)
+        ):
             raise ValueError(
                 f"{source}: target {name!r} must have a non-empty list of strings 'aliases'. "
                 f"Got {aliases!r} instead."
             )
         people = spec.get("people", [])
         if not isinstance(people, list) or not set(people) <= set(aliases):
-            raise ValueError(f"{source}: target {name!r} 'people' must be a list of some of its aliases. Got {people!r} instead.")
+            raise ValueError(
+                f"{source}: target {name!r} 'people' must be a list of some of its aliases. Got {people!r} instead."
+            )
         exclude = spec.get("exclude", [])
         if not isinstance(exclude, list) or not all(isinstance(a, str) for a in exclude):
             raise ValueError(f"{source}: target {name!r} 'exclude' must be a list of strings.")

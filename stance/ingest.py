@@ -139,7 +139,9 @@ _PHOTO_CREDIT = re.compile(
     r"|\bfile\s+photo\b|^\s*(?:source|credit)\s*:)",
     re.IGNORECASE,
 )
-_BYLINE = re.compile(r"^(?:[Bb]y|BY|[Ww]ritten\s+by|[Pp]osted\s+by)\s+[A-Z][a-z][\w.'-]*(?:\s+(?:[A-Z][\w.'-]+|de|van|von|al-\w+)){0,3}\s*$")
+_BYLINE = re.compile(
+    r"^(?:[Bb]y|BY|[Ww]ritten\s+by|[Pp]osted\s+by)\s+[A-Z][a-z][\w.'-]*(?:\s+(?:[A-Z][\w.'-]+|de|van|von|al-\w+)){0,3}\s*$"
+)
 
 RULES: tuple[str, ...] = (
     "comment_forms",
@@ -193,7 +195,11 @@ def _rule_for(text: str, enabled: dict[str, bool]) -> str | None:
         return "comment_forms"
     if enabled.get("republishing_credits", True) and _REPUBLISH.search(t) and _word_count(t) < 60:
         return "republishing_credits"
-    if enabled.get("submission_promos", True) and (_PROMO_HEADING.search(t) or _PROMO_BODY.search(t)) and _word_count(t) < 80:
+    if (
+        enabled.get("submission_promos", True)
+        and (_PROMO_HEADING.search(t) or _PROMO_BODY.search(t))
+        and _word_count(t) < 80
+    ):
         return "submission_promos"
     if enabled.get("photo_credits", True) and _PHOTO_CREDIT.search(t) and _word_count(t) < 20:
         return "photo_credits"
@@ -204,14 +210,20 @@ def _rule_for(text: str, enabled: dict[str, bool]) -> str | None:
 
 def _tail_rule_for(text: str, enabled: dict[str, bool]) -> str | None:
     t = text.strip()
-    if enabled.get("author_footers", True) and (_AUTHOR_FOOTER.search(t) or _EMAIL.search(t)) and _word_count(t) < 60:
+    if (
+        enabled.get("author_footers", True)
+        and (_AUTHOR_FOOTER.search(t) or _EMAIL.search(t))
+        and _word_count(t) < 60
+    ):
         return "author_footers"
     if enabled.get("signature_junk", True) and _SIGNATURE.search(t) and _word_count(t) < 40:
         return "signature_junk"
     return None
 
 
-def remove_boilerplate(paragraphs: list[Paragraph], enabled: dict[str, bool], counts: Counter[str]) -> tuple[list[Paragraph], list[int]]:
+def remove_boilerplate(
+    paragraphs: list[Paragraph], enabled: dict[str, bool], counts: Counter[str]
+) -> tuple[list[Paragraph], list[int]]:
     """Drop boilerplate paragraphs, counting removals per rule in ``counts``.
 
     Besides single-paragraph rules, two block rules apply: a promo heading ("... call for
@@ -301,7 +313,13 @@ class Section:
     after_end_marker: bool = False
 
 
-def split_articles(paragraphs: list[Paragraph], *, cohesion_threshold: float = 0.25, long_run: int = 5, end_markers: list[int] | None = None) -> list[tuple[str | None, list[Paragraph]]]:
+def split_articles(
+    paragraphs: list[Paragraph],
+    *,
+    cohesion_threshold: float = 0.25,
+    long_run: int = 5,
+    end_markers: list[int] | None = None,
+) -> list[tuple[str | None, list[Paragraph]]]:
     """Split a page into articles at the headings that start a new article.
 
     A page is cut into sections at headings. A heading opens a new article, rather than a
@@ -339,7 +357,10 @@ def split_articles(paragraphs: list[Paragraph], *, cohesion_threshold: float = 0
     sections.append(current)
 
     # Document frequencies over sections, so shared words that are everywhere count little.
-    bags = [_content_words(" ".join(p.text for p in ([s.heading] if s.heading else []) + s.body)) for s in sections]
+    bags = [
+        _content_words(" ".join(p.text for p in ([s.heading] if s.heading else []) + s.body))
+        for s in sections
+    ]
     n = len(bags)
     df: Counter[str] = Counter()
     for bag in bags:
@@ -367,7 +388,11 @@ def split_articles(paragraphs: list[Paragraph], *, cohesion_threshold: float = 0
         if articles and heading is not None:
             if strong_break(section):
                 starts_new = True
-            elif multi_article_page and run >= long_run and _cosine(bag, article_bag, idf) < cohesion_threshold:
+            elif (
+                multi_article_page
+                and run >= long_run
+                and _cosine(bag, article_bag, idf) < cohesion_threshold
+            ):
                 # Articles that use sub-headings use them every few paragraphs; a heading after
                 # a long unbroken run, on a different subject, is the next article's headline.
                 starts_new = True
@@ -385,8 +410,43 @@ def split_articles(paragraphs: list[Paragraph], *, cohesion_threshold: float = 0
 
 # --- Reading pages -------------------------------------------------------------------------
 
-_BLOCK_TAGS = {"p", "div", "br", "li", "tr", "section", "article", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "title", "figcaption", "pre", "table", "ul", "ol", "header"}
-_SKIP_TAGS = {"script", "style", "nav", "footer", "aside", "form", "noscript", "svg", "iframe", "button", "select", "template"}
+_BLOCK_TAGS = {
+    "p",
+    "div",
+    "br",
+    "li",
+    "tr",
+    "section",
+    "article",
+    "blockquote",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "title",
+    "figcaption",
+    "pre",
+    "table",
+    "ul",
+    "ol",
+    "header",
+}
+_SKIP_TAGS = {
+    "script",
+    "style",
+    "nav",
+    "footer",
+    "aside",
+    "form",
+    "noscript",
+    "svg",
+    "iframe",
+    "button",
+    "select",
+    "template",
+}
 
 
 class _HTMLText(HTMLParser):
@@ -475,7 +535,9 @@ def _article_id(path: str, index: int, text: str) -> str:
 
 def _decode(path: Path, report: IngestReport) -> str | None:
     data = path.read_bytes()
-    for encoding in ("utf-8-sig", "utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig",):
+    for encoding in (
+        ("utf-8-sig", "utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig",)
+    ):
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
@@ -489,7 +551,14 @@ def _decode(path: Path, report: IngestReport) -> str | None:
     return text
 
 
-def page_to_articles(paragraphs: list[Paragraph], *, path: str, page_title: str | None, rules: dict[str, bool], report: IngestReport) -> list[dict[str, Any]]:
+def page_to_articles(
+    paragraphs: list[Paragraph],
+    *,
+    path: str,
+    page_title: str | None,
+    rules: dict[str, bool],
+    report: IngestReport,
+) -> list[dict[str, Any]]:
     """Clean one page and split it into article records (``title`` and ``text``).
 
     The title is kept as the first paragraph of ``text``: headlines carry stance too.
@@ -516,7 +585,9 @@ def page_to_articles(paragraphs: list[Paragraph], *, path: str, page_title: str 
     return records
 
 
-def _read_text_file(path: Path, rules: dict[str, bool], report: IngestReport) -> list[dict[str, Any]]:
+def _read_text_file(
+    path: Path, rules: dict[str, bool], report: IngestReport
+) -> list[dict[str, Any]]:
     raw = _decode(path, report)
     if raw is None:
         return []
@@ -529,7 +600,9 @@ def _read_text_file(path: Path, rules: dict[str, bool], report: IngestReport) ->
         paragraphs, page_title = paragraphs_from_html(raw)
     else:
         paragraphs = paragraphs_from_text(raw, markdown=suffix in (".md", ".markdown"))
-    records = page_to_articles(paragraphs, path=str(path), page_title=page_title, rules=rules, report=report)
+    records = page_to_articles(
+        paragraphs, path=str(path), page_title=page_title, rules=rules, report=report
+    )
     if not records:
         report.skip(str(path), "no article text left after removing boilerplate")
     for r in records:
@@ -555,11 +628,17 @@ def _read_table(path: Path, rules: dict[str, bool], report: IngestReport) -> lis
         elif name.endswith(".csv"):
             df = pd.read_csv(path, dtype=str, keep_default_na=False)
         else:
-            df = pd.read_json(path, lines=not name.endswith(".json") or name.endswith(".jsonl"), dtype=False)
+            df = pd.read_json(
+                path, lines=not name.endswith(".json") or name.endswith(".jsonl"), dtype=False
+            )
     except Exception as exc:
-        raise IngestError(f"Cannot read table {str(path)!r}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise IngestError(
+            f"Cannot read table {str(path)!r}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None
     if "text" not in df.columns:
-        raise IngestError(f"Table {str(path)!r} has no 'text' column. Got columns {list(df.columns)} instead.")
+        raise IngestError(
+            f"Table {str(path)!r} has no 'text' column. Got columns {list(df.columns)} instead."
+        )
     records = []
     for i, row in enumerate(df.to_dict("records")):
         text = row.get("text")
@@ -574,7 +653,9 @@ def _read_table(path: Path, rules: dict[str, bool], report: IngestReport) -> lis
             "path": f"{path}#row{i}",
             "title": str(row.get("title") or "").strip(),
             "text": text.strip(),
-            "source": (str(row["source"]).strip() or None) if row.get("source") is not None else None,
+            "source": (str(row["source"]).strip() or None)
+            if row.get("source") is not None
+            else None,
             "date": str(row["date"]).strip() if row.get("date") not in (None, "") else None,
             "url": row.get("url"),
         }
@@ -593,16 +674,23 @@ def _collect_paths(inputs: list[str | Path], report: IngestReport) -> list[Path]
             raise IngestError(f"Input {str(p)!r} does not exist.")
         if p.is_dir():
             found = sorted(
-                f for f in p.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                f
+                for f in p.rglob("*")
+                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
             )
             usable = [f for f in found if f.name.lower().endswith(TEXT_SUFFIXES + TABLE_SUFFIXES)]
             for f in found:
                 if f not in usable:
-                    report.skip(str(f), f"unsupported file type {f.suffix or '(none)'}; expected one of {', '.join(TEXT_SUFFIXES + TABLE_SUFFIXES)}")
+                    report.skip(
+                        str(f),
+                        f"unsupported file type {f.suffix or '(none)'}; expected one of {', '.join(TEXT_SUFFIXES + TABLE_SUFFIXES)}",
+                    )
             paths.extend(usable)
         else:
             if not p.name.lower().endswith(TEXT_SUFFIXES + TABLE_SUFFIXES):
-                raise IngestError(f"Input {str(p)!r} has unsupported type {p.suffix or '(none)'}; expected one of {', '.join(TEXT_SUFFIXES + TABLE_SUFFIXES)}.")
+                raise IngestError(
+                    f"Input {str(p)!r} has unsupported type {p.suffix or '(none)'}; expected one of {', '.join(TEXT_SUFFIXES + TABLE_SUFFIXES)}."
+                )
             paths.append(p)
     return paths
 
@@ -624,11 +712,22 @@ def read_sources(path: str | Path) -> dict[str, str]:
         raise IngestError(f"Cannot read sources file {str(p)!r}: {exc}") from None
     key = "file" if "file" in df.columns else "path" if "path" in df.columns else None
     if key is None or "source" not in df.columns:
-        raise IngestError(f"Sources file {str(p)!r} needs columns 'file' and 'source'. Got {list(df.columns)} instead.")
-    return {str(r[key]).strip(): str(r["source"]).strip() or "unknown" for r in df.to_dict("records") if str(r[key]).strip()}
+        raise IngestError(
+            f"Sources file {str(p)!r} needs columns 'file' and 'source'. Got {list(df.columns)} instead."
+        )
+    return {
+        str(r[key]).strip(): str(r["source"]).strip() or "unknown"
+        for r in df.to_dict("records")
+        if str(r[key]).strip()
+    }
 
 
-def ingest(inputs: list[str | Path], *, sources: str | Path | dict[str, str] | None = None, rules: dict[str, bool] | None = None) -> tuple[pd.DataFrame, IngestReport]:
+def ingest(
+    inputs: list[str | Path],
+    *,
+    sources: str | Path | dict[str, str] | None = None,
+    rules: dict[str, bool] | None = None,
+) -> tuple[pd.DataFrame, IngestReport]:
     """Read every input into an articles table.
 
     Args:
@@ -668,10 +767,14 @@ def ingest(inputs: list[str | Path], *, sources: str | Path | dict[str, str] | N
     for key in sorted(set(source_map) - used_keys):
         report.warn(f"Sources file names {key!r}, which is not among the inputs.")
     if not records:
-        raise IngestError(f"No article text found in {[str(i) for i in inputs]}: the corpus is empty (see skipped inputs: {report.skipped}).")
+        raise IngestError(
+            f"No article text found in {[str(i) for i in inputs]}: the corpus is empty (see skipped inputs: {report.skipped})."
+        )
     missing = sorted({r["path"].split("#row")[0] for r in records if not r.get("source")})
     if missing:
-        report.warn(f"No source known for {len(missing)} input(s) (set to 'unknown'; pass --sources or a 'source' column): {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        report.warn(
+            f"No source known for {len(missing)} input(s) (set to 'unknown'; pass --sources or a 'source' column): {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+        )
     rows = []
     per_path: Counter[str] = Counter()
     for r in records:
@@ -681,7 +784,11 @@ def ingest(inputs: list[str | Path], *, sources: str | Path | dict[str, str] | N
         row = {
             "article_id": _article_id(base, idx, r["text"]),
             "source": r.get("source") or "unknown",
-            "path": base if idx == 0 and base not in report.pages_split else f"{base}#{idx}" if "#row" not in base else base,
+            "path": base
+            if idx == 0 and base not in report.pages_split
+            else f"{base}#{idx}"
+            if "#row" not in base
+            else base,
             "title": r.get("title") or "",
             "date": r.get("date"),
             "text": r["text"],

@@ -56,7 +56,9 @@ def build_lexicon(targets: dict[str, dict[str, Any]]) -> Lexicon:
             for variant in _variants(alias.strip()):
                 other = alias_target.get(variant)
                 if other is not None and other != name:
-                    raise ValueError(f"Alias {alias!r} is given to both targets {other!r} and {name!r}; give it to one.")
+                    raise ValueError(
+                        f"Alias {alias!r} is given to both targets {other!r} and {name!r}; give it to one."
+                    )
                 alias_target[variant] = name
         for phrase in spec.get("exclude", []):
             for variant in _variants(phrase.strip()):
@@ -64,7 +66,11 @@ def build_lexicon(targets: dict[str, dict[str, Any]]) -> Lexicon:
     # Whole words: no word character may touch the match on either side. A trailing "." in an
     # alias ("U.S.") may double as the sentence's full stop, so nothing else is required after it.
     pattern = re.compile(rf"(?<!{_WORD})(?:{_alternation(list(alias_target))})(?!{_WORD})")
-    exclude = re.compile(rf"(?<!{_WORD})(?:{_alternation(list(exclude_target))})(?!{_WORD})") if exclude_target else None
+    exclude = (
+        re.compile(rf"(?<!{_WORD})(?:{_alternation(list(exclude_target))})(?!{_WORD})")
+        if exclude_target
+        else None
+    )
     return Lexicon(pattern, exclude, alias_target, exclude_target)
 
 
@@ -72,7 +78,10 @@ def find_mentions(sentence: str, lexicon: Lexicon) -> list[tuple[str, str, int, 
     """Return ``(target, mention, start, end)`` for every alias match in ``sentence``."""
     vetoed: list[tuple[int, int, str]] = []
     if lexicon.exclude is not None:
-        vetoed = [(m.start(), m.end(), lexicon.exclude_target[m.group(0)]) for m in lexicon.exclude.finditer(sentence)]
+        vetoed = [
+            (m.start(), m.end(), lexicon.exclude_target[m.group(0)])
+            for m in lexicon.exclude.finditer(sentence)
+        ]
     found = []
     for m in lexicon.pattern.finditer(sentence):
         target = lexicon.alias_target[m.group(0)]
@@ -134,15 +143,23 @@ def resolve_references(
     people = {name: set(spec.get("people", [])) for name, spec in targets.items()}
     known_aliases = {a for spec in targets.values() for a in spec["aliases"]}
     by_sentence: dict[tuple[str, int], list[tuple[str, str, int, int]]] = {}
-    for row in mentions[["article_id", "sentence_id", "target", "mention", "start", "end"]].itertuples(index=False):
-        by_sentence.setdefault((row.article_id, row.sentence_id), []).append((row.target, row.mention, row.start, row.end))
+    for row in mentions[
+        ["article_id", "sentence_id", "target", "mention", "start", "end"]
+    ].itertuples(index=False):
+        by_sentence.setdefault((row.article_id, row.sentence_id), []).append(
+            (row.target, row.mention, row.start, row.end)
+        )
     columns = list(mentions.columns)
     added = []
     previous: tuple[str, int, str] | None = None
     for rec in sentences.itertuples(index=False):
         key = (rec.article_id, rec.sentence_id)
         own = by_sentence.get(key, [])
-        prev_mentions = by_sentence.get((previous[0], previous[1]), []) if previous and previous[0] == rec.article_id else []
+        prev_mentions = (
+            by_sentence.get((previous[0], previous[1]), [])
+            if previous and previous[0] == rec.article_id
+            else []
+        )
         ref = _reference(rec.sentence) if prev_mentions else None
         if ref is not None:
             text, start, end = ref
@@ -150,16 +167,32 @@ def resolve_references(
             first = min(prev_mentions, key=lambda m: m[2])
             target = None
             if text.lower() in ("he", "she"):
-                persons = sorted((m for m in prev_mentions if m[1] in people.get(m[0], set())), key=lambda m: m[2])
+                persons = sorted(
+                    (m for m in prev_mentions if m[1] in people.get(m[0], set())),
+                    key=lambda m: m[2],
+                )
                 target = persons[0][0] if persons else None
             elif first[2] <= len(prev_sentence) / 2 and first[1] not in people.get(first[0], set()):
                 # "it" and "the country" stand for a state, never for one of its people.
                 target = first[0]
                 if text.lower() == "the country":
-                    others = [w for w in _PROPER.findall(prev_sentence) if not any(w in a or a in w for a in known_aliases)]
+                    others = [
+                        w
+                        for w in _PROPER.findall(prev_sentence)
+                        if not any(w in a or a in w for a in known_aliases)
+                    ]
                     target = None if others else target
             if target is not None and target not in {m[0] for m in own}:
-                values = {"article_id": rec.article_id, "source": rec.source, "sentence_id": rec.sentence_id, "sentence": rec.sentence, "target": target, "mention": text, "start": start, "end": end}
+                values = {
+                    "article_id": rec.article_id,
+                    "source": rec.source,
+                    "sentence_id": rec.sentence_id,
+                    "sentence": rec.sentence,
+                    "target": target,
+                    "mention": text,
+                    "start": start,
+                    "end": end,
+                }
                 if "topic" in columns:
                     values["topic"] = getattr(rec, "topic", None)
                 added.append([values[c] for c in columns])
@@ -168,7 +201,13 @@ def resolve_references(
     return pd.DataFrame(added, columns=columns)
 
 
-def extract_mentions(sentences: pd.DataFrame, targets: dict[str, dict[str, Any]], *, progress: bool = True, resolve: bool = False) -> pd.DataFrame:
+def extract_mentions(
+    sentences: pd.DataFrame,
+    targets: dict[str, dict[str, Any]],
+    *,
+    progress: bool = True,
+    resolve: bool = False,
+) -> pd.DataFrame:
     """Find target mentions in every sentence.
 
     Args:
@@ -187,17 +226,40 @@ def extract_mentions(sentences: pd.DataFrame, targets: dict[str, dict[str, Any]]
 
     require_columns(sentences, ["article_id", "source", "sentence_id", "sentence"], "sentences")
     lexicon = build_lexicon(targets)
-    carry = ["article_id", "source", "sentence_id", "sentence"] + (["topic"] if "topic" in sentences.columns else [])
+    carry = ["article_id", "source", "sentence_id", "sentence"] + (
+        ["topic"] if "topic" in sentences.columns else []
+    )
     rows = []
-    for rec in tqdm(sentences[carry].itertuples(index=False), total=len(sentences), desc="mentions", disable=not progress, unit="sent"):
+    for rec in tqdm(
+        sentences[carry].itertuples(index=False),
+        total=len(sentences),
+        desc="mentions",
+        disable=not progress,
+        unit="sent",
+    ):
         for target, mention, start, end in find_mentions(rec.sentence, lexicon):
             rows.append((*rec[:4], target, mention, start, end, *rec[4:]))
-    columns = ["article_id", "source", "sentence_id", "sentence", "target", "mention", "start", "end", *carry[4:]]
+    columns = [
+        "article_id",
+        "source",
+        "sentence_id",
+        "sentence",
+        "target",
+        "mention",
+        "start",
+        "end",
+        *carry[4:],
+    ]
     out = pd.DataFrame(rows, columns=columns)
     if resolve and len(out):
         refs = resolve_references(sentences[carry], out, targets)
         if len(refs):
             order = {aid: i for i, aid in enumerate(dict.fromkeys(sentences["article_id"]))}
             out = pd.concat([out, refs], ignore_index=True)
-            out = out.assign(_a=out["article_id"].map(order)).sort_values(["_a", "sentence_id", "start", "end"], kind="stable").drop(columns="_a").reset_index(drop=True)
+            out = (
+                out.assign(_a=out["article_id"].map(order))
+                .sort_values(["_a", "sentence_id", "start", "end"], kind="stable")
+                .drop(columns="_a")
+                .reset_index(drop=True)
+            )
     return out.astype({"sentence_id": "int64", "start": "int64", "end": "int64"})

@@ -35,7 +35,18 @@ def _versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for dist in ("stance", "torch", "sentence-transformers", "transformers", "scikit-learn", "umap-learn", "pandas", "pyarrow", "numpy", "syntok"):
+    for dist in (
+        "stance",
+        "torch",
+        "sentence-transformers",
+        "transformers",
+        "scikit-learn",
+        "umap-learn",
+        "pandas",
+        "pyarrow",
+        "numpy",
+        "syntok",
+    ):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -47,8 +58,22 @@ def git_commit() -> str | None:
     """Return the commit of the source tree this package runs from, if it is a git checkout."""
     root = Path(__file__).resolve().parent.parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=5, check=False)
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if sha.returncode != 0:
@@ -130,14 +155,22 @@ def analyze(
     input_list = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
 
     with timer.stage("ingest"):
-        articles, report = ingest.ingest(input_list, sources=sources, rules=cfg.get("ingest", {}).get("boilerplate"))
+        articles, report = ingest.ingest(
+            input_list, sources=sources, rules=cfg.get("ingest", {}).get("boilerplate")
+        )
     with timer.stage("segment"):
         sentences = segment.segment(articles, progress=progress)
     for aid in sorted(set(articles["article_id"]) - set(sentences["article_id"])):
         path = articles.loc[articles["article_id"] == aid, "path"].iloc[0]
         report.warn(f"{path}: the article has no sentence after segmentation.")
     with timer.stage("embed"):
-        enc: Encoder = encoder if encoder is not None else embed.SentenceEncoder(cfg["embed"]["model"], batch_size=cfg["embed"]["batch_size"], progress=progress)
+        enc: Encoder = (
+            encoder
+            if encoder is not None
+            else embed.SentenceEncoder(
+                cfg["embed"]["model"], batch_size=cfg["embed"]["batch_size"], progress=progress
+            )
+        )
         cache_dir = cfg["embed"].get("cache_dir")
         vectors = embed.embed_sentences(sentences["sentence"].tolist(), enc, cache_dir=cache_dir)
         if len(vectors) == 0:
@@ -147,10 +180,17 @@ def analyze(
             return embed.embed_sentences(list(texts), enc, cache_dir=cache_dir)
 
     with timer.stage("topics"):
-        topic_result = topics.run_topics(sentences, vectors, cfg, encode, articles=articles, progress=progress)
+        topic_result = topics.run_topics(
+            sentences, vectors, cfg, encode, articles=articles, progress=progress
+        )
         sentences["topic"] = topic_result.topic.astype(str).to_numpy()
     with timer.stage("mentions"):
-        found = mentions.extract_mentions(sentences, cfg["targets"], progress=progress, resolve=cfg.get("mentions", {}).get("resolve_references", True))
+        found = mentions.extract_mentions(
+            sentences,
+            cfg["targets"],
+            progress=progress,
+            resolve=cfg.get("mentions", {}).get("resolve_references", True),
+        )
     with timer.stage("stance"):
         scorer = scorer or _default_scorer()
         if len(found):
@@ -176,7 +216,9 @@ def analyze(
         "stance_version": _versions().get("stance"),
         "git_commit": git_commit(),
         "inputs": [str(i) for i in input_list],
-        "sources": str(sources) if isinstance(sources, (str, Path)) else ("dict" if sources else None),
+        "sources": str(sources)
+        if isinstance(sources, (str, Path))
+        else ("dict" if sources else None),
         "config_file": config_path,
         "config": cfg,
         "seeds": {"run": seed},
@@ -187,7 +229,9 @@ def analyze(
             "sources": int(articles["source"].nunique()),
             "sentences": len(sentences),
             "mentions": len(scored),
-            "mentions_by_target": {k: int(v) for k, v in sorted(scored["target"].value_counts().items())},
+            "mentions_by_target": {
+                k: int(v) for k, v in sorted(scored["target"].value_counts().items())
+            },
             "topics": len(topic_result.table),
             "summary_cells": len(result["summary"]),
         },
@@ -212,7 +256,9 @@ def write_run(result: dict[str, Any], out: str | Path) -> Path:
             continue
         value.to_parquet(out / f"{name}.parquet", index=False)
     np.save(out / "vectors.npy", result["vectors"], allow_pickle=False)
-    (out / "run.json").write_text(json.dumps(result["run"], indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    (out / "run.json").write_text(
+        json.dumps(result["run"], indent=2, ensure_ascii=False, default=str) + "\n",
+        encoding="utf-8",
+    )
     logger.info("Wrote run to %s", out)
     return out
-

@@ -75,7 +75,9 @@ def segment(articles: pd.DataFrame, *, progress: bool = True) -> pd.DataFrame:
     import pandas as pd
     from tqdm.auto import tqdm
 
-    require_columns(articles, [c for c in ARTICLE_COLUMNS if c in ("article_id", "source", "text")], "articles")
+    require_columns(
+        articles, [c for c in ARTICLE_COLUMNS if c in ("article_id", "source", "text")], "articles"
+    )
     rows = []
     for article_id, source, text in tqdm(
         articles[["article_id", "source", "text"]].itertuples(index=False),
@@ -86,6 +88,6 @@ def segment(articles: pd.DataFrame, *, progress: bool = True) -> pd.DataFrame:
     ):
         for i, (start, end) in enumerate(sentence_spans(text)):
             rows.append((article_id, source, i, text[start:end], start, end))
-    return pd.DataFrame(rows, columns=["article_id", "source", "sentence_id", "sentence", "start", "end"]).astype(
-        {"sentence_id": "int64", "start": "int64", "end": "int64"}
-    )
+    return pd.DataFrame(
+        rows, columns=["article_id", "source", "sentence_id", "sentence", "start", "end"]
+    ).astype({"sentence_id": "int64", "start": "int64", "end": "int64"})
