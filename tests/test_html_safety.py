@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import support
 
 from stance import report
 
-CHROMIUM = report.find_chromium()
+CHROMIUM = support.find_chromium()
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
     reason="headless Chromium not installed (apt-get install -y chromium chromium-driver)",
@@ -32,7 +33,7 @@ TEXT_REPORTS = [
 @pytest.fixture(scope="module")
 def hostile_reports(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("hostile")
-    run = report.write_synthetic_run(base / "run", hostile=True)
+    run = support.write_synthetic_run(base / "run", hostile=True)
     paths = report.render_reports(run, base / "reports", notebooks=TEXT_REPORTS, progress=False)
     return {p.stem: p for p in paths}
 
@@ -40,11 +41,11 @@ def hostile_reports(tmp_path_factory) -> dict[str, Path]:
 def test_html_safety_positive_control_detects_an_executed_payload(tmp_path):
     page = tmp_path / "control.html"
     page.write_text(
-        f"<html><head><title>ok</title></head><body><h1>{report.HOSTILE_TITLE}</h1>"
-        f"<p>{report.HOSTILE_SENTENCE}</p></body></html>",
+        f"<html><head><title>ok</title></head><body><h1>{support.HOSTILE_TITLE}</h1>"
+        f"<p>{support.HOSTILE_SENTENCE}</p></body></html>",
         encoding="utf-8",
     )
-    facts = report.dom_report_check(report.browser_dom(page, budget_ms=3000))
+    facts = support.dom_report_check(support.browser_dom(page, budget_ms=3000))
     assert "data-pwned" in facts["body_attrs"]
     assert facts["title"] == "PWNED"
 
@@ -55,7 +56,7 @@ def test_html_safety_charts_render_and_no_payload_runs(hostile_reports, name):
     raw = path.read_text(encoding="utf-8")
     # The payload never appears as live markup in the file (only escaped).
     assert "<script>document" not in raw and "<img src=x onerror" not in raw
-    facts = report.dom_report_check(report.browser_dom(path))
+    facts = support.dom_report_check(support.browser_dom(path))
     assert facts["figures"] > 0, "no plotly figure in the report"
     assert facts["rendered"] == facts["figures"], facts
     assert "data-pwned" not in facts["body_attrs"], facts["body_attrs"]

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+import support
 
 from stance import report
 
@@ -58,9 +59,9 @@ def check_rendered(path: Path) -> None:
     assert "Provenance" in text, f"{path.name} lacks the provenance block"
     assert "Traceback" not in text
     assert "IProgress not found" not in text  # no tqdm widget warning leaks into reports
-    if report.find_chromium() is None:
+    if support.find_chromium() is None:
         return
-    facts = report.dom_report_check(report.browser_dom(path))
+    facts = support.dom_report_check(support.browser_dom(path))
     assert facts["figures"] > 0 and facts["rendered"] == facts["figures"], (path.name, facts)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import support
 
 from stance import report
 
@@ -14,7 +15,7 @@ EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory) -> Path:
-    return report.write_synthetic_run(tmp_path_factory.mktemp("run") / "run", hostile=True)
+    return support.write_synthetic_run(tmp_path_factory.mktemp("run") / "run", hostile=True)
 
 
 def test_report_render_reports_names_a_missing_run_dir(tmp_path):
@@ -199,14 +200,14 @@ def test_report_dom_report_check_counts_rendered_figures():
         '<div class="plotly-graph-div js-plotly-plot"><div><svg class="main-svg"></svg></div>'
         '</div><div class="plotly-graph-div"></div></body></html>'
     )
-    facts = report.dom_report_check(dom)
+    facts = support.dom_report_check(dom)
     assert facts["figures"] == 2 and facts["rendered"] == 1 and facts["main_svgs"] == 1
     assert facts["body_attrs"] == {"data-x": "1"} and facts["title"] == "T"
 
 
 def test_report_browser_dom_needs_a_browser(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        report.browser_dom(tmp_path / "missing.html", chromium="/bin/true")
+        support.browser_dom(tmp_path / "missing.html", chromium="/bin/true")
 
 
 def test_report_render_reports_skips_case_study_without_data(synthetic_run, tmp_path, monkeypatch):
@@ -253,6 +254,6 @@ def test_report_render_reports_names_the_failing_notebook(synthetic_run, tmp_pat
 
 
 def test_report_browser_dom_without_chromium(tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "find_chromium", lambda: None)
+    monkeypatch.setattr(support, "find_chromium", lambda: None)
     with pytest.raises(FileNotFoundError, match="apt-get install -y chromium"):
-        report.browser_dom(tmp_path / "x.html")
+        support.browser_dom(tmp_path / "x.html")
