@@ -82,8 +82,16 @@ RUN_FILES: tuple[str, ...] = (
 
 
 def notebooks_dir() -> Path:
-    """Return the folder holding the ``.py`` notebook sources (``notebooks/`` beside the package)."""
-    return Path(__file__).resolve().parent.parent / "notebooks"
+    """Return the folder holding the ``.py`` notebook sources.
+
+    In a checkout (and an editable install) that is ``notebooks/`` beside the package; a built
+    wheel carries a copy in ``stance/notebooks/`` (see ``setup.py``).
+    """
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "notebooks"
+    if (checkout / f"{NOTEBOOKS[0]}.py").is_file():
+        return checkout
+    return here / "notebooks"
 
 
 def _select(notebooks: Sequence[str] | None, available: Sequence[str]) -> list[str]:
