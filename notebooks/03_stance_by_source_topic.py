@@ -12,10 +12,14 @@
 # # Stance by source and topic
 #
 # How each source portrays each target (Russia, the United States, Turkey, Iran), over all
-# topics and within each topic. A cell's value is the mean stance score of the sentences that
-# mention the target (−1 hostile … +1 favourable; several mentions in one sentence count once).
-# Intervals come from a bootstrap that resamples whole *articles*, because sentences of one
-# article are not independent. Below the charts, every cell opens to the sentences behind it.
+# topics and within each topic. A cell's value is the mean stance the *authors* take toward the
+# target in the sentences that mention it (−1 hostile … +1 favourable; several mentions in one
+# sentence count once). The stance model scores each sentence; attribution then separates the
+# author's own statements from views the author reports ("X said …", quotations — they count a
+# quarter) and from claims the author disputes ("the supposed …", "no evidence that …" — their
+# sign is reversed). Intervals come from a bootstrap that resamples whole *articles*, because
+# sentences of one article are not independent. Below the charts, every cell opens to the
+# sentences behind it.
 
 # %% tags=["parameters"]
 run_dir = "../runs/sample"
@@ -71,10 +75,21 @@ report.show_all(
 )
 
 # %% [markdown]
+# ## Whose stance: author, reported, disputed
+#
+# Share of each cell's sentences in each voice, and the mean before (`model_mean`, the
+# sentence-level model) and after attribution (`author_mean`, the figure above). A large gap
+# means the source mostly relays or rebuts others' views of the target.
+
+# %%
+report.table_html(report.voice_table(run.get("units")))
+
+# %% [markdown]
 # ## Evidence: the sentences behind each cell
 #
 # Click a row to see the most negative and most positive sentences of that source about that
-# target (all topics), with the article they come from.
+# target (all topics), with the article they come from; reported and disputed sentences are
+# tagged with their voice and the model's own score.
 
 # %%
 report.evidence_html(summary, evidence, topic="all")

@@ -77,7 +77,7 @@ plots.stance_heatmap(case["summary"], "all", target_labels=labels)
 # articles allow.
 
 # %%
-units = report.with_column(compare.stance_units(case["mentions"]), sample, "bias_text")
+units = report.with_column(case["units"], sample, "bias_text")
 by_rating = compare.summarize(units, by=["bias_text", "target"], config=config, all_topics=False)
 plots.interval_plot(by_rating, group="bias_text", target_labels=labels)
 

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from stance.schema import ALL_TOPICS, MENTION_COLUMNS, SUMMARY_COLUMNS, require_columns
+from stance.schema import ALL_TOPICS, MENTION_COLUMNS, SUMMARY_COLUMNS, dtype_of, require_columns
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,8 +54,10 @@ EVIDENCE_COLUMNS: tuple[str, ...] = (
     "sentence_id",
     "sentence",
     "mentions",
+    "voice",
     "stance",
     "stance_score",
+    "model_score",
     "title",
     "date",
 )
@@ -65,6 +67,7 @@ ALIGNED_SIDE_COLUMNS: tuple[str, ...] = (
     "sentence_id",
     "sentence",
     "topic",
+    "voice",
     "stance",
     "stance_score",
     "title",
@@ -167,17 +170,22 @@ def _rng(seed: int, *key: Any) -> np.random.Generator:
 def stance_units(mentions: pd.DataFrame) -> pd.DataFrame:
     """Collapse mentions to one row per (article, sentence, target) — the statistical unit.
 
-    The unit's ``stance_score`` is the mean of its mentions' scores; its ``stance`` label is the
-    most frequent label among them, ties broken towards the sign of the mean score; ``mentions``
-    joins the distinct surface forms.
+    When the mentions carry attribution (``voice``, ``author_score``, ``weight`` from
+    :func:`stance.attribution.attribute`), a mention contributes ``author_score × weight``: the
+    author's stance, with reported views shrunk towards neutral and disputed claims reversed;
+    otherwise it contributes its model ``stance_score``. The unit's ``stance_score`` is the mean
+    contribution of its mentions and ``model_score`` the mean model score; its ``stance`` label
+    is the most frequent label among its mentions (reversed for disputed ones), ties broken
+    towards the sign of the unit's score; ``voice`` is the most frequent voice (ties: author,
+    disputed, reported); ``mentions`` joins the distinct surface forms.
 
     Args:
         mentions: Requires ``article_id, source, sentence_id, sentence, target, mention, topic,
-            stance, stance_score``.
+            stance, stance_score``; optionally ``voice, author_score, weight``.
 
     Returns:
         One row per unit with ``article_id, source, sentence_id, sentence, target, topic,
-        mentions, n_mentions, stance, stance_score``, sorted by the unit key.
+        mentions, n_mentions, voice, stance, stance_score, model_score``, sorted by the unit key.
     """
     import numpy as np
     import pandas as pd
@@ -193,13 +201,23 @@ def stance_units(mentions: pd.DataFrame) -> pd.DataFrame:
         "topic",
         "mentions",
         "n_mentions",
+        "voice",
         "stance",
         "stance_score",
+        "model_score",
     ]
     if mentions.empty:
-        return pd.DataFrame({c: pd.Series(dtype=_dtype_of(c)) for c in cols})
-    m = mentions.loc[:, needed].copy()
-    m["stance_score"] = m["stance_score"].astype("float64")
+        return pd.DataFrame({c: pd.Series(dtype=dtype_of(c)) for c in cols})
+    attributed = {"voice", "author_score", "weight"} <= set(mentions.columns)
+    m = mentions.loc[:, needed + (["voice", "author_score", "weight"] if attributed else [])].copy()
+    m["model_score"] = m["stance_score"].astype("float64")
+    if attributed:
+        m["stance_score"] = m["author_score"].astype("float64") * m["weight"].astype("float64")
+        flip = {"negative": "positive", "positive": "negative", "neutral": "neutral"}
+        disputed = m["voice"].eq("disputed")
+        m.loc[disputed, "stance"] = m.loc[disputed, "stance"].map(flip)
+    else:
+        m["voice"] = "author"
     m["article_id"] = m["article_id"].astype(str)
     m["topic"] = m["topic"].fillna("noise").astype(str)
     key = list(UNIT_KEY)
@@ -210,10 +228,19 @@ def stance_units(mentions: pd.DataFrame) -> pd.DataFrame:
         topic=("topic", "first"),
         n_mentions=("stance_score", "size"),
         stance_score=("stance_score", "mean"),
+        model_score=("model_score", "mean"),
     ).reset_index()
     # Distinct surface forms in order of first appearance, deterministic given the input order.
     forms = grouped["mention"].agg(lambda s: "; ".join(dict.fromkeys(map(str, s))))
     units["mentions"] = forms.to_numpy()
+    order = {"author": 0.2, "disputed": 0.1, "reported": 0.0}
+    units["voice"] = (
+        grouped["voice"]
+        .agg(
+            lambda s: max(s.value_counts().items(), key=lambda kv: (kv[1], order.get(kv[0], 0)))[0]
+        )
+        .to_numpy()
+    )
     counts = (
         m.assign(_one=1)
         .pivot_table(index=key, columns="stance", values="_one", aggfunc="sum", fill_value=0)
@@ -232,46 +259,10 @@ def stance_units(mentions: pd.DataFrame) -> pd.DataFrame:
     return units.loc[:, cols].reset_index(drop=True)
 
 
-def _dtype_of(col: str) -> str:
-    if col in (
-        "n",
-        "n_a",
-        "n_b",
-        "n_articles",
-        "n_articles_a",
-        "n_articles_b",
-        "n_mentions",
-        "rank",
-        "sentence_id",
-    ):
-        return "int64"
-    if col in (
-        "mean",
-        "ci_low",
-        "ci_high",
-        "stance_score",
-        "mean_a",
-        "mean_b",
-        "diff",
-        "diff_ci_low",
-        "diff_ci_high",
-        "effect_size",
-        "cliffs_delta",
-        "p_value",
-        "p_adjusted",
-        "similarity",
-        "disagreement",
-    ):
-        return "float64"
-    if col == "significant":
-        return "bool"
-    return "object"
-
-
 def _empty(columns: Iterable[str]) -> pd.DataFrame:
     import pandas as pd
 
-    return pd.DataFrame({c: pd.Series(dtype=_dtype_of(c)) for c in columns})
+    return pd.DataFrame({c: pd.Series(dtype=dtype_of(c)) for c in columns})
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,7 +393,7 @@ def summarize(
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
     """Fix column dtypes so that equal content always gives identical Parquet files."""
     for c in df.columns:
-        dt = _dtype_of(c)
+        dt = dtype_of(c)
         if dt in ("int64", "float64", "bool"):
             df[c] = df[c].astype(dt)
         elif df[c].dtype == object and df[c].map(lambda v: v is None or isinstance(v, str)).all():
@@ -791,7 +782,16 @@ def aligned_claims(
     if not cand_a or sum(map(len, cand_a)) == 0:
         return _empty(ALIGNED_COLUMNS)
     ia, ib, sims = (np.concatenate(x) for x in (cand_a, cand_b, cand_sim))
-    cols = ["source", "article_id", "sentence_id", "sentence", "topic", "stance", "stance_score"]
+    cols = [
+        "source",
+        "article_id",
+        "sentence_id",
+        "sentence",
+        "topic",
+        "voice",
+        "stance",
+        "stance_score",
+    ]
     side_a = u.loc[ia, cols].reset_index(drop=True).add_suffix("_a")
     side_b = u.loc[ib, cols].reset_index(drop=True).add_suffix("_b")
     out = pd.concat([side_a, side_b], axis=1)
@@ -955,8 +955,8 @@ def run_compare(
         progress: Show a tqdm bar over the steps.
 
     Returns:
-        ``{"summary", "contrasts", "evidence", "aligned", "trends"}`` → DataFrames, each sorted
-        deterministically.
+        ``{"units", "summary", "contrasts", "evidence", "aligned", "trends"}`` → DataFrames, each
+        sorted deterministically (``units``: see :func:`stance_units`).
     """
     from tqdm.auto import tqdm
 
@@ -972,6 +972,7 @@ def run_compare(
             bar.set_postfix_str(step)
             if step == "units":
                 units = stance_units(mentions)
+                out["units"] = units
             elif step == "summary":
                 s = summarize(units, config=config)
                 out["summary"] = s.loc[:, list(SUMMARY_OUT_COLUMNS)]

@@ -1,7 +1,7 @@
 """Pipeline: the one orchestrator that runs the stages in order and writes a run directory.
 
-ingest → segment → embed → topics → mentions → stance → compare. Stages never import each
-other; this module passes their tables along, times them and records what happened in
+ingest → segment → embed → topics → mentions → stance (model scores, then attribution) →
+compare. Stages never import each other; this module passes their tables along, times them and records what happened in
 ``run.json`` (config, versions, seeds, timings, counts, skipped inputs).
 """
 
@@ -140,7 +140,7 @@ def analyze(
     """
     import numpy as np
 
-    from stance import compare, embed, ingest, mentions, segment, topics
+    from stance import attribution, compare, embed, ingest, mentions, segment, topics
     from stance import config as config_mod
 
     timer = _Timer()
@@ -199,8 +199,16 @@ def analyze(
             scored = found.assign(stance=[], stance_score=[])
         scored = scored[list(MENTION_COLUMNS)].reset_index(drop=True)
         scored["stance_score"] = scored["stance_score"].astype("float64")
+        stance_cfg = cfg.get("stance", {}) or {}
+        attributed = scored
+        if stance_cfg.get("attribution", True):
+            attributed = attribution.attribute(
+                scored, reported_weight=float(stance_cfg.get("reported_weight", 0.25))
+            )
     with timer.stage("compare"):
-        tables = compare.run_compare(scored, articles, sentences, vectors, cfg, progress=progress)
+        tables = compare.run_compare(
+            attributed, articles, sentences, vectors, cfg, progress=progress
+        )
 
     result: dict[str, Any] = {
         "articles": articles,
@@ -232,6 +240,11 @@ def analyze(
             "mentions_by_target": {
                 k: int(v) for k, v in sorted(scored["target"].value_counts().items())
             },
+            "mentions_by_voice": {
+                k: int(v) for k, v in sorted(attributed["voice"].value_counts().items())
+            }
+            if "voice" in attributed
+            else {},
             "topics": len(topic_result.table),
             "summary_cells": len(result["summary"]),
         },

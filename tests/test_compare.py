@@ -90,7 +90,7 @@ def tables(corpus):
 
 
 def test_compare_run_compare_returns_every_table(tables):
-    assert set(tables) == {"summary", "contrasts", "evidence", "aligned", "trends"}
+    assert set(tables) == {"units", "summary", "contrasts", "evidence", "aligned", "trends"}
     assert list(tables["summary"].columns[:7]) == [
         "source",
         "target",

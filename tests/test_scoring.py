@@ -22,7 +22,7 @@ SEED_CHECK = Path(__file__).parent / "data" / "seed_stance_check.csv"
 class FakeScorer:
     """Deterministic stand-in for a StanceScorer: probabilities from a hash of the pair."""
 
-    def predict_proba(self, sentences, starts, ends, *, batch_size=64, progress=False):
+    def predict_proba(self, sentences, starts, ends, *, others=None, batch_size=64, progress=False):
         rows = []
         for s, a, b in zip(sentences, starts, ends, strict=True):
             h = hashlib.sha256(f"{s}|{a}|{b}".encode()).digest()
