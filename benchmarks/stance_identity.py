@@ -1,7 +1,7 @@
 """Identity bias of a stance model: does the *name* of the target move the score?
 
 Every NewsMTSC pair of the chosen split is scored again with its target mention replaced by
-each name of a panel (the four default targets by country, capital and leader, and five control
+each name of a panel (the four default targets by country, capital and leader, spelled as the alias lexicon finds them, and five control
 countries). The sentence is the same each time, so a model that reads how the sentence portrays
 its target gives every name the same score; differences are a prior about the name, learned from
 whichever actors the training news happened to cover. Reported per model:
@@ -14,7 +14,7 @@ whichever actors the training news happened to cover. Reported per model:
 Usage::
 
     HF_HUB_OFFLINE=1 python benchmarks/stance_identity.py --data /path/to/newsmtsc \
-        [--split dev] [--model-dir DIR ...] [--limit N] [--out benchmarks/results/x.json]
+        [--split dev] [--model-dir DIR ...] [--limit N] [--out FILE] [--write]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ PANEL: tuple[str, ...] = (
     "Russia",
     "Moscow",
     "Putin",
-    "the United States",
+    "United States",
     "Washington",
     "Turkey",
     "Ankara",
@@ -89,20 +89,29 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model-dir", action="append", help="model folder(s); default: shipped")
     parser.add_argument("--limit", type=int, help="use the first N pairs of each subset")
     parser.add_argument("--out", help="also write the JSON here")
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="write each model's result to <model-dir>/identity.json",
+    )
     args = parser.parse_args(argv)
 
     pairs = []
     for subset in training.EVAL_SUBSETS:
         pairs.extend(training.load_split(args.data, f"{subset}/{args.split}")[: args.limit])
     result: dict = {"split": args.split, "panel": list(PANEL), "models": {}}
-    for model_dir in args.model_dir or [str(scoring.DEFAULT_MODEL_DIR)]:
+    for model_dir in [str(scoring.resolve_model_dir(m)) for m in args.model_dir or [None]]:
         t0 = time.perf_counter()
         scorer = scoring.load_model(model_dir)
         bias = identity_bias(scorer, pairs)
         bias["model_id"] = scorer.config.get("model_id")
         bias["mask_target"] = bool(scorer.config.get("mask_target"))
         bias["seconds"] = round(time.perf_counter() - t0, 1)
-        result["models"][str(model_dir)] = bias
+        result["models"][Path(model_dir).name] = bias
+        if args.write:
+            doc = {"split": args.split, **bias}
+            path = Path(model_dir) / "identity.json"
+            path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")

@@ -51,5 +51,19 @@ report.show_all(
 # %%
 plots.calibration_curve(evaluation)
 
+# %% [markdown]
+# ## Does the target's name move the score?
+#
+# Every NewsMTSC dev pair scored again with its target replaced by each name below: the
+# sentence is the same, only the name changes. A model that reads the portrayal gives every
+# name the same mean; the identity-aware model (trained with names visible) learned a prior per
+# name from the news it was trained on. The default model hides the target's name and scores
+# every name alike (`benchmarks/stance_identity.py`).
+
+# %%
+report.table_html(
+    report.identity_table(run["run"]), caption="Mean stance_score by target name", max_rows=30
+)
+
 # %%
 report.provenance_html(run["run"], parameters={"run_dir": run_dir})

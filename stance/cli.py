@@ -56,11 +56,20 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True, help="NewsMTSC folder with train.jsonl, rw/ and mt/")
     t.add_argument("--out", help="model folder to write (default: the shipped model's folder)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=int, default=4)
+    t.add_argument(
+        "--names-visible",
+        action="store_true",
+        help="train with the target's name visible (the identity-aware model) instead of hidden",
+    )
 
     e = sub.add_parser("evaluate", help="evaluate the stance model")
     e.add_argument("dataset", choices=["newsmtsc"])
     e.add_argument("--data", required=True, help="NewsMTSC folder with rw/ and mt/")
     e.add_argument("--split", default="test", choices=["dev", "test"])
+    e.add_argument(
+        "--model", help="shipped model name or model folder (default: the default model)"
+    )
     e.add_argument(
         "--baseline", action="store_true", help="evaluate the VADER sentence-level baseline instead"
     )
@@ -129,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train":
             from stance.training import train_newsmtsc
 
-            kwargs = {"seed": args.seed} | ({"out_dir": args.out} if args.out else {})
+            kwargs = {
+                "seed": args.seed,
+                "epochs": args.epochs,
+                "mask_target": False if args.names_visible else "names",
+            } | ({"out_dir": args.out} if args.out else {})
             print(json.dumps(train_newsmtsc(args.data, **kwargs), indent=2, default=str))
         elif args.command == "evaluate":
             from stance import training
@@ -137,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.baseline:
                 result = training.evaluate_baseline(args.data, split=args.split)
             else:
-                result = training.evaluate_newsmtsc(args.data, split=args.split)
+                from stance.scoring import resolve_model_dir
+
+                result = training.evaluate_newsmtsc(
+                    args.data, split=args.split, model=resolve_model_dir(args.model)
+                )
             print(
                 json.dumps(result, default=str)
                 if args.json

@@ -94,20 +94,17 @@ class _Timer:
         logger.info("stage %s done in %.1f s", name, self.seconds[name])
 
 
-def _default_scorer() -> Scorer:
-    from stance.scoring import score_mentions
+def _model_scorer(model: str | None) -> tuple[Scorer, dict[str, Any]]:
+    """Return the shipped (or configured) stance model as a scorer, and its provenance."""
+    import functools
 
-    return score_mentions
+    from stance.scoring import model_info, resolve_model_dir, score_mentions
+
+    model_dir = resolve_model_dir(model)
+    return functools.partial(score_mentions, model=model_dir), dict(model_info(model_dir))
 
 
 def _scorer_info(scorer: Scorer) -> dict[str, Any]:
-    try:
-        from stance.scoring import model_info
-
-        if scorer is _default_scorer():
-            return dict(model_info())
-    except Exception as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"}
     return {"name": getattr(scorer, "__qualname__", repr(scorer))}
 
 
@@ -135,7 +132,7 @@ def analyze(
 
     Returns:
         A dict of DataFrames (``articles``, ``sentences``, ``mentions``, ``summary``, ``topics``,
-        ``topic_map``, ``contrasts``, ``evidence``, ``aligned``, ``trends``), the sentence
+        ``topic_map``, ``units``, ``contrasts``, ``evidence``, ``aligned``, ``trends``), the sentence
         ``vectors`` and the ``run`` record.
     """
     import numpy as np
@@ -192,7 +189,10 @@ def analyze(
             resolve=cfg.get("mentions", {}).get("resolve_references", True),
         )
     with timer.stage("stance"):
-        scorer = scorer or _default_scorer()
+        if scorer is None:
+            scorer, scorer_info = _model_scorer((cfg.get("stance", {}) or {}).get("model"))
+        else:
+            scorer_info = _scorer_info(scorer)
         if len(found):
             scored = scorer(found, progress=progress)
         else:
@@ -231,7 +231,7 @@ def analyze(
         "config": cfg,
         "seeds": {"run": seed},
         "versions": _versions(),
-        "models": {"embedding": enc.model_id, "stance": _scorer_info(scorer)},
+        "models": {"embedding": enc.model_id, "stance": scorer_info},
         "counts": {
             "articles": len(articles),
             "sources": int(articles["source"].nunique()),

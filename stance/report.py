@@ -612,6 +612,40 @@ def load_evaluation(run_info: Mapping[str, Any] | None = None) -> dict[str, Any]
     return dict(model.get("test_metrics") or model.get("dev_metrics") or {})
 
 
+def identity_table(run_info: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Identity bias of the run's stance model next to the identity-aware model, per name.
+
+    Reads ``identity.json`` (written by ``benchmarks/stance_identity.py --write``) from the
+    run's model folder and from the shipped identity-aware model. Columns: ``name`` and, per
+    model, the mean ``stance_score`` over the same NewsMTSC sentences with that name as target;
+    a final row ``spread`` (max − min). Empty when no model has the file.
+    """
+    import pandas as pd
+
+    dirs: list[Path] = []
+    model_dir = _model_info(run_info or {}).get("model_dir")
+    if model_dir:
+        dirs.append(Path(str(model_dir)))
+    try:
+        from stance import scoring
+
+        dirs.append(scoring.DEFAULT_MODEL_DIR)
+        dirs.append(scoring.MODELS_DIR / scoring.IDENTITY_MODEL_NAME)
+    except Exception:  # the validation report must render even without the scoring module
+        pass
+    columns: dict[str, dict[str, float]] = {}
+    for d in dict.fromkeys(dirs):
+        data = _read_json(d / "identity.json")
+        if not data.get("per_name"):
+            continue
+        col = str(data.get("model_id") or d.name)
+        columns[col] = {n: float(v["mean_score"]) for n, v in data["per_name"].items()}
+        columns[col]["spread"] = float(data.get("spread", float("nan")))
+    if not columns:
+        return pd.DataFrame(columns=["name"])
+    return pd.DataFrame(columns).rename_axis("name").reset_index()
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -26,7 +26,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
-MODEL_NAME = "newsmtsc-minilm-l6"
+#: The default model: trained and applied with the target's name hidden (``mask_target =
+#: "names"``), so the score reads how a sentence portrays its target, not who the target is.
+MODEL_NAME = "newsmtsc-minilm-l6-blind"
+#: The same recipe with names visible: higher NewsMTSC scores, but a learned prior per name
+#: (``benchmarks/stance_identity.py``).
+IDENTITY_MODEL_NAME = "newsmtsc-minilm-l6"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL_DIR = MODELS_DIR / MODEL_NAME
 #: Identifier written to run.json; bump the suffix whenever the shipped weights change.
@@ -79,7 +84,12 @@ def file_sha256(path: str | Path) -> str:
 
 
 def is_name(text: str) -> bool:
-    """Whether a mention is a name ("Russia", "Putin", "US") rather than a description or pronoun."""
+    """Whether a mention is a name ("Russia", "Putin", "US") rather than a description or pronoun.
+
+    A capitalised first letter decides, so a sentence-initial "He" counts as a name too; hiding a
+    pronoun is harmless (it carries no identity), and the rule is the one the model was trained
+    with.
+    """
     first = next((ch for ch in text if ch.isalpha()), "")
     return first.isupper()
 
@@ -440,6 +450,30 @@ class StanceScorer:
         return out
 
 
+def available_models() -> list[str]:
+    """Return the names of the stance models shipped in ``stance/models/``."""
+    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file())
+
+
+def resolve_model_dir(model: str | Path | None) -> Path:
+    """Return the folder of a stance model given by shipped name, by path, or ``None`` (default).
+
+    Raises:
+        FileNotFoundError: Naming the shipped models when ``model`` is neither.
+    """
+    if model is None:
+        return DEFAULT_MODEL_DIR
+    if isinstance(model, str) and (MODELS_DIR / model / "config.json").is_file():
+        return MODELS_DIR / model
+    path = Path(model)
+    if (path / "config.json").is_file():
+        return path
+    raise FileNotFoundError(
+        f"No stance model {str(model)!r}: give a shipped model ({', '.join(available_models())}) "
+        "or a folder with config.json."
+    )
+
+
 def _read_model_config(model_dir: Path) -> dict[str, Any]:
     path = model_dir / "config.json"
     if not path.is_file():
@@ -588,7 +622,7 @@ def score_mentions(
     *,
     batch_size: int = 64,
     progress: bool = True,
-    model: StanceScorer | None = None,
+    model: StanceScorer | str | Path | None = None,
 ) -> pd.DataFrame:
     """Score the stance of each sentence towards the mention at ``[start, end)``.
 
@@ -599,7 +633,8 @@ def score_mentions(
             stances.
         batch_size: Pairs per forward pass.
         progress: Show a tqdm progress bar.
-        model: A ``StanceScorer`` from ``load_model``; defaults to the shipped model.
+        model: A ``StanceScorer`` from ``load_model``, the name of a shipped model (see
+            ``available_models``) or a model folder; defaults to ``MODEL_NAME``.
 
     Returns:
         A copy of ``df`` (same index and order) with ``stance`` (``"negative"``, ``"neutral"``
@@ -619,7 +654,11 @@ def score_mentions(
         out["stance"] = pd.Series([], index=out.index, dtype=object)
         out["stance_score"] = pd.Series([], index=out.index, dtype="float64")
         return out
-    scorer = model if model is not None else load_model()
+    scorer = (
+        load_model(resolve_model_dir(model))
+        if model is None or isinstance(model, (str, Path))
+        else model
+    )
     others = _same_target_spans(df, sentences, starts, ends) if "target" in df.columns else None
     probs = scorer.predict_proba(
         sentences, starts, ends, others=others, batch_size=batch_size, progress=progress

@@ -25,10 +25,11 @@ from typing import Any
 from stance.scoring import (
     BASE_ENCODER,
     BASE_PACKAGE,
-    DEFAULT_MODEL_DIR,
+    IDENTITY_MODEL_NAME,
     LABELS,
     MAX_LEN,
-    MODEL_ID,
+    MODEL_NAME,
+    MODELS_DIR,
     PRECISIONS,
     SPECIAL_TOKENS,
     StanceScorer,
@@ -343,7 +344,7 @@ def _dev_metrics(probs_by_split: dict[str, Any], dev: dict[str, list[Pair]]) -> 
 
 def train_newsmtsc(
     data_dir: str | Path,
-    out_dir: str | Path = DEFAULT_MODEL_DIR,
+    out_dir: str | Path | None = None,
     *,
     seed: int = 0,
     epochs: int = 4,
@@ -356,7 +357,7 @@ def train_newsmtsc(
     class_weighted: bool = True,
     label_smoothing: float = 0.0,
     coref_augment: bool = False,
-    mask_target: bool | str = False,
+    mask_target: bool | str = "names",
     swap_names: float = 0.0,
     n_members: int = 1,
     train_bf16: bool = True,
@@ -376,7 +377,8 @@ def train_newsmtsc(
 
     Args:
         data_dir: Folder with ``train.jsonl``, ``rw/dev.jsonl`` and ``mt/dev.jsonl``.
-        out_dir: Where ``config.json`` and ``model-<k>.safetensors`` are written.
+        out_dir: Where ``config.json`` and ``model-<k>.safetensors`` are written (default: the
+            shipped model's folder, ``MODEL_NAME`` or, with names visible, ``IDENTITY_MODEL_NAME``).
         seed: Base random seed (data order, dropout, head initialisation).
         epochs: Passes over the training set.
         lr: Peak learning rate of the encoder (linear warm-up then linear decay).
@@ -453,6 +455,9 @@ def train_newsmtsc(
             "input": "[CLS] mention [SEP] left [unused0] mention [unused1] right [SEP]",
             "pooling": "concat([CLS], start marker, mean(mention tokens)) -> MLP",
         }
+        name = MODEL_NAME if mask_target else IDENTITY_MODEL_NAME
+        model_id = f"{name}-v1"
+        out_dir = Path(out_dir) if out_dir is not None else MODELS_DIR / name
         train = load_split(data_dir, "train")
         dev = {f"{s}/dev": load_split(data_dir, f"{s}/dev") for s in EVAL_SUBSETS}
         if limit is not None:
@@ -647,7 +652,7 @@ def train_newsmtsc(
                 best["state"],
                 str(out_dir / name),
                 metadata={
-                    "model_id": MODEL_ID,
+                    "model_id": model_id,
                     "seed": str(member_seed),
                     "epoch": str(best["epoch"]),
                 },
@@ -668,7 +673,7 @@ def train_newsmtsc(
         dev_metrics = _dev_metrics(ens_probs, dev)
         wall = round(time.perf_counter() - t_start, 1)
         config = {
-            "model_id": MODEL_ID,
+            "model_id": model_id,
             "base_encoder": BASE_ENCODER,
             "base_package": BASE_PACKAGE,
             "base_sha256": file_sha256(base_dir / "model.safetensors"),

@@ -41,7 +41,9 @@ class FakeEncoder:
 
 
 _POS = re.compile(r"\b(praised?|welcomed?|support(?:ed|s)?|peace|helped?)\b", re.IGNORECASE)
-_NEG = re.compile(r"\b(blamed?|accused?|condemned?|attack(?:ed|s)?|terror\w*|threat\w*)\b", re.IGNORECASE)
+_NEG = re.compile(
+    r"\b(blamed?|accused?|condemned?|attack(?:ed|s)?|terror\w*|threat\w*)\b", re.IGNORECASE
+)
 
 
 def fake_scorer(df: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
@@ -52,7 +54,11 @@ def fake_scorer(df: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
         window = sentence[max(0, start - 40) : end + 40]
         scores.append(0.6 * bool(_POS.search(window)) - 0.6 * bool(_NEG.search(window)))
     out["stance_score"] = np.asarray(scores, dtype="float64")
-    out["stance"] = np.where(out["stance_score"] > 0.2, "positive", np.where(out["stance_score"] < -0.2, "negative", "neutral"))
+    out["stance"] = np.where(
+        out["stance_score"] > 0.2,
+        "positive",
+        np.where(out["stance_score"] < -0.2, "negative", "neutral"),
+    )
     return out
 
 

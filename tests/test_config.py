@@ -18,7 +18,9 @@ def test_config_defaults_have_targets_and_topics() -> None:
 
 def test_config_user_file_merges(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
-    f.write_text('[run]\nseed = 7\n[topics.named.syria]\ndescription = "The Syrian war."\nterms = ["Syria", "Aleppo"]\n[topics.named.catalonia]\nenabled = false\n')
+    f.write_text(
+        '[run]\nseed = 7\n[topics.named.syria]\ndescription = "The Syrian war."\nterms = ["Syria", "Aleppo"]\n[topics.named.catalonia]\nenabled = false\n'
+    )
     cfg = load_config(f)
     assert cfg["run"]["seed"] == 7
     assert "syria" in cfg["topics"]["named"] and "catalonia" not in cfg["topics"]["named"]
@@ -26,14 +28,19 @@ def test_config_user_file_merges(tmp_path: Path) -> None:
 
 
 def test_config_overrides_dict() -> None:
-    assert load_config(overrides={"compare": {"bootstrap_resamples": 10}})["compare"]["bootstrap_resamples"] == 10
+    assert (
+        load_config(overrides={"compare": {"bootstrap_resamples": 10}})["compare"][
+            "bootstrap_resamples"
+        ]
+        == 10
+    )
 
 
 @pytest.mark.parametrize(
     ("content", "match"),
     [
         ("[run\nseed=1", "not valid TOML"),
-        ('[targets.x]\naliases = []\n', "non-empty list of strings 'aliases'"),
+        ("[targets.x]\naliases = []\n", "non-empty list of strings 'aliases'"),
         ('[run]\nseed = "a"\n', "'run.seed' must be an integer"),
         ('[topics.named.all]\ndescription = "x"\n', "reserved"),
         ('[topics.named.x]\nterms = ["a"]\n', "needs a 'description'"),

@@ -22,7 +22,9 @@ def test_embed_cache_reuses_vectors(tmp_path: Path) -> None:
     enc = CountingEncoder()
     texts = ["Russia warned Turkey.", "Iran objected.", "Russia warned Turkey."]
     first = embed_sentences(texts, enc, cache_dir=tmp_path)
-    assert len(enc.calls) == 1 and sorted(enc.calls[0]) == sorted(set(texts))  # duplicates encoded once
+    assert len(enc.calls) == 1 and sorted(enc.calls[0]) == sorted(
+        set(texts)
+    )  # duplicates encoded once
     second = embed_sentences(list(reversed(texts)), enc, cache_dir=tmp_path)
     assert len(enc.calls) == 1  # all from cache
     np.testing.assert_array_equal(second, first[::-1])
@@ -41,7 +43,13 @@ def test_embed_unknown_bundled_model_raises() -> None:
 def test_embed_real_model_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     enc = SentenceEncoder(progress=False)
-    vecs = enc.encode(["Russia and Turkey discussed Libya.", "Moscow and Ankara talked about Tripoli.", "Catalan protesters filled Barcelona."])
+    vecs = enc.encode(
+        [
+            "Russia and Turkey discussed Libya.",
+            "Moscow and Ankara talked about Tripoli.",
+            "Catalan protesters filled Barcelona.",
+        ]
+    )
     assert vecs.shape == (3, 384) and vecs.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)
     assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2]

@@ -23,7 +23,10 @@ def _page(text: str) -> list[ing.Paragraph]:
         ("comment_forms", "Leave a Reply"),
         ("login_share_widgets", "%d bloggers like this:"),
         ("login_share_widgets", "Blog at WordPress.com."),
-        ("republishing_credits", "Exclusive Report of The Example Center – Any form of its republishing need credit of The Example Center."),
+        (
+            "republishing_credits",
+            "Exclusive Report of The Example Center – Any form of its republishing need credit of The Example Center.",
+        ),
         ("republishing_credits", "Copyright 2018 The Associated Press. All rights reserved."),
         ("submission_promos", "Send your pitches to info (AT) example.org"),
         ("photo_credits", "date 2019-11 © Reuters / Jane Doe"),
@@ -34,7 +37,10 @@ def test_ingest_rule_removes_its_line(rule: str, line: str) -> None:
     counts: Counter[str] = Counter()
     paras = _page(f"Body sentence one about Russia.\n\n{line}\n\nBody sentence two about Iran.")
     kept, _ = ing.remove_boilerplate(paras, ALL_RULES, counts)
-    assert [p.text for p in kept] == ["Body sentence one about Russia.", "Body sentence two about Iran."]
+    assert [p.text for p in kept] == [
+        "Body sentence one about Russia.",
+        "Body sentence two about Iran.",
+    ]
     assert counts[rule] >= 1
 
 
@@ -48,7 +54,13 @@ def test_ingest_rule_removes_its_line(rule: str, line: str) -> None:
 )
 def test_ingest_tail_rules_strip_only_the_end(rule: str, tail: str) -> None:
     counts: Counter[str] = Counter()
-    kept, _ = ing.remove_boilerplate(_page(f"Putin lives in Moscow. He can be reached at the Kremlin.\n\nSecond body line.\n\n{tail}"), ALL_RULES, counts)
+    kept, _ = ing.remove_boilerplate(
+        _page(
+            f"Putin lives in Moscow. He can be reached at the Kremlin.\n\nSecond body line.\n\n{tail}"
+        ),
+        ALL_RULES,
+        counts,
+    )
     assert [p.text for p in kept][-1] == "Second body line."
     assert kept[0].text.startswith("Putin lives in Moscow")
     assert counts[rule] == 1
@@ -81,20 +93,35 @@ def test_ingest_fixture_corpus(fixture_corpus: Path) -> None:
     assert df["article_id"].is_unique
     titles = set(df["title"])
     # multi_page.txt: three articles, the sub-heading stays inside the first, the promo is gone.
-    assert {"Iran and Russia Sign Energy Deal", "Turkey Opens New Drone Factory", "Washington Reviews Afghan Policy"} <= titles
+    assert {
+        "Iran and Russia Sign Energy Deal",
+        "Turkey Opens New Drone Factory",
+        "Washington Reviews Afghan Policy",
+    } <= titles
     assert "Background to the Deal" not in titles
     assert report.pages_split[str(fixture_corpus / "multi_page.txt")] == 3
-    assert not df["text"].str.contains("call for Submissions|pitches|Like this|Follow us", regex=True).any()
+    assert (
+        not df["text"]
+        .str.contains("call for Submissions|pitches|Like this|Follow us", regex=True)
+        .any()
+    )
     # HTML: scripts, styles, nav and footer are not text; <h1> is the title.
     html = df[df["path"].str.endswith(".html")].iloc[0]
     assert html["title"] == "Iran warns Azerbaijan over border drills"
-    assert "tracking" not in html["text"] and "Home | World" not in html["text"] and "Copyright" not in html["text"]
+    assert (
+        "tracking" not in html["text"]
+        and "Home | World" not in html["text"]
+        and "Copyright" not in html["text"]
+    )
     # Markdown: headings lose their markers.
     md = df[df["path"].str.endswith(".md")].iloc[0]
     assert md["title"] == "Moscow Denies Sending Troops to Libya" and "#" not in md["text"]
     # Tables keep their source, title and date; files without a sources file are 'unknown'.
     wire = df[df["path"].str.contains("wire.jsonl")]
-    assert set(wire["source"]) == {"Wire Service"} and set(wire["date"]) == {"2020-08-14", "2020-01-08"}
+    assert set(wire["source"]) == {"Wire Service"} and set(wire["date"]) == {
+        "2020-08-14",
+        "2020-01-08",
+    }
     assert (df.loc[df["path"].str.endswith(".txt"), "source"] == "unknown").all()
     assert any("No source known" in w for w in report.warnings)
 
@@ -124,7 +151,10 @@ def test_ingest_bad_file_is_skipped_and_recorded(tmp_path: Path, name: str, reas
 
 @pytest.mark.parametrize(
     ("name", "match"),
-    [("no_text_column.csv", r"no 'text' column"), ("broken.jsonl", r"Cannot read table .*broken\.jsonl")],
+    [
+        ("no_text_column.csv", r"no 'text' column"),
+        ("broken.jsonl", r"Cannot read table .*broken\.jsonl"),
+    ],
 )
 def test_ingest_unusable_table_raises(name: str, match: str) -> None:
     with pytest.raises(ing.IngestError, match=match):
@@ -151,7 +181,9 @@ def test_ingest_missing_input_and_bad_sources_raise(tmp_path: Path, fixture_corp
 
 def test_ingest_table_rows_with_empty_text_are_recorded(tmp_path: Path) -> None:
     table = tmp_path / "t.parquet"
-    pd.DataFrame({"text": ["Russia warned Turkey.", "", None], "source": ["A", "B", "C"]}).to_parquet(table)
+    pd.DataFrame(
+        {"text": ["Russia warned Turkey.", "", None], "source": ["A", "B", "C"]}
+    ).to_parquet(table)
     df, report = ing.ingest([table])
     assert df["source"].tolist() == ["A"]
     assert len(report.skipped) == 2 and all("empty" in s["reason"] for s in report.skipped)
@@ -202,10 +234,17 @@ def test_ingest_seeds_split_and_clean(seed_dir: Path) -> None:
     page = df[df["path"].str.contains("001_")]
     assert page["title"].tolist() == SEED_001_TITLES
     assert len(df) == 12
-    assert set(df["source"]) == {"unknown", "The Caucasus Center (CCSIS)", "RT", "Stephen Lendman (blog)"}
+    assert set(df["source"]) == {
+        "unknown",
+        "The Caucasus Center (CCSIS)",
+        "RT",
+        "Stephen Lendman (blog)",
+    }
     sentences = segment(df, progress=False)["sentence"]
     for junk in SEED_BOILERPLATE:
         assert not sentences.str.contains(junk, regex=False).any(), junk
     # The repeated headline of 003 is kept once.
-    assert (sentences == "West Combats Terrorism with Words, Russia with Deeds, Says Lavrov").sum() == 1
+    assert (
+        sentences == "West Combats Terrorism with Words, Russia with Deeds, Says Lavrov"
+    ).sum() == 1
     assert report.boilerplate["comment_forms"] >= 5

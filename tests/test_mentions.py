@@ -21,16 +21,36 @@ def _targets(sentence: str) -> list[tuple[str, str]]:
 @pytest.mark.parametrize(
     ("sentence", "expected"),
     [
-        ("Let us hope the US and the U.S. and the USA agree.", [("us", "US"), ("us", "U.S."), ("us", "USA")]),
+        (
+            "Let us hope the US and the U.S. and the USA agree.",
+            [("us", "US"), ("us", "U.S."), ("us", "USA")],
+        ),
         ("Tell us more.", []),
         ("RUSSIA WARNS TURKEY", [("russia", "RUSSIA"), ("turkey", "TURKEY")]),
         ("The Washington Post said Latin America and America differ.", [("us", "America")]),
-        ("Russian Foreign Minister Sergey Lavrov met Amir-Abdollahian in Tehran.", [("russia", "Russian"), ("russia", "Sergey Lavrov"), ("iran", "Amir-Abdollahian"), ("iran", "Tehran")]),
-        ("US-backed forces met Erdogan’s envoy in Ankara.", [("us", "US"), ("turkey", "Erdogan"), ("turkey", "Ankara")]),
-        ("The Russians and Iranians met Turks.", [("russia", "Russians"), ("iran", "Iranians"), ("turkey", "Turks")]),
+        (
+            "Russian Foreign Minister Sergey Lavrov met Amir-Abdollahian in Tehran.",
+            [
+                ("russia", "Russian"),
+                ("russia", "Sergey Lavrov"),
+                ("iran", "Amir-Abdollahian"),
+                ("iran", "Tehran"),
+            ],
+        ),
+        (
+            "US-backed forces met Erdogan’s envoy in Ankara.",
+            [("us", "US"), ("turkey", "Erdogan"), ("turkey", "Ankara")],
+        ),
+        (
+            "The Russians and Iranians met Turks.",
+            [("russia", "Russians"), ("iran", "Iranians"), ("turkey", "Turks")],
+        ),
         ("A turkey dinner in moscow, idaho.", []),
         ("Prussia and Iranistan are not targets.", []),
-        ("The Pentagon, the State Department and AFRICOM", [("us", "Pentagon"), ("us", "State Department"), ("us", "AFRICOM")]),
+        (
+            "The Pentagon, the State Department and AFRICOM",
+            [("us", "Pentagon"), ("us", "State Department"), ("us", "AFRICOM")],
+        ),
     ],
 )
 def test_mentions_default_aliases(sentence: str, expected: list[tuple[str, str]]) -> None:
@@ -38,7 +58,15 @@ def test_mentions_default_aliases(sentence: str, expected: list[tuple[str, str]]
 
 
 def test_mentions_offsets_and_carry_columns() -> None:
-    sentences = pd.DataFrame({"article_id": ["a"], "source": ["s"], "sentence_id": [0], "sentence": ["Russia praised Turkey while Iran objected."], "topic": ["t1"]})
+    sentences = pd.DataFrame(
+        {
+            "article_id": ["a"],
+            "source": ["s"],
+            "sentence_id": [0],
+            "sentence": ["Russia praised Turkey while Iran objected."],
+            "topic": ["t1"],
+        }
+    )
     out = extract_mentions(sentences, TARGETS, progress=False)
     assert out["target"].tolist() == ["russia", "turkey", "iran"]
     assert (out["topic"] == "t1").all()
@@ -48,7 +76,9 @@ def test_mentions_offsets_and_carry_columns() -> None:
 
 def test_mentions_user_targets_from_config(tmp_path: Path) -> None:
     cfg_file = tmp_path / "c.toml"
-    cfg_file.write_text('[targets.china]\naliases = ["China", "Beijing", "Xi Jinping"]\n[targets.iran]\nenabled = false\n')
+    cfg_file.write_text(
+        '[targets.china]\naliases = ["China", "Beijing", "Xi Jinping"]\n[targets.iran]\nenabled = false\n'
+    )
     targets = load_config(cfg_file)["targets"]
     assert "china" in targets and "iran" not in targets
     found = [t for t, *_ in find_mentions("Beijing and Tehran and Moscow", build_lexicon(targets))]
@@ -78,18 +108,43 @@ def test_mentions_cover_hand_labelled_seed_pairs(seed_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("sentences", "expected"),
     [
-        (["Russia is the broker of peace.", "It mediated the ceasefire.", "And until May, it patrolled the road."], [(1, "russia", "It"), (2, "russia", "it")]),
+        (
+            [
+                "Russia is the broker of peace.",
+                "It mediated the ceasefire.",
+                "And until May, it patrolled the road.",
+            ],
+            [(1, "russia", "It"), (2, "russia", "it")],
+        ),
         (["Russia warned Iran.", "It is not surprising that talks failed."], []),
         (["Russia warned Iran.", "It is the first time that this happened."], []),
         (["Lavrov met Zarif in Moscow.", "He said the talks went well."], [(1, "russia", "He")]),
-        (["Lavrov stressed the fight against terrorism.", "It must be smashed, he said."], [(1, "russia", "he")]),
+        (
+            ["Lavrov stressed the fight against terrorism.", "It must be smashed, he said."],
+            [(1, "russia", "he")],
+        ),
         (["The US and NATO left Afghanistan.", "The country slid into chaos."], []),
-        (["On the part of Russia, the challenge is old.", "Owing to history, the country has troops there."], [(1, "russia", "the country")]),
+        (
+            [
+                "On the part of Russia, the challenge is old.",
+                "Owing to history, the country has troops there.",
+            ],
+            [(1, "russia", "the country")],
+        ),
         (["Russia warned Iran.", "Meanwhile in Paris it rained."], []),
     ],
 )
-def test_mentions_resolve_references(sentences: list[str], expected: list[tuple[int, str, str]]) -> None:
-    df = pd.DataFrame({"article_id": "a", "source": "s", "sentence_id": range(len(sentences)), "sentence": sentences})
+def test_mentions_resolve_references(
+    sentences: list[str], expected: list[tuple[int, str, str]]
+) -> None:
+    df = pd.DataFrame(
+        {
+            "article_id": "a",
+            "source": "s",
+            "sentence_id": range(len(sentences)),
+            "sentence": sentences,
+        }
+    )
     found = extract_mentions(df, TARGETS, progress=False, resolve=True)
     refs = found[found["mention"].str.lower().isin(["it", "he", "she", "the country"])]
     assert list(zip(refs["sentence_id"], refs["target"], refs["mention"], strict=True)) == expected

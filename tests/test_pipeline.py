@@ -21,7 +21,9 @@ FAST = {"compare": {"bootstrap_resamples": 200, "permutation_resamples": 200}}
 
 def _run(inputs: list[Path], out: Path, tmp_path: Path) -> dict:
     cfg = FAST | {"embed": {"cache_dir": str(tmp_path / "cache")}}
-    return stance.analyze(inputs, config=cfg, out=out, encoder=FakeEncoder(), scorer=fake_scorer, progress=False)
+    return stance.analyze(
+        inputs, config=cfg, out=out, encoder=FakeEncoder(), scorer=fake_scorer, progress=False
+    )
 
 
 def test_pipeline_writes_contract_files(tmp_path: Path, fixture_corpus: Path) -> None:
@@ -39,7 +41,16 @@ def test_pipeline_writes_contract_files(tmp_path: Path, fixture_corpus: Path) ->
     summary = pd.read_parquet(tmp_path / "run" / "summary.parquet")
     assert "all" in set(summary["topic"])
     run = json.loads((tmp_path / "run" / "run.json").read_text())
-    for key in ("config", "versions", "seeds", "timings_s", "counts", "ingest", "models", "git_commit"):
+    for key in (
+        "config",
+        "versions",
+        "seeds",
+        "timings_s",
+        "counts",
+        "ingest",
+        "models",
+        "git_commit",
+    ):
         assert key in run
     assert run["counts"]["articles"] == len(result["articles"]) == 10
     assert run["ingest"]["boilerplate_removed"]["submission_promos"] >= 1
@@ -65,10 +76,29 @@ def test_pipeline_records_skipped_inputs(tmp_path: Path, fixture_corpus: Path) -
 
 @pytest.mark.slow
 def test_pipeline_seeds_with_real_models(tmp_path: Path, seed_dir: Path) -> None:
-    result = stance.analyze([seed_dir], sources=seed_dir.parent.parent / "sources.csv", out=tmp_path / "run", config={"embed": {"cache_dir": str(tmp_path / "cache")}}, progress=False)
+    result = stance.analyze(
+        [seed_dir],
+        sources=seed_dir.parent.parent / "sources.csv",
+        out=tmp_path / "run",
+        config={"embed": {"cache_dir": str(tmp_path / "cache")}},
+        progress=False,
+    )
     arts = result["articles"]
     assert (arts["path"].str.contains("001_")).sum() == 9
     assert set(result["mentions"]["target"]) == {"russia", "us", "turkey", "iran"}
     assert result["run"]["models"]["embedding"].startswith("all-MiniLM-L6-v2@")
     summary = result["summary"]
     assert ((summary["ci_low"] <= summary["mean"]) & (summary["mean"] <= summary["ci_high"])).all()
+    # A careful reader's article-level judgements of the seeds (issue 5): the op-ed on Libya (RT)
+    # and the blog post on Syria (Lendman) favour Russia and are hostile to the US; the
+    # think-tank page (CCSIS) is hostile to the US.
+    overall = summary[summary["topic"] == "all"].set_index(["source", "target"])["mean"]
+    assert overall["RT", "russia"] > 0
+    assert overall["RT", "us"] < 0
+    assert overall["Stephen Lendman (blog)", "russia"] > 0
+    assert overall["Stephen Lendman (blog)", "us"] < 0
+    assert overall["The Caucasus Center (CCSIS)", "us"] < 0
+    info = result["run"]
+    assert info["models"]["stance"]["model_id"] == "newsmtsc-minilm-l6-blind-v1"
+    assert set(info["counts"]["mentions_by_voice"]) <= {"author", "reported", "disputed"}
+    assert info["counts"]["mentions_by_voice"]["reported"] > 0

@@ -229,7 +229,7 @@ def test_scoring_seed_check_accuracy(model):
     assert len(df) >= 40
     out = score_mentions(df, progress=False, model=model)
     accuracy = (out["stance"] == df["label"]).mean()
-    assert accuracy >= 0.6
+    assert accuracy >= 0.75
 
 
 @pytest.mark.slow
@@ -248,3 +248,85 @@ def test_scoring_missing_model_dir(tmp_path):
 def test_scoring_bad_precision():
     with pytest.raises(ValueError, match="'precision' parameter must be one of"):
         scoring.load_model(None, "fp8")
+
+
+def test_scoring_encode_pairs_hides_names(tokenizer):
+    s = "Putin said Russia will help, and he thanked Moscow."
+    mask = tokenizer.convert_tokens_to_ids(scoring.MASK_TOKEN)
+    a = s.index("Russia")
+    others = [[(0, 5), (s.index("he "), s.index("he ") + 2), (s.index("Moscow"), len(s) - 1)]]
+    ids, _, markers = scoring.encode_pairs(
+        tokenizer, [s], [a], [a + 6], mask_id=mask, others=others, names_only=True
+    )
+    toks = tokenizer.convert_ids_to_tokens(ids[0])
+    m1, m2 = markers[0]
+    assert toks[m1 + 1 : m2] == [scoring.MASK_TOKEN]
+    assert toks[1] == scoring.MASK_TOKEN  # the mention segment
+    # Names are hidden wherever they are; the pronoun stays.
+    assert not {"putin", "russia", "moscow"} & set(toks)
+    assert "he" in toks and toks.count(scoring.MASK_TOKEN) == 4
+    # Without names_only every listed span is hidden, the pronoun too.
+    ids, _, _ = scoring.encode_pairs(tokenizer, [s], [a], [a + 6], mask_id=mask, others=others)
+    assert "he" not in tokenizer.convert_ids_to_tokens(ids[0])
+
+
+def test_scoring_encode_pairs_pronoun_target_stays_visible_with_names_only(tokenizer):
+    s = "Later he rejected the plan."
+    mask = tokenizer.convert_tokens_to_ids(scoring.MASK_TOKEN)
+    ids, _, markers = scoring.encode_pairs(tokenizer, [s], [6], [8], mask_id=mask, names_only=True)
+    toks = tokenizer.convert_ids_to_tokens(ids[0])
+    m1, m2 = markers[0]
+    assert toks[m1 + 1 : m2] == ["he"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("Russia", True), ("US", True), ("the Kremlin", False), ("he", False), ("'Iran'", True)],
+)
+def test_scoring_is_name(text, expected):
+    assert scoring.is_name(text) is expected
+
+
+def test_scoring_resolve_model_dir(tmp_path):
+    assert scoring.resolve_model_dir(None) == scoring.DEFAULT_MODEL_DIR
+    for name in scoring.available_models():
+        assert scoring.resolve_model_dir(name) == scoring.MODELS_DIR / name
+    assert {scoring.MODEL_NAME, scoring.IDENTITY_MODEL_NAME} <= set(scoring.available_models())
+    with pytest.raises(FileNotFoundError, match="No stance model 'nope'"):
+        scoring.resolve_model_dir("nope")
+    (tmp_path / "config.json").write_text("{}")
+    assert scoring.resolve_model_dir(tmp_path) == tmp_path
+
+
+@pytest.mark.slow
+def test_scoring_default_model_is_blind_to_the_targets_name(model):
+    assert model.config.get("mask_target") == "names"
+    rows = []
+    for template in (
+        "{x} and its allies alone fight the scourge of terrorism.",
+        "Observers condemned {x} for the brutal massacre.",
+        "{x} is the chief guarantor of peace between the two nations.",
+    ):
+        for name in ("Russia", "Canada", "Iran", "Washington"):
+            s = template.format(x=name)
+            rows.append({"sentence": s, "start": s.index(name), "end": s.index(name) + len(name)})
+    out = score_mentions(pd.DataFrame(rows), progress=False, model=model)
+    scores = out["stance_score"].to_numpy().reshape(3, 4)
+    assert np.ptp(scores, axis=1).max() == 0.0
+    # ... and the wording still decides: praise, condemnation, praise.
+    assert list(out["stance"].iloc[::4]) == ["positive", "negative", "positive"]
+
+
+@pytest.mark.slow
+def test_scoring_other_mentions_of_the_target_are_hidden_too(model):
+    s = "Russia said Russia would help."
+    t = "Canada said Russia would help."
+    df = pd.DataFrame(
+        {"sentence": [s, s, t], "start": [12, 0, 12], "end": [18, 6, 18], "target": ["russia"] * 3}
+    )
+    out = score_mentions(df, progress=False, model=model)
+    # Row 0's other mention (row 1) is hidden; in t the first name is another actor and stays.
+    swapped = score_mentions(
+        df.assign(sentence=[s.replace("Russia", "Turkey")] * 2 + [t]), progress=False, model=model
+    )
+    assert out["stance_score"].iloc[0] == swapped["stance_score"].iloc[0]

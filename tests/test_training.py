@@ -168,3 +168,38 @@ def test_training_smoke_train_and_evaluate(tiny_newsmtsc, tmp_path):
     assert set(rw["per_class"]) == {"negative", "neutral", "positive"}
     assert np.array(rw["confusion"]).sum() == 18
     assert result["pairs_per_s"] > 0
+
+
+def test_training_swap_name_renames_every_same_spelled_mention():
+    s = "Trump said Trump and he met Biden."
+    p = training.Pair(s, 11, 16, 2, ((0, 5), (11, 16), (21, 23)))
+    q = training.swap_name(p, "Vladimir Putin")
+    assert q.sentence == "Vladimir Putin said Vladimir Putin and he met Biden."
+    assert q.sentence[q.start : q.end] == "Vladimir Putin"
+    assert [q.sentence[a:b] for a, b in q.further] == ["Vladimir Putin", "Vladimir Putin", "he"]
+    assert q.label == 2
+
+
+def test_training_name_pool_keeps_capitalised_names():
+    pairs = [
+        training.Pair("Putin spoke.", 0, 5, 1),
+        training.Pair("he spoke.", 0, 2, 1),
+        training.Pair("The Kremlin spoke.", 4, 11, 1),
+        training.Pair("Putin again.", 0, 5, 1),
+    ]
+    assert training.name_pool(pairs) == ["Kremlin", "Putin"]
+
+
+@pytest.mark.parametrize(
+    ("others", "left", "right"),
+    [
+        ([], ["A x "], [" y B."]),
+        ([(0, 1)], ["", " x "], [" y B."]),
+        ([(0, 1), (10, 11)], ["", " x "], [" y ", "."]),
+        ([(4, 7)], ["A x "], [" y B."]),  # overlaps the mention: ignored
+    ],
+)
+def test_training_masked_pieces(others, left, right):
+    from stance.scoring import _masked_pieces
+
+    assert _masked_pieces("A x foo y B.", 4, 7, others) == (left, right)
