@@ -897,7 +897,7 @@ def topics_by_size(summary: pd.DataFrame, *, exclude: Sequence[str] = (ALL_TOPIC
 def voice_table(units: pd.DataFrame | None) -> pd.DataFrame:
     """Per source × target: how the units split by voice and what attribution changed.
 
-    Columns: ``source, target, n, author, reported, disputed`` (shares of units) and
+    Columns: ``source, target, n, author, reported, disputed`` (shares of units, as "62%") and
     ``model_mean`` (mean sentence-level model score) next to ``author_mean`` (the mean the
     summary reports). Empty when the run has no ``units`` table.
     """
@@ -909,8 +909,9 @@ def voice_table(units: pd.DataFrame | None) -> pd.DataFrame:
     shares = (
         pd.crosstab([units["source"], units["target"]], units["voice"], normalize="index")
         .reindex(columns=["author", "reported", "disputed"], fill_value=0.0)
-        .round(2)
+        .map(lambda x: f"{100 * x:.0f}%")
     )
+    shares.columns.name = None
     g = units.groupby(["source", "target"])
     out = shares.assign(
         n=g.size(),

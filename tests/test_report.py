@@ -257,3 +257,31 @@ def test_report_browser_dom_without_chromium(tmp_path, monkeypatch):
     monkeypatch.setattr(support, "find_chromium", lambda: None)
     with pytest.raises(FileNotFoundError, match="apt-get install -y chromium"):
         support.browser_dom(tmp_path / "x.html")
+
+
+def test_report_voice_table() -> None:
+    units = pd.DataFrame(
+        {
+            "source": ["A", "A", "A", "B"],
+            "target": ["russia"] * 4,
+            "voice": ["author", "reported", "disputed", "author"],
+            "model_score": [-0.5, -0.8, -0.6, 0.2],
+            "stance_score": [-0.5, -0.2, 0.6, 0.2],
+        }
+    )
+    t = report.voice_table(units)
+    assert list(t.columns) == [
+        "source",
+        "target",
+        "n",
+        "author",
+        "reported",
+        "disputed",
+        "model_mean",
+        "author_mean",
+    ]
+    a = t.set_index("source").loc["A"]
+    assert (a["n"], a["author"], a["reported"], a["disputed"]) == (3, "33%", "33%", "33%")
+    assert a["model_mean"] == pytest.approx(-0.633, abs=1e-3)
+    assert a["author_mean"] == pytest.approx(-0.033, abs=1e-3)
+    assert report.voice_table(None).empty
