@@ -120,3 +120,19 @@ def validate_config(config: dict[str, Any], source: str = "config") -> None:
     seed = config.get("run", {}).get("seed")
     if not isinstance(seed, int):
         raise ValueError(f"{source}: 'run.seed' must be an integer. Got {seed!r} instead.")
+    stance_table = config.get("stance", {}) or {}
+    weight = stance_table.get("reported_weight", 0.25)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+        raise ValueError(
+            f"{source}: 'stance.reported_weight' must be a number in [0, 1]. Got {weight!r} instead."
+        )
+    if not isinstance(stance_table.get("attribution", True), bool):
+        raise ValueError(f"{source}: 'stance.attribution' must be true or false.")
+    model = stance_table.get("model")
+    if model is not None:
+        from stance.scoring import resolve_model_dir
+
+        try:
+            resolve_model_dir(model)
+        except FileNotFoundError as exc:
+            raise ValueError(f"{source}: 'stance.model': {exc}") from None

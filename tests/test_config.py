@@ -60,3 +60,26 @@ def test_config_missing_file_raises(tmp_path: Path) -> None:
 
 def test_config_default_text_is_valid_toml() -> None:
     assert tomllib.loads(default_config_text())["run"]["seed"] == 42
+
+
+def test_config_stance_defaults() -> None:
+    cfg = load_config()
+    assert cfg["stance"] == {
+        "model": "newsmtsc-minilm-l6-blind",
+        "attribution": True,
+        "reported_weight": 0.25,
+    }
+
+
+@pytest.mark.parametrize(
+    ("stance", "match"),
+    [
+        ({"model": "nope"}, "'stance.model': No stance model 'nope'"),
+        ({"reported_weight": 1.5}, "'stance.reported_weight' must be a number in"),
+        ({"reported_weight": "half"}, "'stance.reported_weight' must be a number in"),
+        ({"attribution": "yes"}, "'stance.attribution' must be true or false"),
+    ],
+)
+def test_config_bad_stance_settings(stance: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        load_config(None, {"stance": stance})
