@@ -782,16 +782,7 @@ def aligned_claims(
     if not cand_a or sum(map(len, cand_a)) == 0:
         return _empty(ALIGNED_COLUMNS)
     ia, ib, sims = (np.concatenate(x) for x in (cand_a, cand_b, cand_sim))
-    cols = [
-        "source",
-        "article_id",
-        "sentence_id",
-        "sentence",
-        "topic",
-        "voice",
-        "stance",
-        "stance_score",
-    ]
+    cols = [c for c in ALIGNED_SIDE_COLUMNS if c not in ("title", "date")]
     side_a = u.loc[ia, cols].reset_index(drop=True).add_suffix("_a")
     side_b = u.loc[ib, cols].reset_index(drop=True).add_suffix("_b")
     out = pd.concat([side_a, side_b], axis=1)

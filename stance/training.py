@@ -305,6 +305,17 @@ def _others(pairs: Sequence[Pair]) -> list[list[tuple[int, int]]]:
     return [[m for m in p.further if m != (p.start, p.end)] for p in pairs]
 
 
+def _predict_pairs(scorer: StanceScorer, pairs: Sequence[Pair], *, batch_size: int = 64) -> Any:
+    """Class probabilities of ``scorer`` for ``pairs`` (their further mentions passed along)."""
+    return scorer.predict_proba(
+        [p.sentence for p in pairs],
+        [p.start for p in pairs],
+        [p.end for p in pairs],
+        others=_others(pairs),
+        batch_size=batch_size,
+    )
+
+
 def _predict(
     model: Any,
     tokenizer: Any,
@@ -321,13 +332,7 @@ def _predict(
     )
     was_training = model.training
     model.eval()
-    probs = scorer.predict_proba(
-        [p.sentence for p in pairs],
-        [p.start for p in pairs],
-        [p.end for p in pairs],
-        others=_others(pairs),
-        batch_size=batch_size,
-    )
+    probs = _predict_pairs(scorer, pairs, batch_size=batch_size)
     model.train(was_training)
     return probs
 
@@ -497,12 +502,7 @@ def train_newsmtsc(
         if teacher is not None:
             teacher_scorer = load_model(teacher, "fp32")
             teacher_probs = torch.tensor(
-                teacher_scorer.predict_proba(
-                    [p.sentence for p in train],
-                    [p.start for p in train],
-                    [p.end for p in train],
-                    others=_others(train),
-                ),
+                _predict_pairs(teacher_scorer, train),
                 dtype=torch.float32,
             )
             hyper["teacher"] = {
@@ -740,13 +740,7 @@ def evaluate_newsmtsc(
         name = f"{subset}/{split}"
         pairs = load_split(data_dir, name)
         t0 = time.perf_counter()
-        probs = scorer.predict_proba(
-            [p.sentence for p in pairs],
-            [p.start for p in pairs],
-            [p.end for p in pairs],
-            others=_others(pairs),
-            batch_size=batch_size,
-        )
+        probs = _predict_pairs(scorer, pairs, batch_size=batch_size)
         seconds += time.perf_counter() - t0
         n_total += len(pairs)
         y = [p.label for p in pairs]
@@ -825,12 +819,7 @@ def combine_members(
     load_model.cache_clear()
     scorer = load_model(out_dir, "fp32")
     dev = {f"{s}/dev": load_split(data_dir, f"{s}/dev") for s in EVAL_SUBSETS}
-    probs = {
-        n: scorer.predict_proba(
-            [p.sentence for p in v], [p.start for p in v], [p.end for p in v], others=_others(v)
-        )
-        for n, v in dev.items()
-    }
+    probs = {n: _predict_pairs(scorer, v) for n, v in dev.items()}
     config["dev_metrics"] = _dev_metrics(probs, dev)
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     load_model.cache_clear()
@@ -856,12 +845,7 @@ def fit_temperature(model_dir: str | Path, data_dir: str | Path) -> float:
     scorer = load_model(model_dir, "fp32")
     pairs = [p for s in EVAL_SUBSETS for p in load_split(data_dir, f"{s}/dev")]
     y = np.array([p.label for p in pairs])
-    probs = scorer.predict_proba(
-        [p.sentence for p in pairs],
-        [p.start for p in pairs],
-        [p.end for p in pairs],
-        others=_others(pairs),
-    )
+    probs = _predict_pairs(scorer, pairs)
     n_members = len(scorer.members)
     load_model.cache_clear()
     # For one member log-probabilities are logits up to a constant, so rescaling them is exact;
