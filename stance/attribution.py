@@ -1,4 +1,4 @@
-"""Attribution: whose view a mention's stance is — the author's, a reported one, or a disputed claim.
+"""Attribution: whose view a mention's stance is — the author's, reported, or a disputed claim.
 
 The stance model reads how a sentence portrays its target. In "Washington accused Russia of
 meddling" the sentence portrays Russia badly, but the accusation is Washington's; in "the
@@ -134,7 +134,7 @@ def _words_before(text: str, n: int) -> str:
 
 
 def _reporting_verbs(text: str) -> list[re.Match[str]]:
-    """Return the reporting verbs in ``text``, without nouns spelled alike ("a claim", "the report")."""
+    """Return the reporting verbs in ``text``, not nouns spelled alike ("a claim", "his report")."""
     return [m for m in _REPORTING_RE.finditer(text) if not _DETERMINER_RE.search(text[: m.start()])]
 
 

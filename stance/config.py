@@ -124,7 +124,8 @@ def validate_config(config: dict[str, Any], source: str = "config") -> None:
     weight = stance_table.get("reported_weight", 0.25)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
         raise ValueError(
-            f"{source}: 'stance.reported_weight' must be a number in [0, 1]. Got {weight!r} instead."
+            f"{source}: 'stance.reported_weight' must be a number in [0, 1]. "
+            f"Got {weight!r} instead."
         )
     if not isinstance(stance_table.get("attribution", True), bool):
         raise ValueError(f"{source}: 'stance.attribution' must be true or false.")

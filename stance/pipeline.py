@@ -1,8 +1,9 @@
 """Pipeline: the one orchestrator that runs the stages in order and writes a run directory.
 
 ingest → segment → embed → topics → mentions → stance (model scores, then attribution) →
-compare. Stages never import each other; this module passes their tables along, times them and records what happened in
-``run.json`` (config, versions, seeds, timings, counts, skipped inputs).
+compare. Stages never import each other; this module passes their tables along, times them
+and records what happened in ``run.json`` (config, versions, seeds, timings, counts, skipped
+inputs).
 """
 
 from __future__ import annotations
