@@ -32,10 +32,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from stance.schema import VOICES
+
+__all__ = ["VOICES", "attribute", "quote_spans", "voice"]
+
 if TYPE_CHECKING:
     import pandas as pd
 
-VOICES: tuple[str, str, str] = ("author", "reported", "disputed")
 
 #: Verbs that hand the rest of the clause to someone else's voice.
 _REPORTING = (
