@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from stance.schema import require_columns
+from stance.schema import MENTION_COLUMNS, require_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -239,17 +239,7 @@ def extract_mentions(
     ):
         for target, mention, start, end in find_mentions(rec.sentence, lexicon):
             rows.append((*rec[:4], target, mention, start, end, *rec[4:]))
-    columns = [
-        "article_id",
-        "source",
-        "sentence_id",
-        "sentence",
-        "target",
-        "mention",
-        "start",
-        "end",
-        *carry[4:],
-    ]
+    columns = [*MENTION_COLUMNS[: MENTION_COLUMNS.index("end") + 1], *carry[4:]]
     out = pd.DataFrame(rows, columns=columns)
     if resolve and len(out):
         refs = resolve_references(sentences[carry], out, targets)

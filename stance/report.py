@@ -923,22 +923,10 @@ def voice_table(units: pd.DataFrame | None) -> pd.DataFrame:
 
 def top_contrasts(contrasts: pd.DataFrame, *, n: int = 40) -> pd.DataFrame:
     """Pick the contrasts worth reading first: significant ones by |effect|, then smallest p."""
-    cols = [
-        "target",
-        "topic",
-        "source_a",
-        "source_b",
-        "n_a",
-        "n_b",
-        "mean_a",
-        "mean_b",
-        "diff",
-        "effect_size",
-        "cliffs_delta",
-        "p_value",
-        "p_adjusted",
-        "significant",
-    ]
+    from stance.compare import CONTRAST_COLUMNS
+
+    hidden = ("n_articles_a", "n_articles_b", "diff_ci_low", "diff_ci_high")
+    cols = [c for c in CONTRAST_COLUMNS if c not in hidden]
     c = contrasts.assign(_abs=contrasts["diff"].abs(), _ns=~contrasts["significant"])
     c = c.sort_values(
         ["_ns", "p_adjusted", "_abs", "target", "topic", "source_a", "source_b"],
