@@ -10,7 +10,6 @@ RUN := runs/sample
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
-export NUMBA_CACHE_DIR := $(CURDIR)/data/interim/numba
 export PYTHONHASHSEED := 0
 
 .PHONY: setup test report lab lint clean

@@ -22,9 +22,10 @@ run_dir = "../runs/sample"
 # %%
 import pandas as pd
 
-from stance import plots, report
+from stance import plots, views
+from stance.run import load_run
 
-run = report.load_run(run_dir)
+run = load_run(run_dir)
 articles, sentences, mentions = run["articles"], run["sentences"], run["mentions"]
 counts = (
     pd.DataFrame(
@@ -32,7 +33,7 @@ counts = (
             "articles": articles.groupby("source").size(),
             "sentences": sentences.groupby("source").size(),
             "mentions": mentions.groupby("source").size(),
-            "dated articles": articles.assign(dated=report.parse_article_dates(articles).notna())
+            "dated articles": articles.assign(dated=views.parse_article_dates(articles).notna())
             .groupby("source")["dated"]
             .sum(),
         }
@@ -41,7 +42,7 @@ counts = (
     .astype(int)
     .reset_index(names="source")
 )
-report.table_html(counts, caption="Counts per source")
+views.table_html(counts, caption="Counts per source")
 
 # %%
 plots.corpus_overview(articles, sentences, mentions)
@@ -60,7 +61,7 @@ plots.mention_counts(mentions)
 # the red and blue segments, which the next reports turn into means with intervals.
 
 # %%
-report.table_html(report.skipped_inputs(run["run"]), caption="Inputs skipped by the pipeline")
+views.table_html(views.skipped_inputs(run["run"]), caption="Inputs skipped by the pipeline")
 
 # %%
-report.provenance_html(run["run"], parameters={"run_dir": run_dir})
+views.provenance_html(run["run"], parameters={"run_dir": run_dir})

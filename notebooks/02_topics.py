@@ -21,11 +21,12 @@
 run_dir = "../runs/sample"
 
 # %%
-from stance import plots, report
+from stance import plots, views
+from stance.run import load_run
 
-run = report.load_run(run_dir)
+run = load_run(run_dir)
 topics, sentences = run["topics"], run["sentences"]
-report.table_html(report.topics_table(topics), caption="Topics", max_rows=60)
+views.table_html(views.topics_table(topics), caption="Topics", max_rows=60)
 
 # %%
 plots.topic_share(sentences, topics)
@@ -44,4 +45,4 @@ plots.topic_map(run["topic_map"], sentences, topics)
 # points of one colour scattered across the map mean a topic absorbed loosely related sentences.
 
 # %%
-report.provenance_html(run["run"], parameters={"run_dir": run_dir})
+views.provenance_html(run["run"], parameters={"run_dir": run_dir})

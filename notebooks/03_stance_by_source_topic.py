@@ -26,12 +26,13 @@ run_dir = "../runs/sample"
 min_n = 1
 
 # %%
-from stance import plots, report
+from stance import plots, views
+from stance.run import load_run
 
-run = report.load_run(run_dir)
+run = load_run(run_dir)
 summary, evidence = run["summary"], run["evidence"]
-labels = report.target_labels(run["run"])
-topic_names = report.topic_labels(run.get("topics"))
+labels = views.target_labels(run["run"])
+topic_names = views.topic_labels(run.get("topics"))
 plots.stance_heatmap(summary, "all", target_labels=labels, min_n=min_n)
 
 # %% [markdown]
@@ -40,7 +41,7 @@ plots.stance_heatmap(summary, "all", target_labels=labels, min_n=min_n)
 # few articles is an anecdote, not a pattern. In words, sources whose interval excludes zero:
 
 # %%
-report.summary_reading(summary, topic="all", min_n=3)
+views.summary_reading(summary, topic="all", min_n=3)
 
 # %%
 plots.interval_plot(summary, "all", target_labels=labels)
@@ -55,9 +56,9 @@ figures = [
     plots.stance_heatmap(
         summary, topic, target_labels=labels, min_n=min_n, topic_label=topic_names.get(topic)
     )
-    for topic in report.topics_by_size(summary)
+    for topic in views.topics_by_size(summary)
 ]
-report.show_all(figures, empty_message="No topic has mentions of a target.")
+views.show_all(figures, empty_message="No topic has mentions of a target.")
 
 # %% [markdown]
 # ## Over time
@@ -66,7 +67,7 @@ report.show_all(figures, empty_message="No topic has mentions of a target.")
 # bands are article-bootstrap intervals.
 
 # %%
-report.show_all(
+views.show_all(
     [
         plots.trend_plot(run["trends"], target)
         for target in sorted(run["trends"]["target"].unique())
@@ -82,7 +83,7 @@ report.show_all(
 # means the source mostly relays or rebuts others' views of the target.
 
 # %%
-report.table_html(report.voice_table(run.get("units")))
+views.table_html(views.voice_table(run.get("units")))
 
 # %% [markdown]
 # ## Evidence: the sentences behind each cell
@@ -92,7 +93,7 @@ report.table_html(report.voice_table(run.get("units")))
 # tagged with their voice and the model's own score.
 
 # %%
-report.evidence_html(summary, evidence, topic="all")
+views.evidence_html(summary, evidence, topic="all")
 
 # %%
-report.provenance_html(run["run"], parameters={"run_dir": run_dir, "min_n": min_n})
+views.provenance_html(run["run"], parameters={"run_dir": run_dir, "min_n": min_n})

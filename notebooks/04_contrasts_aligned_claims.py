@@ -24,11 +24,12 @@ run_dir = "../runs/sample"
 max_rows = 40
 
 # %%
-from stance import plots, report
+from stance import plots, views
+from stance.run import load_run
 
-run = report.load_run(run_dir)
+run = load_run(run_dir)
 contrasts, aligned = run["contrasts"], run["aligned"]
-report.show_all(
+views.show_all(
     [
         plots.contrast_plot(contrasts, target, "all")
         for target in sorted(contrasts["target"].unique())
@@ -43,8 +44,8 @@ report.show_all(
 # sources can never differ significantly, however different their sentences read.
 
 # %%
-report.table_html(
-    report.top_contrasts(contrasts, n=max_rows),
+views.table_html(
+    views.top_contrasts(contrasts, n=max_rows),
     caption="Largest significant (or, failing that, smallest-p) contrasts",
     max_rows=max_rows,
 )
@@ -55,7 +56,7 @@ report.table_html(
 # Pairs ranked by similarity × stance gap. The left sentence is the negative one.
 
 # %%
-report.aligned_html(aligned, max_pairs=max_rows)
+views.aligned_html(aligned, max_pairs=max_rows)
 
 # %%
-report.provenance_html(run["run"], parameters={"run_dir": run_dir, "max_rows": max_rows})
+views.provenance_html(run["run"], parameters={"run_dir": run_dir, "max_rows": max_rows})

@@ -20,17 +20,18 @@
 run_dir = "../runs/sample"
 
 # %%
-from stance import plots, report
+from stance import evaluation, plots, views
+from stance.run import load_run
 
-run = report.load_run(run_dir)
-evaluation = report.load_evaluation(run["run"])
-report.show_all([report.evaluation_note(evaluation)])
-
-# %%
-report.table_html(report.evaluation_table(evaluation), caption="Test metrics", max_rows=40)
+run = load_run(run_dir)
+metrics = evaluation.load_evaluation(run["run"])
+views.show_all([evaluation.evaluation_note(metrics)])
 
 # %%
-plots.f1_bars(evaluation)
+views.table_html(evaluation.evaluation_table(metrics), caption="Test metrics", max_rows=40)
+
+# %%
+plots.f1_bars(metrics)
 
 # %% [markdown]
 # **Reading.** Neutral is the majority class in news and usually the easiest; F1 on the
@@ -38,8 +39,8 @@ plots.f1_bars(evaluation)
 # VADER sentence sentiment reaches macro-F1 ≈ 0.53 / 0.49 on the same sets.
 
 # %%
-report.show_all(
-    [plots.confusion_heatmap(evaluation, split) for split in report.confusion_splits(evaluation)],
+views.show_all(
+    [plots.confusion_heatmap(metrics, split) for split in evaluation.confusion_splits(metrics)],
     empty_message="The model's evaluation has no confusion matrix.",
 )
 
@@ -49,7 +50,7 @@ report.show_all(
 # shrink means toward zero.
 
 # %%
-plots.calibration_curve(evaluation)
+plots.calibration_curve(metrics)
 
 # %% [markdown]
 # ## Does the target's name move the score?
@@ -61,9 +62,9 @@ plots.calibration_curve(evaluation)
 # every name alike (`benchmarks/stance_identity.py`).
 
 # %%
-report.table_html(
-    report.identity_table(run["run"]), caption="Mean stance_score by target name", max_rows=30
+views.table_html(
+    evaluation.identity_table(run["run"]), caption="Mean stance_score by target name", max_rows=30
 )
 
 # %%
-report.provenance_html(run["run"], parameters={"run_dir": run_dir})
+views.provenance_html(run["run"], parameters={"run_dir": run_dir})

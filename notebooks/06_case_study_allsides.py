@@ -16,7 +16,8 @@
 # groups — portray the four states differently, and does that change over time? The sample is
 # balanced across ratings and keeps only articles that name at least one target. Article text
 # stays outside the repository: it is read from `data_path` and the run is written to
-# `case_run_dir` (under the git-ignored `runs/`).
+# `case_run_dir` (under the git-ignored `runs/` in JupyterLab; a scratch folder when
+# `stance report` renders it).
 
 # %% tags=["parameters"]
 data_path = "../data/external/allsides/allsides_geopolitics.jsonl.gz"
@@ -32,13 +33,14 @@ import tempfile
 from pathlib import Path
 
 import stance
-from stance import compare, plots, report
+from stance import compare, plots, views
+from stance.run import load_run
 
-sample = report.load_allsides_sample(
+sample = views.load_allsides_sample(
     data_path, sample_size=sample_size, seed=seed, max_chars=max_chars
 )
 config = stance.load_config(
-    overrides={"run": {"seed": seed}, "embed": {"cache_dir": "../data/interim/embeddings"}}
+    overrides={"run": {"seed": seed}}
 )
 # The sample goes to a temporary file (never into the repository) for the pipeline to read.
 sample_file = Path(tempfile.mkdtemp(prefix="allsides-")) / "allsides_sample.jsonl.gz"
@@ -46,8 +48,8 @@ sample.to_json(sample_file, orient="records", lines=True, force_ascii=False, com
 stance.analyze([sample_file], config=config, out=case_run_dir, progress=False)
 sample_file.unlink()
 sample_file.parent.rmdir()
-case = report.load_run(case_run_dir)
-report.table_html(
+case = load_run(case_run_dir)
+views.table_html(
     sample.groupby("bias_text")
     .agg(
         articles=("title", "size"),
@@ -66,7 +68,7 @@ report.table_html(
 # one or two articles in the sample are anecdotes; read the interval before the colour.
 
 # %%
-labels = report.target_labels(case["run"])
+labels = views.target_labels(case["run"])
 plots.stance_heatmap(case["summary"], "all", target_labels=labels)
 
 # %% [markdown]
@@ -77,14 +79,14 @@ plots.stance_heatmap(case["summary"], "all", target_labels=labels)
 # articles allow.
 
 # %%
-units = report.with_column(case["units"], sample, "bias_text")
+units = views.with_column(case["units"], sample, "bias_text")
 by_rating = compare.summarize(units, by=["bias_text", "target"], config=config, all_topics=False)
 plots.interval_plot(by_rating, group="bias_text", target_labels=labels)
 
 # %%
 rating_contrasts = compare.contrasts(units.assign(source=units["bias_text"]), config=config)
-report.table_html(
-    report.top_contrasts(rating_contrasts[rating_contrasts["topic"] == "all"], n=12),
+views.table_html(
+    views.top_contrasts(rating_contrasts[rating_contrasts["topic"] == "all"], n=12),
     caption="Rating vs rating (all topics), permutation test over articles, BH-adjusted",
 )
 
@@ -103,7 +105,7 @@ report.table_html(
 rating_trends = compare.trends(
     units, case["articles"], by=["bias_text"], config=config, freq=trend_freq
 )
-report.show_all(
+views.show_all(
     [
         plots.trend_plot(rating_trends, target, group="bias_text")
         for target in sorted(rating_trends["target"].unique())
@@ -116,10 +118,10 @@ report.show_all(
 # The most negative and most positive sentences per outlet and target.
 
 # %%
-report.evidence_html(case["summary"], case["evidence"], topic="all")
+views.evidence_html(case["summary"], case["evidence"], topic="all")
 
 # %%
-report.provenance_html(
+views.provenance_html(
     case["run"],
     parameters={
         "data_path": data_path,

@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from stance.config import StanceSettings
 from stance.schema import VOICES
 
 __all__ = ["VOICES", "attribute", "quote_spans", "voice"]
@@ -199,7 +200,9 @@ def voice(sentence: str, start: int, end: int) -> str:
     return "reported" if reported else "author"
 
 
-def attribute(mentions: pd.DataFrame, *, reported_weight: float = 0.5) -> pd.DataFrame:
+def attribute(
+    mentions: pd.DataFrame, *, reported_weight: float = StanceSettings.reported_weight
+) -> pd.DataFrame:
     """Add ``voice``, ``author_score`` and ``weight`` to a table of scored mentions.
 
     Args:

@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--sources", help="CSV with columns file,source naming each input file's outlet")
     a.add_argument("--config", help="TOML config merged over the defaults (see `stance config`)")
     a.add_argument("--out", required=True, help="run directory to write")
+    a.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first unusable file, table or line instead of skipping it",
+    )
 
     r = sub.add_parser("report", help="render the HTML reports of a finished run")
     r.add_argument("--run", required=True, help="run directory written by `stance analyze`")
@@ -89,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     progress = not args.quiet
     from stance.ingest import IngestError
+    from stance.run import RunDirError
 
     try:
         if args.command == "config":
@@ -103,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 sources=args.sources,
                 config=args.config,
                 out=args.out,
+                strict=True if args.strict else None,
                 progress=progress,
             )
             counts = result["run"]["counts"]
@@ -160,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.json
                 else json.dumps(result, indent=2, default=str)
             )
-    except (IngestError, ValueError, FileNotFoundError, TypeError) as exc:
+    except (IngestError, RunDirError, ValueError, FileNotFoundError, TypeError) as exc:
         print(f"stance {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

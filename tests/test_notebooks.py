@@ -14,6 +14,7 @@ import pytest
 import support
 
 from stance import report
+from stance.run import load_run
 
 pytestmark = pytest.mark.notebooks
 
@@ -80,7 +81,7 @@ def test_notebooks_render_is_deterministic(sample_run, sample_reports, tmp_path)
 
 
 def test_notebooks_sample_run_tables_are_filled(sample_run):
-    run = report.load_run(sample_run)
+    run = load_run(sample_run)
     s = run["summary"]
     assert not s.empty and not run["contrasts"].empty and not run["evidence"].empty
     assert (s["ci_low"] <= s["mean"]).all() and (s["mean"] <= s["ci_high"]).all()
@@ -105,6 +106,27 @@ def test_notebooks_case_study_runs_on_a_small_sample(tmp_path):
         },
     )
     check_rendered(paths[0])
-    case = report.load_run(tmp_path / "case_run")
+    case = load_run(tmp_path / "case_run")
     assert 18 <= len(case["articles"]) <= 24
     assert {"russia", "us"} <= set(case["summary"]["target"])
+
+
+def test_notebooks_report_writes_nothing_into_the_checkout(sample_run, tmp_path):
+    import subprocess
+
+    def status() -> str:
+        proc = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            pytest.skip("not a git checkout")
+        # Files inside the ignored virtual environment change with any Python run.
+        return "\n".join(line for line in proc.stdout.splitlines() if ".venv" not in line)
+
+    before = status()
+    report.render_reports(sample_run, tmp_path / "reports", notebooks=["01", "02"], progress=False)
+    assert status() == before

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import support
 
-from stance import report
+from stance import evaluation, report, views
+from stance.run import load_run
 
 EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 
@@ -65,7 +66,7 @@ def test_report_select_accepts_prefixes():
 
 
 def test_report_load_run_reads_tables_and_run_json(synthetic_run):
-    run = report.load_run(synthetic_run, vectors=True)
+    run = load_run(synthetic_run, vectors=True)
     assert {
         "articles",
         "mentions",
@@ -82,42 +83,42 @@ def test_report_load_run_reads_tables_and_run_json(synthetic_run):
     assert run["run"]["git_commit"] == "0000000"
     assert run["vectors"].shape[0] == len(run["sentences"])
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        report.load_run(synthetic_run / "missing")
+        load_run(synthetic_run / "missing")
 
 
 def test_report_synthetic_run_has_findings(synthetic_run):
-    run = report.load_run(synthetic_run)
+    run = load_run(synthetic_run)
     assert (run["summary"]["ci_low"] <= run["summary"]["mean"]).all()
     assert run["contrasts"]["significant"].any()
     assert not run["aligned"].empty and not run["evidence"].empty
 
 
 def test_report_table_html_escapes_every_cell():
-    out = report.table_html(pd.DataFrame({"title": [EVIL], "x": [0.5]}), caption=EVIL).data
+    out = views.table_html(pd.DataFrame({"title": [EVIL], "x": [0.5]}), caption=EVIL).data
     assert "<script>" not in out and "<img" not in out
     assert "&lt;script&gt;" in out
 
 
 def test_report_evidence_and_aligned_html_escape(synthetic_run):
-    run = report.load_run(synthetic_run)
-    ev = report.evidence_html(run["summary"], run["evidence"]).data
+    run = load_run(synthetic_run)
+    ev = views.evidence_html(run["summary"], run["evidence"]).data
     assert "<details" in ev and "&lt;img" in ev
     assert "<script>" not in ev and "<img" not in ev
-    al = report.aligned_html(run["aligned"]).data
+    al = views.aligned_html(run["aligned"]).data
     assert "<script>" not in al and "<img" not in al
-    assert "No aligned claims" in report.aligned_html(run["aligned"].iloc[:0]).data
+    assert "No aligned claims" in views.aligned_html(run["aligned"].iloc[:0]).data
 
 
 def test_report_summary_reading_names_sources(synthetic_run):
-    run = report.load_run(synthetic_run)
-    text = report.summary_reading(run["summary"]).data
+    run = load_run(synthetic_run)
+    text = views.summary_reading(run["summary"]).data
     assert "<li><strong>russia</strong>" in text and "Source B" in text
 
 
 def test_report_provenance_lists_version_commit_model_config(synthetic_run):
     info = json.loads((synthetic_run / "run.json").read_text())
     info["config"]["evil"] = EVIL
-    out = report.provenance_html(info, parameters={"run_dir": EVIL}).data
+    out = views.provenance_html(info, parameters={"run_dir": EVIL}).data
     for fact in (
         "stance version",
         "git commit",
@@ -143,19 +144,19 @@ def test_report_evaluation_helpers_read_defensively(tmp_path):
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "evaluation.json").write_text(json.dumps(ev))
-    assert report.load_evaluation({"models": {"stance": {"model_dir": str(model_dir)}}}) == ev
-    table = report.evaluation_table(ev)
+    assert evaluation.load_evaluation({"models": {"stance": {"model_dir": str(model_dir)}}}) == ev
+    table = evaluation.evaluation_table(ev)
     assert list(table["class"]) == ["negative", "macro avg", "accuracy"]
-    assert report.confusion_splits(ev) == ["rw/test"]
-    assert isinstance(report.load_evaluation({"models": {"stance": {"model_dir": "/nope"}}}), dict)
+    assert evaluation.confusion_splits(ev) == ["rw/test"]
+    assert isinstance(evaluation.load_evaluation({"models": {"stance": {"model_dir": "/nope"}}}), dict)
 
 
 def test_report_skipped_inputs_from_ingest_record():
     info = {"ingest": {"skipped": [{"path": "x.pdf", "reason": "unsupported"}]}}
-    assert report.skipped_inputs(info).to_dict("records") == [
+    assert views.skipped_inputs(info).to_dict("records") == [
         {"path": "x.pdf", "reason": "unsupported"}
     ]
-    assert report.skipped_inputs({}).empty
+    assert views.skipped_inputs({}).empty
 
 
 def test_report_deterministic_html_renumbers_plotly_ids():
@@ -182,16 +183,16 @@ def test_report_load_allsides_sample_balances_ratings(tmp_path):
     path = tmp_path / "allsides.jsonl.gz"
     with gzip.open(path, "wt", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in rows)
-    s = report.load_allsides_sample(path, sample_size=9, seed=1, max_chars=100)
+    s = views.load_allsides_sample(path, sample_size=9, seed=1, max_chars=100)
     assert len(s) == 9
     assert s["bias_text"].value_counts().to_dict() == {"center": 3, "left": 3, "right": 3}
     assert s["text"].str.contains("Russia").all() and (s["text"].str.len() <= 100).all()
     assert list(s.columns) == ["source", "title", "date", "text", "bias_text", "allsides_topic"]
     pd.testing.assert_frame_equal(
-        s, report.load_allsides_sample(path, sample_size=9, seed=1, max_chars=100)
+        s, views.load_allsides_sample(path, sample_size=9, seed=1, max_chars=100)
     )
     with pytest.raises(FileNotFoundError, match="AllSides data file"):
-        report.load_allsides_sample(tmp_path / "missing.jsonl.gz")
+        views.load_allsides_sample(tmp_path / "missing.jsonl.gz")
 
 
 def test_report_dom_report_check_counts_rendered_figures():
@@ -269,7 +270,7 @@ def test_report_voice_table() -> None:
             "stance_score": [-0.5, -0.2, 0.6, 0.2],
         }
     )
-    t = report.voice_table(units)
+    t = views.voice_table(units)
     assert list(t.columns) == [
         "source",
         "target",
@@ -284,4 +285,4 @@ def test_report_voice_table() -> None:
     assert (a["n"], a["author"], a["reported"], a["disputed"]) == (3, "33%", "33%", "33%")
     assert a["model_mean"] == pytest.approx(-0.633, abs=1e-3)
     assert a["author_mean"] == pytest.approx(-0.033, abs=1e-3)
-    assert report.voice_table(None).empty
+    assert views.voice_table(None).empty

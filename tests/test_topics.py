@@ -424,14 +424,16 @@ def test_topics_user_term_changes_assignment(config):
 
 def test_topics_defaults_match_packaged_config():
     import inspect
+    from dataclasses import asdict
+
+    from stance.config import TopicSettings
 
     table = load_config()["topics"]
-    for key, value in table.items():
-        if key != "named":
-            assert topics.TOPIC_OPTIONS[key] == value, key
+    declared = asdict(TopicSettings())
+    assert set(table) - {"named"} == set(declared)
     params = inspect.signature(topics.TopicModel.__init__).parameters
-    for key, value in topics.TOPIC_OPTIONS.items():
-        assert params[key].default == value, key
+    for key, value in declared.items():
+        assert table[key] == value and params[key].default == value, key
 
 
 def test_topics_term_support_scales_gate(fitted):
@@ -451,7 +453,7 @@ def test_topics_term_support_scales_gate(fitted):
     half = model._emissions(ctx, hits)
     gap = full[:, j] - half[:, j]
     assert np.allclose(gap, topics._SCALE * model.term_gate * 0.5)
-    assert topics.TOPIC_OPTIONS["term_support"] == 0.2
+    assert topics.TopicSettings().term_support == 0.2
 
 
 def test_topics_titles_join_context(fitted, config):
