@@ -154,7 +154,7 @@ def sentence_hash(sentence: str) -> str:
 def draw_candidates(
     data: str | Path,
     *,
-    per_cell: int = 40,
+    per_cell: int = 42,
     max_per_article: int = 2,
     max_source_share: float = 0.25,
     min_words: int = 6,
