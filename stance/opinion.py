@@ -471,7 +471,7 @@ def evaluate_pairs(
         ),
         dtype=int,
     )
-    result: dict[str, Any] = {"model": name, **_metrics(scored, pred)}
+    result: dict[str, Any] = {"model": name, **_metrics(scored, pred.tolist())}
     result["n_none"] = int((rebuilt["label"] == "none").sum())
     result["label_counts"] = {k: int((scored["label"] == k).sum()) for k in STANCE_LABELS}
     result["confidence_counts"] = {
@@ -481,7 +481,7 @@ def evaluate_pairs(
         groups = {}
         for value in sorted(scored[column].unique()):
             mask = (scored[column] == value).to_numpy()
-            m = _metrics(scored[mask], pred[mask])
+            m = _metrics(scored[mask], pred[mask].tolist())
             groups[str(value)] = {k: m[k] for k in ("macro_f1", "accuracy", "n_pairs")}
         result[key] = groups
     return result

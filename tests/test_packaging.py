@@ -62,3 +62,4 @@ def test_packaging_wheel_ships_the_report_notebooks(tmp_path: Path) -> None:
     for nb in sorted((ROOT / "notebooks").glob("*.py")):
         assert f"stance/notebooks/{nb.name}" in names
     assert any(n.endswith(".safetensors") for n in names)
+    assert "stance/data/opinion_pairs.csv" in names
