@@ -69,8 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     e = sub.add_parser("evaluate", help="evaluate the stance model")
-    e.add_argument("dataset", choices=["newsmtsc"])
-    e.add_argument("--data", required=True, help="NewsMTSC folder with rw/ and mt/")
+    e.add_argument("dataset", choices=["newsmtsc", "opinion"])
+    e.add_argument(
+        "--data",
+        required=True,
+        help="NewsMTSC folder with rw/ and mt/; for opinion, the AllSides folder or its .jsonl.gz",
+    )
     e.add_argument("--split", default="test", choices=["dev", "test"])
     e.add_argument(
         "--model", help="shipped model name or model folder (default: the default model)"
@@ -154,7 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "evaluate":
             from stance import training
 
-            if args.baseline:
+            if args.dataset == "opinion":
+                from stance.opinion import evaluate_opinion
+
+                result = evaluate_opinion(
+                    args.data, args.split, model=args.model, baseline=args.baseline
+                )
+            elif args.baseline:
                 result = training.evaluate_baseline(args.data, split=args.split)
             else:
                 from stance.scoring import resolve_model_dir

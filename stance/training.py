@@ -752,27 +752,44 @@ def evaluate_newsmtsc(
     return result
 
 
-def evaluate_baseline(data_dir: str | Path, split: str = "test") -> dict[str, Any]:
-    """Sentence-level VADER baseline that ignores the target.
-
-    VADER's compound score ≥ 0.05 is read as positive, ≤ −0.05 as negative, otherwise neutral.
-    Same output layout as ``evaluate_newsmtsc``; ``pairs_per_s`` times the VADER calls.
-    """
+def vader_analyzer() -> Any:
+    """Return VADER's ``SentimentIntensityAnalyzer`` (loading its lexicon takes a moment)."""
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+    return SentimentIntensityAnalyzer()
+
+
+def vader_labels(sentences: Sequence[str], analyzer: Any = None) -> list[int]:
+    """Sentence-level VADER labels (indices into ``LABELS``), blind to any target.
+
+    VADER's compound score ≥ 0.05 is read as positive, ≤ −0.05 as negative, otherwise neutral.
+
+    Args:
+        sentences: The sentences.
+        analyzer: A loaded analyzer (from :func:`vader_analyzer`); ``None`` loads one.
+    """
+    analyzer = analyzer if analyzer is not None else vader_analyzer()
+    compound = [analyzer.polarity_scores(s)["compound"] for s in sentences]
+    return [2 if c >= 0.05 else 0 if c <= -0.05 else 1 for c in compound]
+
+
+def evaluate_baseline(data_dir: str | Path, split: str = "test") -> dict[str, Any]:
+    """Sentence-level VADER baseline that ignores the target (see :func:`vader_labels`).
+
+    Same output layout as ``evaluate_newsmtsc``; ``pairs_per_s`` times the VADER calls.
+    """
     if split not in {"dev", "test"}:
         raise ValueError(f"The 'split' parameter must be one of {{'dev', 'test'}}. Got {split!r}.")
-    analyzer = SentimentIntensityAnalyzer()
+    analyzer = vader_analyzer()
     result: dict[str, Any] = {}
     n_total, seconds = 0, 0.0
     for subset in EVAL_SUBSETS:
         name = f"{subset}/{split}"
         pairs = load_split(data_dir, name)
         t0 = time.perf_counter()
-        compound = [analyzer.polarity_scores(p.sentence)["compound"] for p in pairs]
+        pred = vader_labels([p.sentence for p in pairs], analyzer)
         seconds += time.perf_counter() - t0
         n_total += len(pairs)
-        pred = [2 if c >= 0.05 else 0 if c <= -0.05 else 1 for c in compound]
         metrics = classification_metrics([p.label for p in pairs], pred)
         metrics["n_pairs"] = len(pairs)
         result[name] = metrics

@@ -63,3 +63,4 @@ def test_packaging_wheel_ships_the_report_notebooks(tmp_path: Path) -> None:
         assert f"stance/notebooks/{nb.name}" in names
     assert any(n.endswith(".safetensors") for n in names)
     assert "stance/default_targets.toml" in names  # the default targets and topics
+    assert "stance/data/opinion_pairs.csv" in names

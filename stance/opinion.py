@@ -1,0 +1,567 @@
+"""Opinion: the opinion-writing evaluation set, rebuilt from the shared AllSides file and scored.
+
+NewsMTSC is news reporting; most of what analysts compare is opinion and analysis. This module
+holds the rule that picks opinion and analysis pieces from the AllSides corpus
+(:func:`is_opinion`), the seeded, stratified draw of (sentence, target) candidates made with the
+project's own segmenter and mention finder (:func:`draw_candidates`), the rebuild of the
+hand-labelled pairs from references alone (:func:`rebuild_pairs`; the outlets' text never
+enters the repository, only article ids, offsets and a hash of each sentence), and the
+evaluation of a stance model or the VADER baseline on them (:func:`evaluate_opinion`,
+:func:`opinion_table`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import random
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ALLSIDES_FILE = "allsides_articles_full.jsonl.gz"
+PAIRS_RESOURCE = "opinion_pairs.csv"
+LABELS_WITH_NONE = ("negative", "neutral", "positive", "none")
+STANCE_LABELS = ("negative", "neutral", "positive")
+SPLITS = ("dev", "test")
+PAIR_COLUMNS = (
+    "pair_id",
+    "article_id",
+    "source",
+    "bias_text",
+    "sent_start",
+    "sent_end",
+    "mention_start",
+    "mention_end",
+    "target",
+    "label",
+    "confidence",
+    "split",
+    "sha256",
+)
+HASH_CHARS = 12
+
+# --- Which pieces are opinion or analysis ------------------------------------------------------
+# AllSides has no opinion flag. Three signals, any one suffices:
+# 1. a URL path segment that outlets use for commentary sections;
+_OPINION_SEGMENTS = frozenset(
+    {
+        "opinion",
+        "opinions",
+        "commentary",
+        "op-ed",
+        "op-eds",
+        "oped",
+        "analysis",
+        "column",
+        "columns",
+        "columnists",
+        "editorial",
+        "editorials",
+        "perspective",
+        "perspectives",
+        "ideas",
+        "voices",
+        "blog",
+        "blogs",
+    }
+)
+# ... except blogs that are breaking-news tickers rather than commentary or analysis;
+_NEWS_BLOGS = frozenset({"thetwo-way", "blog-briefing-room", "the_slatest", "floor-action"})
+# 2. a title prefix ("Opinion: ...", "Analysis | ...");
+_TITLE_PREFIX = re.compile(
+    r"^\s*(?:opinion|analysis|commentary|editorial|column|op-ed|perspective|news analysis)\s*[:|–—-]\s",
+    re.IGNORECASE,
+)
+# 3. an AllSides source that is itself a commentary feed: "Guest Writer - Right",
+#    "CNN - Editorial", "New York Times - Opinion", "Cato Institute (blog)", ...
+_SOURCE_NAME = re.compile(r"opinion|editorial|guest writer|\bblog\b|commentary", re.IGNORECASE)
+
+
+def is_opinion(url: str | None, title: str | None, source: str | None) -> bool:
+    """Tell whether an AllSides article is an opinion or analysis piece.
+
+    Any one signal suffices: a URL path segment of a commentary section (``/opinion/``,
+    ``/opinions/``, ``/commentary/``, ``/op-ed/``, ``/analysis/``, ``/column(s)/``,
+    ``/columnists/``, ``/editorial(s)/``, ``/perspective/``, ``/ideas/``, ``/voices/``, and
+    ``/blog(s)/`` except breaking-news tickers such as NPR's "The Two-Way"); a title prefix
+    ("Opinion:", "Analysis |", ...); or an AllSides source name that marks a commentary feed
+    ("Guest Writer - Right", "CNN - Editorial", "Fox News Opinion", "Cato Institute (blog)").
+
+    Args:
+        url: The article's URL.
+        title: The article's title.
+        source: The AllSides source name.
+    """
+    segments = [s for s in urlparse(url or "").path.lower().split("/") if s]
+    for i, seg in enumerate(segments):
+        if seg in _OPINION_SEGMENTS:
+            following = segments[i + 1] if i + 1 < len(segments) else ""
+            if seg in ("blog", "blogs") and following in _NEWS_BLOGS:
+                continue
+            return True
+    if title and _TITLE_PREFIX.match(title):
+        return True
+    return bool(source and _SOURCE_NAME.search(source))
+
+
+# --- The shared file ---------------------------------------------------------------------------
+
+
+def allsides_path(data: str | Path) -> Path:
+    """Resolve ``--data``: the AllSides folder or the ``.jsonl.gz`` file itself.
+
+    Raises:
+        FileNotFoundError: When the file does not exist; the message names the path tried.
+    """
+    path = Path(data)
+    if path.is_dir() or path.suffix not in (".gz", ".jsonl"):
+        path = path / ALLSIDES_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"The AllSides file {str(path)!r} does not exist. Pass --data the folder holding "
+            f"{ALLSIDES_FILE} (e.g. ../shared/data/allsides) or the file itself."
+        )
+    return path
+
+
+def iter_articles(path: str | Path, ids: set[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Stream the articles of an AllSides ``.jsonl(.gz)`` file, optionally only ``ids``."""
+    file = allsides_path(path)
+    opener = gzip.open if file.suffix == ".gz" else open
+    with opener(file, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            article = json.loads(line)
+            if ids is None or str(article["id"]) in ids:
+                yield article
+
+
+def sentence_hash(sentence: str) -> str:
+    """Short sha256 prefix of a sentence: detects drift of the shared file, reveals no text."""
+    return hashlib.sha256(sentence.encode("utf-8")).hexdigest()[:HASH_CHARS]
+
+
+# --- Drawing candidates ------------------------------------------------------------------------
+
+
+def draw_candidates(
+    data: str | Path,
+    *,
+    per_cell: int = 42,
+    max_per_article: int = 2,
+    max_source_share: float = 0.25,
+    min_words: int = 6,
+    max_words: int = 80,
+    dev_share: float = 0.4,
+    seed: int = 9,
+    targets: dict[str, dict[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """Draw unlabelled (sentence, target) candidates from the opinion pieces of the corpus.
+
+    Sentences come from :func:`stance.segment.sentence_spans` over each article's ``text``,
+    mentions from :func:`stance.mentions.find_mentions` with the config's targets (explicit
+    aliases only, no pronoun references); a sentence with several mentions of one target gives
+    one pair (its first mention). The draw is stratified by target × ``bias_text``: candidates
+    are shuffled with ``seed`` and taken in that order, at most ``max_per_article`` pairs per
+    article and, while the cell can still be filled otherwise, at most ``max_source_share`` of a
+    cell from one source. Nothing looks at any model output. Articles are then split dev/test
+    with the same seed.
+
+    Args:
+        data: The AllSides folder or ``.jsonl.gz`` file.
+        per_cell: Pairs per (target, bias_text) cell.
+        max_per_article: Most pairs from one article (one more where a cell runs short).
+        max_source_share: Soft cap on one source's share of a cell.
+        min_words: Shortest sentence (in whitespace tokens) to draw.
+        max_words: Longest sentence to draw.
+        dev_share: Share of articles in the dev split.
+        seed: Seed of the shuffle and the split.
+        targets: The target table (default: the default config's).
+
+    Returns:
+        The pair table with ``PAIR_COLUMNS`` plus ``sentence`` and ``mention`` (for labelling
+        only; never write those to the repository), ``label`` and ``confidence`` empty.
+    """
+    import pandas as pd
+
+    from stance.config import load_config
+    from stance.mentions import build_lexicon, find_mentions
+    from stance.segment import sentence_spans
+
+    targets = targets if targets is not None else load_config()["targets"]
+    lexicon = build_lexicon(targets)
+    cands: list[dict[str, Any]] = []
+    for art in iter_articles(data):
+        if not is_opinion(art.get("url"), art.get("title"), art.get("source")):
+            continue
+        text = art.get("text") or ""
+        for start, end in sentence_spans(text):
+            sentence = text[start:end]
+            if not min_words <= len(sentence.split()) <= max_words:
+                continue
+            seen: set[str] = set()
+            for target, mention, m_start, m_end in find_mentions(sentence, lexicon):
+                if target in seen:
+                    continue
+                seen.add(target)
+                cands.append(
+                    {
+                        "article_id": str(art["id"]),
+                        "source": art["source"],
+                        "bias_text": art["bias_text"],
+                        "sent_start": start,
+                        "sent_end": end,
+                        "mention_start": m_start,
+                        "mention_end": m_end,
+                        "target": target,
+                        "sentence": sentence,
+                        "mention": mention,
+                    }
+                )
+    rng = random.Random(seed)
+    rng.shuffle(cands)
+    per_article: dict[str, int] = {}
+    chosen: list[dict[str, Any]] = []
+    cells = sorted({(c["target"], c["bias_text"]) for c in cands})
+    for cell in cells:
+        pool = [c for c in cands if (c["target"], c["bias_text"]) == cell]
+        cap = max(1, int(per_cell * max_source_share))
+        taken: list[dict[str, Any]] = []
+        # Three passes, each run only if the cell is still short: all caps; no source cap;
+        # one more pair per article (Turkey is rare in opinion writing).
+        for source_cap, article_cap in (
+            (cap, max_per_article),
+            (per_cell, max_per_article),
+            (per_cell, max_per_article + 1),
+        ):
+            per_source: dict[str, int] = {}
+            for c in taken:
+                per_source[c["source"]] = per_source.get(c["source"], 0) + 1
+            for c in pool:
+                if len(taken) >= per_cell:
+                    break
+                if c in taken or per_article.get(c["article_id"], 0) >= article_cap:
+                    continue
+                if per_source.get(c["source"], 0) >= source_cap:
+                    continue
+                taken.append(c)
+                per_article[c["article_id"]] = per_article.get(c["article_id"], 0) + 1
+                per_source[c["source"]] = per_source.get(c["source"], 0) + 1
+        chosen.extend(taken)
+    articles = sorted({c["article_id"] for c in chosen})
+    random.Random(seed).shuffle(articles)
+    dev = set(articles[: round(dev_share * len(articles))])
+    out = pd.DataFrame(chosen)
+    out["split"] = ["dev" if a in dev else "test" for a in out["article_id"]]
+    out["sha256"] = [sentence_hash(s) for s in out["sentence"]]
+    out["label"] = ""
+    out["confidence"] = 0
+    out = out.sort_values(["target", "bias_text", "article_id", "sent_start"]).reset_index(
+        drop=True
+    )
+    out.insert(0, "pair_id", [f"op{i:04d}" for i in range(len(out))])
+    return out[[*PAIR_COLUMNS, "sentence", "mention"]]
+
+
+# --- The reference file ------------------------------------------------------------------------
+
+
+def load_pairs(path: str | Path | None = None) -> pd.DataFrame:
+    """Read the labelled references (no text): the shipped ``stance/data/opinion_pairs.csv``.
+
+    Args:
+        path: Another reference file with ``PAIR_COLUMNS``; ``None`` for the shipped one.
+
+    Raises:
+        ValueError: When a column is missing or a label, split or confidence is invalid.
+    """
+    import pandas as pd
+
+    if path is None:
+        with resources.files("stance").joinpath("data", PAIRS_RESOURCE).open("rb") as handle:
+            pairs = pd.read_csv(handle, dtype={"article_id": str, "sha256": str})
+    else:
+        pairs = pd.read_csv(path, dtype={"article_id": str, "sha256": str})
+    missing = [c for c in PAIR_COLUMNS if c not in pairs.columns]
+    if missing:
+        raise ValueError(f"The opinion reference file lacks the columns {missing}.")
+    for column, allowed in (("label", LABELS_WITH_NONE), ("split", SPLITS)):
+        bad = sorted(set(pairs[column]) - set(allowed))
+        if bad:
+            raise ValueError(
+                f"The opinion reference file's {column!r} column must hold values from "
+                f"{allowed}. Got {bad} instead."
+            )
+    if not pairs["confidence"].isin([1, 2, 3]).all():
+        raise ValueError("The opinion reference file's 'confidence' column must be 1, 2 or 3.")
+    return pairs
+
+
+def rebuild_pairs(
+    data: str | Path,
+    pairs: pd.DataFrame | None = None,
+    *,
+    on_drift: Literal["raise", "drop"] = "raise",
+    targets: dict[str, dict[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """Rebuild the sentences of the reference pairs from the shared AllSides file.
+
+    The file is streamed once; only the referenced articles are kept. Each sentence is
+    ``text[sent_start:sent_end]`` and must hash to the stored ``sha256`` prefix.
+
+    Args:
+        data: The AllSides folder or ``.jsonl.gz`` file.
+        pairs: References with ``PAIR_COLUMNS`` (default: :func:`load_pairs`).
+        on_drift: ``"raise"`` when an article is missing or a sentence's hash differs;
+            ``"drop"`` to leave such pairs out (with a logged warning).
+        targets: Target table used to find the target's other mentions in each sentence
+            (default: the default config's), passed to the model as the pipeline does.
+
+    Returns:
+        ``pairs`` plus ``sentence``, ``mention`` and ``others`` (the spans of the target's other
+        mentions in the sentence).
+
+    Raises:
+        FileNotFoundError: The AllSides file does not exist (the message names it).
+        ValueError: With ``on_drift="raise"``, when articles are missing or hashes differ.
+    """
+    import logging
+
+    from stance.config import load_config
+    from stance.mentions import build_lexicon, find_mentions
+
+    if on_drift not in ("raise", "drop"):
+        raise ValueError(
+            f"The 'on_drift' parameter must be one of {{'raise', 'drop'}}. Got {on_drift!r} instead."
+        )
+    pairs = load_pairs() if pairs is None else pairs
+    file = allsides_path(data)
+    wanted = set(pairs["article_id"].astype(str))
+    texts = {str(a["id"]): a.get("text") or "" for a in iter_articles(file, wanted)}
+    lexicon = build_lexicon(targets if targets is not None else load_config()["targets"])
+    sentences, mentions, others, ok = [], [], [], []
+    for row in pairs.itertuples(index=False):
+        text = texts.get(str(row.article_id))
+        sentence = "" if text is None else text[int(row.sent_start) : int(row.sent_end)]
+        good = text is not None and sentence_hash(sentence) == row.sha256
+        span = (int(row.mention_start), int(row.mention_end))
+        sentences.append(sentence)
+        mentions.append(sentence[span[0] : span[1]])
+        others.append(
+            [
+                (a, b)
+                for t, _, a, b in find_mentions(sentence, lexicon)
+                if t == row.target and (a, b) != span
+            ]
+            if good
+            else []
+        )
+        ok.append(good)
+    out = pairs.copy()
+    out["sentence"] = sentences
+    out["mention"] = mentions
+    out["others"] = others
+    bad = out.loc[[not g for g in ok], "pair_id"].tolist()
+    if bad:
+        message = (
+            f"{len(bad)} of {len(out)} opinion pairs do not match {str(file)!r} (article missing "
+            f"or sentence hash differs), e.g. {bad[:5]}. Is this the AllSides release the "
+            "references were drawn from?"
+        )
+        if on_drift == "raise":
+            raise ValueError(message)
+        logging.getLogger(__name__).warning(message)
+        out = out[ok]
+    return out.reset_index(drop=True)
+
+
+# --- Evaluation ----------------------------------------------------------------------------------
+
+#: A scorer: ``(sentences, starts, ends, others) -> predicted labels`` (indices into
+#: ``STANCE_LABELS``).
+Predictor = Callable[
+    [Sequence[str], Sequence[int], Sequence[int], Sequence[Sequence[tuple[int, int]]]],
+    Sequence[int],
+]
+
+
+def model_predictor(model: Any = None, *, batch_size: int = 64) -> Predictor:
+    """Return a :data:`Predictor` for a stance model.
+
+    Args:
+        model: A ``StanceScorer``, a shipped model name, a model folder, or ``None`` (default
+            model).
+        batch_size: Pairs per forward pass.
+    """
+    from stance.scoring import StanceScorer, load_model, resolve_model_dir
+
+    scorer = model if isinstance(model, StanceScorer) else load_model(resolve_model_dir(model))
+
+    def predict(
+        sentences: Sequence[str],
+        starts: Sequence[int],
+        ends: Sequence[int],
+        others: Sequence[Sequence[tuple[int, int]]],
+    ) -> list[int]:
+        probs = scorer.predict_proba(sentences, starts, ends, others=others, batch_size=batch_size)
+        return probs.argmax(axis=1).tolist()
+
+    return predict
+
+
+def vader_predictor() -> Predictor:
+    """Return a :data:`Predictor` for the sentence-level VADER baseline (ignores the target)."""
+    from stance.training import vader_labels
+
+    def predict(
+        sentences: Sequence[str],
+        starts: Sequence[int],
+        ends: Sequence[int],
+        others: Sequence[Sequence[tuple[int, int]]],
+    ) -> list[int]:
+        return vader_labels(sentences)
+
+    return predict
+
+
+def _metrics(frame: pd.DataFrame, pred: Sequence[int]) -> dict[str, Any]:
+    from stance.training import classification_metrics
+
+    y = [STANCE_LABELS.index(label) for label in frame["label"]]
+    metrics = classification_metrics(y, list(pred))
+    metrics["n_pairs"] = len(y)
+    return metrics
+
+
+def evaluate_pairs(
+    rebuilt: pd.DataFrame, predictor: Predictor, *, name: str = "model"
+) -> dict[str, Any]:
+    """Score rebuilt pairs with ``predictor`` and compare with the labels.
+
+    ``none`` pairs (no reference to the target) are left out of every figure and counted.
+
+    Args:
+        rebuilt: Pairs with ``sentence``, ``mention_start``, ``mention_end``, ``others``,
+            ``label``, ``target`` and ``bias_text`` (from :func:`rebuild_pairs`).
+        predictor: See :data:`Predictor`.
+        name: The model's name, copied into the result.
+
+    Returns:
+        ``macro_f1``, ``accuracy``, ``per_class`` (precision, recall, F1, support),
+        ``confusion`` (rows true, columns predicted, in ``STANCE_LABELS`` order), ``n_pairs``,
+        ``n_none``, ``label_counts``, ``confidence_counts``, ``by_target`` and ``by_bias``
+        (macro-F1, accuracy and pair count per group), and ``model``.
+    """
+    import numpy as np
+
+    scored = rebuilt[rebuilt["label"] != "none"].reset_index(drop=True)
+    pred = np.asarray(
+        predictor(
+            scored["sentence"].tolist(),
+            scored["mention_start"].astype(int).tolist(),
+            scored["mention_end"].astype(int).tolist(),
+            [list(o) for o in scored["others"]],
+        ),
+        dtype=int,
+    )
+    result: dict[str, Any] = {"model": name, **_metrics(scored, pred.tolist())}
+    result["n_none"] = int((rebuilt["label"] == "none").sum())
+    result["label_counts"] = {k: int((scored["label"] == k).sum()) for k in STANCE_LABELS}
+    result["confidence_counts"] = {
+        str(k): int((scored["confidence"] == k).sum()) for k in (1, 2, 3)
+    }
+    for column, key in (("target", "by_target"), ("bias_text", "by_bias")):
+        groups = {}
+        for value in sorted(scored[column].unique()):
+            mask = (scored[column] == value).to_numpy()
+            m = _metrics(scored[mask], pred[mask].tolist())
+            groups[str(value)] = {k: m[k] for k in ("macro_f1", "accuracy", "n_pairs")}
+        result[key] = groups
+    return result
+
+
+def evaluate_opinion(
+    data: str | Path,
+    split: Literal["dev", "test", "all"] = "test",
+    *,
+    model: Any = None,
+    baseline: bool = False,
+    pairs: pd.DataFrame | None = None,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Evaluate a stance model (or VADER) on the opinion-writing set.
+
+    Args:
+        data: The AllSides folder or ``.jsonl.gz`` file the references point into.
+        split: ``"dev"`` (for tuning), ``"test"`` (for reporting) or ``"all"``.
+        model: A ``StanceScorer``, shipped model name or model folder; ``None`` for the default.
+        baseline: Evaluate the sentence-level VADER baseline instead of a model.
+        pairs: References (default: the shipped file).
+        batch_size: Pairs per forward pass.
+
+    Returns:
+        The figures of :func:`evaluate_pairs` plus ``dataset`` and ``split``.
+
+    Raises:
+        ValueError: An unknown ``split``, or references that no longer match the file.
+        FileNotFoundError: The AllSides file does not exist.
+    """
+    if split not in ("dev", "test", "all"):
+        raise ValueError(
+            f"The 'split' parameter must be one of {{'dev', 'test', 'all'}}. Got {split!r} instead."
+        )
+    pairs = load_pairs() if pairs is None else pairs
+    if split != "all":
+        pairs = pairs[pairs["split"] == split]
+    rebuilt = rebuild_pairs(data, pairs)
+    if baseline:
+        predictor, name = vader_predictor(), "vader"
+    else:
+        from stance.scoring import StanceScorer, resolve_model_dir
+
+        predictor = model_predictor(model, batch_size=batch_size)
+        name = (
+            str(model.config.get("name", "scorer"))
+            if isinstance(model, StanceScorer)
+            else resolve_model_dir(model).name
+        )
+    return {"dataset": "opinion", "split": split, **evaluate_pairs(rebuilt, predictor, name=name)}
+
+
+def opinion_table(results: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Tidy table of opinion-set results for reports: one row per model, split and class.
+
+    Args:
+        results: Dicts from :func:`evaluate_opinion` (e.g. the ``results`` list of
+            ``benchmarks/results/opinion_eval.json``).
+
+    Returns:
+        Columns ``model, split, class, precision, recall, f1, support, macro_f1, accuracy,
+        n_pairs, n_none``; ``class`` is ``"negative"``, ``"neutral"`` or ``"positive"``.
+    """
+    import pandas as pd
+
+    rows = []
+    for r in results:
+        for cls in STANCE_LABELS:
+            pc = r["per_class"][cls]
+            rows.append(
+                {
+                    "model": r["model"],
+                    "split": r["split"],
+                    "class": cls,
+                    **{k: pc[k] for k in ("precision", "recall", "f1", "support")},
+                    "macro_f1": r["macro_f1"],
+                    "accuracy": r["accuracy"],
+                    "n_pairs": r["n_pairs"],
+                    "n_none": r["n_none"],
+                }
+            )
+    return pd.DataFrame(rows)
