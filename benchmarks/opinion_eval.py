@@ -8,7 +8,10 @@ writes every result to one JSON file. Dev is for tuning, test for reporting.
 Usage::
 
     HF_HUB_OFFLINE=1 python benchmarks/opinion_eval.py --data ../shared/data/allsides \
-        [--out benchmarks/results/opinion_eval.json]
+        [--out benchmarks/results/opinion_eval.json] [--write]
+
+``--write`` also stores each shipped model's figures (and VADER's, for comparison) as
+``opinion.json`` in the model's folder, where the validation report finds them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="AllSides folder or .jsonl.gz")
     parser.add_argument("--out", default="benchmarks/results/opinion_eval.json")
+    parser.add_argument(
+        "--write", action="store_true", help="also write opinion.json into each model folder"
+    )
     args = parser.parse_args()
 
     pairs = load_pairs()
@@ -65,6 +71,26 @@ def main() -> None:
     }
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {args.out}")
+    if args.write:
+        from stance.scoring import resolve_model_dir
+
+        by_model: dict[str, dict[str, dict]] = {}
+        for r in results:
+            by_model.setdefault(r["model"], {})[r["split"]] = r
+        vader = next(v for k, v in by_model.items() if "vader" in k.lower())
+        for name in MODELS[1:]:
+            model_dir = resolve_model_dir(name)
+            mine = next(v for k, v in by_model.items() if Path(str(k)).name == name)
+            record = {
+                "produced_by": out["produced_by"],
+                "git_commit": commit,
+                "reference_file": out["reference_file"],
+                "model": name,
+                "results": mine,
+                "baseline_vader": vader,
+            }
+            (model_dir / "opinion.json").write_text(json.dumps(record, indent=2) + "\n")
+            print(f"wrote {model_dir / 'opinion.json'}")
 
 
 if __name__ == "__main__":

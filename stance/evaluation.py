@@ -176,3 +176,62 @@ def confusion_splits(evaluation: Mapping[str, Any]) -> list[str]:
         for k, v in evaluation.items()
         if isinstance(v, Mapping) and "confusion" in v and "macro_f1" in v
     )
+
+
+def opinion_table(run_info: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """The opinion-writing evaluation of the shipped models (and VADER), per model and split.
+
+    Reads ``opinion.json`` (written by ``benchmarks/opinion_eval.py --write``: the hand-labelled
+    AllSides opinion pairs of ``stance/data/opinion_pairs.csv``) from the run's model folder and
+    the shipped models' folders. Columns: ``model, split, macro_f1, accuracy, f1_negative,
+    f1_neutral, f1_positive, n_pairs``; empty when no model has the file.
+    """
+    import pandas as pd
+
+    dirs: list[Path] = []
+    model_dir = stance_model_info(run_info or {}).get("model_dir")
+    if model_dir:
+        dirs.append(Path(str(model_dir)))
+    try:
+        from stance import scoring
+
+        dirs += [scoring.MODELS_DIR / name for name in scoring.available_models()]
+    except Exception:  # the validation report must render even without the scoring module
+        pass
+    records: dict[str, Mapping[str, Any]] = {}
+    for d in dict.fromkeys(dirs):
+        data = _read_json(d / "opinion.json")
+        if isinstance(data.get("results"), Mapping):
+            records.setdefault("VADER (sentence-level baseline)", data.get("baseline_vader", {}))
+            records[str(data.get("model") or d.name)] = data["results"]
+    rows = []
+    for model, by_split in records.items():
+        for split in ("dev", "test"):
+            ev = by_split.get(split) if isinstance(by_split, Mapping) else None
+            if not isinstance(ev, Mapping) or "macro_f1" not in ev:
+                continue
+            per_class = ev.get("per_class") or {}
+            rows.append(
+                {
+                    "model": model,
+                    "split": split,
+                    "macro_f1": ev.get("macro_f1"),
+                    "accuracy": ev.get("accuracy"),
+                    **{
+                        f"f1_{label}": (per_class.get(label) or {}).get("f1")
+                        for label in ("negative", "neutral", "positive")
+                    },
+                    "n_pairs": ev.get("n_pairs"),
+                }
+            )
+    columns = [
+        "model",
+        "split",
+        "macro_f1",
+        "accuracy",
+        "f1_negative",
+        "f1_neutral",
+        "f1_positive",
+        "n_pairs",
+    ]
+    return pd.DataFrame(rows, columns=columns)

@@ -286,3 +286,17 @@ def test_report_voice_table() -> None:
     assert a["model_mean"] == pytest.approx(-0.633, abs=1e-3)
     assert a["author_mean"] == pytest.approx(-0.033, abs=1e-3)
     assert views.voice_table(None).empty
+
+
+def test_report_opinion_table_reads_the_model_folder(tmp_path):
+    per_class = {c: {"f1": 0.5} for c in ("negative", "neutral", "positive")}
+    result = {"macro_f1": 0.61, "accuracy": 0.7, "per_class": per_class, "n_pairs": 10}
+    vader = {"test": {**result, "macro_f1": 0.3}}
+    (tmp_path / "opinion.json").write_text(
+        json.dumps({"model": "mine", "results": {"test": result}, "baseline_vader": vader})
+    )
+    table = evaluation.opinion_table({"models": {"stance": {"model_dir": str(tmp_path)}}})
+    mine = table[table["model"] == "mine"].iloc[0]
+    assert mine["split"] == "test" and mine["macro_f1"] == 0.61 and mine["f1_neutral"] == 0.5
+    assert table[table["model"].str.startswith("VADER")]["macro_f1"].iloc[0] == 0.3
+    assert list(table.columns)[:3] == ["model", "split", "macro_f1"]
