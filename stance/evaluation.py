@@ -179,7 +179,7 @@ def confusion_splits(evaluation: Mapping[str, Any]) -> list[str]:
 
 
 def opinion_table(run_info: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """The opinion-writing evaluation of the shipped models (and VADER), per model and split.
+    """Tabulate the opinion-writing evaluation of the shipped models and VADER, per split.
 
     Reads ``opinion.json`` (written by ``benchmarks/opinion_eval.py --write``: the hand-labelled
     AllSides opinion pairs of ``stance/data/opinion_pairs.csv``) from the run's model folder and
