@@ -258,11 +258,14 @@ def interval_plot(
         d = data[data["target"] == target].copy()
         d["_g"] = d[group].astype(str)
         d = d.set_index("_g").reindex(groups).dropna(subset=["mean"]).reset_index()
+        arts = d["n_articles"] if "n_articles" in d else [None] * len(d)
         hover = [
             f"<b>{esc(g)}</b> → {esc(labels.get(target, target))}<br>"
-            f"mean {_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]<br>n = {int(n)}"
-            for g, m, lo, hi, n in zip(
-                d["_g"], d["mean"], d["ci_low"], d["ci_high"], d["n"], strict=True
+            f"mean {_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]<br>"
+            + (f"{int(a)} articles, " if a is not None else "")
+            + f"{int(n)} sentences"
+            for g, m, lo, hi, n, a in zip(
+                d["_g"], d["mean"], d["ci_low"], d["ci_high"], d["n"], arts, strict=True
             )
         ]
         fig.add_trace(
@@ -340,8 +343,13 @@ def contrast_plot(
             continue
         hover = [
             f"<b>{p}</b><br>diff {_fmt(r.diff)} [{_fmt(r.diff_ci_low)}, {_fmt(r.diff_ci_high)}]"
-            f"<br>means {_fmt(r.mean_a)} vs {_fmt(r.mean_b)} (n {r.n_a} / {r.n_b})"
-            f"<br>Cohen's d {_fmt(r.effect_size)}, Cliff's δ {_fmt(r.cliffs_delta)}"
+            f"<br>means {_fmt(r.mean_a)} vs {_fmt(r.mean_b)}"
+            + (
+                f" ({r.n_articles_a} / {r.n_articles_b} articles, {r.n_a} / {r.n_b} sentences)"
+                if hasattr(r, "n_articles_a")
+                else f" (n {r.n_a} / {r.n_b})"
+            )
+            + f"<br>Cohen's d {_fmt(r.effect_size)}, Cliff's δ {_fmt(r.cliffs_delta)}"
             f"<br>p = {r.p_value:.4f}, adjusted {r.p_adjusted:.4f}"
             for p, r in zip(s["_pair"], s.itertuples(index=False), strict=True)
         ]

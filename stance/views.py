@@ -789,7 +789,7 @@ def top_contrasts(contrasts: pd.DataFrame, *, n: int = 40) -> pd.DataFrame:
     """Pick the contrasts worth reading first: significant ones by |effect|, then smallest p."""
     from stance.compare import CONTRAST_COLUMNS
 
-    hidden = ("n_articles_a", "n_articles_b", "diff_ci_low", "diff_ci_high")
+    hidden = ("diff_ci_low", "diff_ci_high")
     cols = [c for c in CONTRAST_COLUMNS if c not in hidden]
     c = contrasts.assign(_abs=contrasts["diff"].abs(), _ns=~contrasts["significant"])
     c = c.sort_values(

@@ -119,6 +119,7 @@ def test_plots_interval_plot_error_bars(summary):
     assert russia.x[i] == pytest.approx(0.4)
     assert russia.error_x.array[i] == pytest.approx(0.2)
     assert russia.error_x.arrayminus[i] == pytest.approx(0.3)
+    assert "3 articles, 10 sentences" in russia.customdata[i]
     assert no_raw_markup(fig)
 
 
@@ -158,6 +159,7 @@ def test_plots_contrast_plot_marks_significance(contrasts):
     assert names == {"significant (BH)", "not significant"}
     sig = next(t for t in fig.data if t.name == "significant (BH)")
     assert sig.marker.symbol == "circle" and sig.x[0] > 0.5
+    assert "(6 / 6 articles, 6 / 6 sentences)" in sig.customdata[0]
     assert no_raw_markup(fig)
     assert not plots.contrast_plot(contrasts, "iran").data
 
