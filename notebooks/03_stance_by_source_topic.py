@@ -43,7 +43,11 @@ summary, evidence = run["summary"], run["evidence"]
 labels = views.target_labels(run["run"])
 topic_names = views.topic_labels(run.get("topics"))
 views.findings_html(
-    run["contrasts"], target_labels=labels, topic_labels=topic_names, min_articles=min_articles
+    run["contrasts"],
+    target_labels=labels,
+    topic_labels=topic_names,
+    min_articles=min_articles,
+    unit="source",
 )
 
 # %% [markdown]

@@ -40,9 +40,7 @@ from stance.run import load_run
 sample = views.load_allsides_sample(
     data_path, sample_size=sample_size, seed=seed, max_chars=max_chars
 )
-config = stance.load_config(
-    overrides={"run": {"seed": seed}}
-)
+config = stance.load_config(overrides={"run": {"seed": seed}})
 # The sample goes to a temporary file (never into the repository) for the pipeline to read.
 sample_file = Path(tempfile.mkdtemp(prefix="allsides-")) / "allsides_sample.jsonl.gz"
 sample.to_json(sample_file, orient="records", lines=True, force_ascii=False, compression="gzip")

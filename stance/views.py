@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from stance.compare import MIN_ARTICLES
 from stance.evaluation import stance_model_info
-from stance.schema import ALL_TOPICS
+from stance.schema import ALL_TOPICS, NOISE_TOPIC
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -434,11 +434,12 @@ def findings_html(
     items = []
     for r in f.head(max_items).itertuples(index=False):
         target = html.escape(tl.get(r.target, str(r.target)))
-        where = (
-            "across all topics"
-            if r.topic == ALL_TOPICS
-            else f"on {html.escape(pl.get(r.topic, str(r.topic)))}"
-        )
+        if r.topic == ALL_TOPICS:
+            where = "across all topics"
+        elif r.topic == NOISE_TOPIC:
+            where = "in sentences outside every topic"
+        else:
+            where = f"on {html.escape(pl.get(r.topic, str(r.topic)))}"
         a, b = html.escape(str(r.source_a)), html.escape(str(r.source_b))
         text = (
             f"<strong>{a}</strong> portrays <strong>{target}</strong> more negatively than "

@@ -321,11 +321,12 @@ def test_report_findings_keep_significant_contrasts_with_enough_articles():
             _contrast("C", "D", -0.30, True, arts=(2, 9), p=0.001),  # too few articles
             _contrast("E", "F", -0.90, False, p=0.2),  # not significant
             _contrast("G", EVIL, -0.40, True, topic="all", p=0.02),
+            _contrast("H", "I", -0.20, True, topic="noise", p=0.03),
         ]
     )
     f, counts = views.findings(c)
-    assert counts == {"tested": 4, "significant": 3, "few_articles": 1}
-    assert list(f["source_a"]) == ["B", "G"] and list(f["source_b"]) == ["A", EVIL]
+    assert counts == {"tested": 5, "significant": 4, "few_articles": 1}
+    assert list(f["source_a"]) == ["B", "G", "H"] and list(f["source_b"]) == ["A", EVIL, "I"]
     first = f.iloc[0]
     assert first["diff"] == pytest.approx(-0.52)
     assert (first["diff_ci_low"], first["diff_ci_high"]) == pytest.approx((-0.62, -0.32))
@@ -340,6 +341,7 @@ def test_report_findings_keep_significant_contrasts_with_enough_articles():
         "4 vs 5 articles" in out
     )
     assert "across all topics" in out and "&lt;script&gt;" in out and "<script>" not in out
+    assert "in sentences outside every topic" in out
     assert f"href='#{plots.cell_anchor('B', 'russia', 'libya')}'" in out
     assert "1 more significant contrast rests on fewer than 3 articles" in out
     assert "C</strong>" not in out and "E</strong>" not in out
