@@ -199,15 +199,8 @@ def stance_heatmap(
             )
         )
     if len(fig.data) > 1:
-        fig.add_annotation(
-            text=f"faded, italic: fewer than {min_articles} articles",
-            showarrow=False,
-            x=0,
-            y=-0.12,
-            xref="paper",
-            yref="paper",
-            xanchor="left",
-            font={"size": 11, "color": "#666"},
+        fig.update_layout(
+            title=f"{esc(title)}<br><sup>faded, italic: fewer than {min_articles} articles</sup>"
         )
     fig.update_layout(
         height=max(300, 80 + 40 * len(sources)),
@@ -500,15 +493,9 @@ def trend_plot(
     if not all(
         a is None or a >= min_articles for a in (d["n_articles"] if "n_articles" in d else [None])
     ):
-        fig.add_annotation(
-            text=f"open markers: periods with fewer than {min_articles} articles (no interval)",
-            showarrow=False,
-            x=0,
-            y=-0.2,
-            xref="paper",
-            yref="paper",
-            xanchor="left",
-            font={"size": 11, "color": "#666"},
+        fig.update_layout(
+            title=f"{esc(title)}<br><sup>open markers: periods with fewer than {min_articles} "
+            "articles (no interval)</sup>"
         )
     return fig
 

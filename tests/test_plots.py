@@ -93,7 +93,7 @@ def test_plots_stance_heatmap_fades_cells_under_min_articles(summary):
     assert few.text[ib][ir].startswith("<i>")
     assert few.colorscale != hm.colorscale
     assert np.isnan(zf[list(hm.y).index("A"), ir])  # 3 articles: solid
-    assert "fewer than 3 articles" in fig.layout.annotations[0].text
+    assert "fewer than 3 articles" in fig.layout.title.text
     # With a lower threshold every cell is solid and there is no second trace.
     assert len(plots.stance_heatmap(summary, "all", min_articles=1).data) == 1
 
@@ -195,7 +195,7 @@ def test_plots_trend_plot_has_band_and_line_per_group():
     assert "2 articles, 4 sentences" in line.customdata[1]
     # B's single period keeps its interval as an error bar.
     assert fig.data[2].error_y.arrayminus[0] == pytest.approx(0.2)
-    assert "open markers" in fig.layout.annotations[0].text
+    assert "open markers" in fig.layout.title.text
     assert not plots.trend_plot(trends, "iran").data
 
 
