@@ -289,7 +289,7 @@ def evidence_panel(
     from stance.plots import cell_anchor
 
     tl = dict(target_labels or {})
-    pl = {ALL_TOPICS: "all topics", **dict(topic_labels or {})}
+    pl = dict(topic_labels or {})
     s = summary if topics is None else summary[summary["topic"].isin(list(topics))]
     s = s.sort_values(["topic", "target", "source"], kind="stable")
     groups = {k: g for k, g in evidence.groupby(["source", "target", "topic"], sort=False)}
@@ -308,7 +308,12 @@ def evidence_panel(
         )
         head = (
             f"<h4>{html.escape(str(r.source))} → {html.escape(tl.get(r.target, str(r.target)))}"
-            f" · topic: {html.escape(pl.get(r.topic, str(r.topic)))}</h4>"
+            + (
+                " · all topics"
+                if r.topic == ALL_TOPICS
+                else f" · topic: {html.escape(pl.get(r.topic, str(r.topic)))}"
+            )
+            + "</h4>"
             f"<p>mean {_score_span(r.mean)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}], "
             f"{counts}{note}</p>"
         )
