@@ -422,3 +422,25 @@ def test_report_share_plotly_js_replaces_the_embedded_copy(tmp_path):
     assert report.share_plotly_js("<html></html>") == ("<html></html>", False)
     path = report.write_plotly_js(tmp_path)
     assert path.name == "plotly.min.js" and path.read_text(encoding="utf-8") == get_plotlyjs()
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_report_render_reports_writes_one_shared_plotly_js(
+    synthetic_run, tmp_path, monkeypatch, share
+):
+    from plotly.offline import get_plotlyjs
+
+    def fake(source, tmp, parameters, *, show_code, timeout):
+        return f"<html><script>{get_plotlyjs()}</script>{source.stem}</html>"
+
+    monkeypatch.setattr(report, "_execute_and_export", fake)
+    out = tmp_path / "out"
+    paths = report.render_reports(
+        synthetic_run, out, notebooks=["01", "02"], progress=False, share_plotlyjs=share
+    )
+    js = out / report.PLOTLYJS_FILE
+    assert js.is_file() == share
+    for p in paths:
+        text = p.read_text(encoding="utf-8")
+        assert ('<script src="plotly.min.js"' in text) == share
+        assert (get_plotlyjs()[:1000] in text) != share
