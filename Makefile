@@ -35,14 +35,16 @@ report: setup data/external/allsides
 data/external/allsides:
 	if [ -d ../shared/data/allsides ]; then mkdir -p data/external && ln -sfn "$$(cd ../shared/data/allsides && pwd)" data/external/allsides; fi
 
-# JupyterLab on notebooks/ with jupytext pairing: the .py sources open as notebooks.
+# JupyterLab on notebooks/ with jupytext pairing: the .py sources open as notebooks. Jupyter
+# refuses to start as root unless told to, so --allow-root is added then (and only then).
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: setup
 	test -d $(RUN) || $(VENV)/bin/stance analyze data/raw/seeds --sources data/sources.csv --out $(RUN)
-	cd notebooks && ../$(VENV)/bin/jupyter lab --ServerApp.contents_manager_class=jupytext.TextFileContentsManager
+	cd notebooks && ../$(VENV)/bin/jupyter lab $(LAB_ROOT) --ServerApp.contents_manager_class=jupytext.TextFileContentsManager
 
 lint: setup
 	$(VENV)/bin/ruff check stance tests benchmarks
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf runs data/interim reports/*.html .pytest_cache
+	rm -rf runs data/interim reports/*.html reports/plotly.min.js .pytest_cache

@@ -55,10 +55,12 @@ plots.corpus_overview(articles, sentences, mentions)
 plots.mention_counts(mentions)
 
 # %% [markdown]
-# **Reading.** The stacked bars show, per source and target, how many mentions the stance
-# model labelled negative, neutral or positive. Most mentions are usually neutral — news prose
-# names states as actors without judging them — so the informative part is the balance between
-# the red and blue segments, which the next reports turn into means with intervals.
+# The stacked bars show, per source and target, how many mentions the stance model labelled
+# negative, neutral or positive; the next reports turn them into means with intervals. What
+# this run's bars show, computed from its mentions:
+
+# %%
+views.mention_reading(mentions)
 
 # %%
 views.table_html(views.skipped_inputs(run["run"]), caption="Inputs skipped by the pipeline")

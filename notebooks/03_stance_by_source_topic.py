@@ -18,12 +18,21 @@
 # author's own statements from views the author reports ("X said …", quotations — they count a
 # quarter) and from claims the author disputes ("the supposed …", "no evidence that …" — their
 # sign is reversed). Intervals come from a bootstrap that resamples whole *articles*, because
-# sentences of one article are not independent. Below the charts, every cell opens to the
+# sentences of one article are not independent. Click any cell of a heatmap to read the
 # sentences behind it.
 
 # %% tags=["parameters"]
 run_dir = "../runs/sample"
 min_n = 1
+min_articles = 3
+
+# %% [markdown]
+# ## Findings
+#
+# Differences between two sources in how they portray a target that survive the
+# Benjamini–Hochberg correction over every contrast of the run (report 04 has them all), and
+# rest on at least `min_articles` articles on each side — fewer is an anecdote, however many
+# sentences it holds. Each links to the sentences of both sides.
 
 # %%
 from stance import plots, views
@@ -33,15 +42,29 @@ run = load_run(run_dir)
 summary, evidence = run["summary"], run["evidence"]
 labels = views.target_labels(run["run"])
 topic_names = views.topic_labels(run.get("topics"))
-plots.stance_heatmap(summary, "all", target_labels=labels, min_n=min_n)
+views.findings_html(
+    run["contrasts"],
+    target_labels=labels,
+    topic_labels=topic_names,
+    min_articles=min_articles,
+    unit="source",
+)
 
 # %% [markdown]
-# **Reading.** Red cells are hostile, blue favourable; the number under each mean is the count
-# of sentences. Hover for the 95% interval and the number of articles — a strong colour with
-# few articles is an anecdote, not a pattern. In words, sources whose interval excludes zero:
+# ## Stance by source
 
 # %%
-views.summary_reading(summary, topic="all", min_n=3)
+plots.stance_heatmap(summary, "all", target_labels=labels, min_n=min_n, min_articles=min_articles)
+
+# %% [markdown]
+# **Reading.** Red cells are hostile, blue favourable; under each mean are the numbers of
+# articles and sentences it rests on. Cells resting on fewer than `min_articles` articles are
+# faded and in italics: a strong colour from one article is an anecdote, not a pattern. Hover
+# for the 95% interval; click a cell for its sentences. In words, sources whose interval
+# excludes zero (cells with at least `min_articles` articles):
+
+# %%
+views.summary_reading(summary, topic="all", min_n=3, min_articles=min_articles)
 
 # %%
 plots.interval_plot(summary, "all", target_labels=labels)
@@ -54,17 +77,41 @@ plots.interval_plot(summary, "all", target_labels=labels)
 # %%
 figures = [
     plots.stance_heatmap(
-        summary, topic, target_labels=labels, min_n=min_n, topic_label=topic_names.get(topic)
+        summary,
+        topic,
+        target_labels=labels,
+        min_n=min_n,
+        topic_label=topic_names.get(topic),
+        min_articles=min_articles,
     )
     for topic in views.topics_by_size(summary)
 ]
 views.show_all(figures, empty_message="No topic has mentions of a target.")
 
 # %% [markdown]
+# ## Evidence: the sentences behind a cell
+#
+# Click a cell of any heatmap above — all topics or one topic — and its most negative and most
+# positive sentences appear here, the mention highlighted, with the sentence's voice (author,
+# reported, disputed), the author's stance that the means use next to the model's own score,
+# and the article's title, source and date.
+
+# %%
+views.evidence_panel(
+    summary,
+    evidence,
+    target_labels=labels,
+    topic_labels=topic_names,
+    min_articles=min_articles,
+)
+
+# %% [markdown]
 # ## Over time
 #
 # Mean stance per period for sources with dated articles (undated articles are left out);
-# bands are article-bootstrap intervals.
+# bands are article-bootstrap intervals. A period resting on one article gets no band and an
+# open marker: resampling the sentences of one article would draw an interval far narrower
+# than the evidence allows.
 
 # %%
 views.show_all(
@@ -85,15 +132,7 @@ views.show_all(
 # %%
 views.table_html(views.voice_table(run.get("units")))
 
-# %% [markdown]
-# ## Evidence: the sentences behind each cell
-#
-# Click a row to see the most negative and most positive sentences of that source about that
-# target (all topics), with the article they come from; reported and disputed sentences are
-# tagged with their voice and the model's own score.
-
 # %%
-views.evidence_html(summary, evidence, topic="all")
-
-# %%
-views.provenance_html(run["run"], parameters={"run_dir": run_dir, "min_n": min_n})
+views.provenance_html(
+    run["run"], parameters={"run_dir": run_dir, "min_n": min_n, "min_articles": min_articles}
+)

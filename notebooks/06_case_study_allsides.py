@@ -26,6 +26,7 @@ max_chars = 6000
 seed = 42
 case_run_dir = "../runs/allsides_case"
 trend_freq = "year"
+min_articles = 3
 run_dir = "../runs/sample"
 
 # %%
@@ -39,9 +40,7 @@ from stance.run import load_run
 sample = views.load_allsides_sample(
     data_path, sample_size=sample_size, seed=seed, max_chars=max_chars
 )
-config = stance.load_config(
-    overrides={"run": {"seed": seed}}
-)
+config = stance.load_config(overrides={"run": {"seed": seed}})
 # The sample goes to a temporary file (never into the repository) for the pipeline to read.
 sample_file = Path(tempfile.mkdtemp(prefix="allsides-")) / "allsides_sample.jsonl.gz"
 sample.to_json(sample_file, orient="records", lines=True, force_ascii=False, compression="gzip")
@@ -62,14 +61,45 @@ views.table_html(
 )
 
 # %% [markdown]
-# ## By outlet
+# ## Findings
 #
-# Mean stance per outlet and target with article-bootstrap intervals (hover). Outlets with only
-# one or two articles in the sample are anecdotes; read the interval before the colour.
+# Differences that survive the Benjamini–Hochberg correction and rest on at least
+# `min_articles` articles on each side: first between outlets (each links to the sentences of
+# both sides), then between the rating groups.
 
 # %%
 labels = views.target_labels(case["run"])
-plots.stance_heatmap(case["summary"], "all", target_labels=labels)
+topic_names = views.topic_labels(case.get("topics"))
+units = views.with_column(case["units"], sample, "bias_text")
+rating_contrasts = compare.contrasts(units.assign(source=units["bias_text"]), config=config)
+views.show_all(
+    [
+        views.findings_html(
+            case["contrasts"],
+            target_labels=labels,
+            topic_labels=topic_names,
+            min_articles=min_articles,
+        ),
+        views.findings_html(
+            rating_contrasts,
+            target_labels=labels,
+            topic_labels=topic_names,
+            min_articles=min_articles,
+            link=False,
+            unit="rating group",
+        ),
+    ]
+)
+
+# %% [markdown]
+# ## By outlet
+#
+# Mean stance per outlet and target with article-bootstrap intervals (hover). Outlets with
+# fewer than `min_articles` articles in the sample are faded: anecdotes, not patterns. Click a
+# cell for its sentences (in the evidence panel at the end).
+
+# %%
+plots.stance_heatmap(case["summary"], "all", target_labels=labels, min_articles=min_articles)
 
 # %% [markdown]
 # ## By AllSides rating
@@ -79,12 +109,10 @@ plots.stance_heatmap(case["summary"], "all", target_labels=labels)
 # articles allow.
 
 # %%
-units = views.with_column(case["units"], sample, "bias_text")
 by_rating = compare.summarize(units, by=["bias_text", "target"], config=config, all_topics=False)
 plots.interval_plot(by_rating, group="bias_text", target_labels=labels)
 
 # %%
-rating_contrasts = compare.contrasts(units.assign(source=units["bias_text"]), config=config)
 views.table_html(
     views.top_contrasts(rating_contrasts[rating_contrasts["topic"] == "all"], n=12),
     caption="Rating vs rating (all topics), permutation test over articles, BH-adjusted",
@@ -99,7 +127,7 @@ views.table_html(
 # ## Over time
 #
 # Mean stance per period (`trend_freq`) and rating group; bands are article-bootstrap
-# intervals. Periods with one or two articles give wide bands — read them as such.
+# intervals. A period resting on one article has no band and an open marker.
 
 # %%
 rating_trends = compare.trends(
@@ -115,10 +143,17 @@ views.show_all(
 # %% [markdown]
 # ## Evidence
 #
-# The most negative and most positive sentences per outlet and target.
+# Click a cell of the outlet heatmap (or a finding's evidence link): its most negative and most
+# positive sentences appear here, the mention highlighted, with voice, scores and article.
 
 # %%
-views.evidence_html(case["summary"], case["evidence"], topic="all")
+views.evidence_panel(
+    case["summary"],
+    case["evidence"],
+    target_labels=labels,
+    topic_labels=topic_names,
+    min_articles=min_articles,
+)
 
 # %%
 views.provenance_html(
@@ -130,5 +165,6 @@ views.provenance_html(
         "seed": seed,
         "case_run_dir": case_run_dir,
         "trend_freq": trend_freq,
+        "min_articles": min_articles,
     },
 )

@@ -23,9 +23,11 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-#: Columns of the tables :func:`run_compare` returns (``summary`` follows the DESIGN contract;
-#: ``n_articles`` is appended after it).
-SUMMARY_OUT_COLUMNS: tuple[str, ...] = (*SUMMARY_COLUMNS, "n_articles")
+#: Columns of the ``summary`` table :func:`run_compare` returns (the DESIGN contract).
+SUMMARY_OUT_COLUMNS: tuple[str, ...] = SUMMARY_COLUMNS
+#: Cells (and contrasts) resting on fewer articles than this are marked in the reports and never
+#: reported as findings: one or two articles are an anecdote, however many sentences they hold.
+MIN_ARTICLES = 3
 CONTRAST_COLUMNS: tuple[str, ...] = (
     "target",
     "topic",
@@ -330,14 +332,14 @@ def summarize(
         all_topics: Add the ``"all"`` topic rows.
 
     Returns:
-        The ``by`` columns, then ``n, mean, ci_low, ci_high, n_articles``, sorted by ``by``.
+        The ``by`` columns, then ``n, n_articles, mean, ci_low, ci_high``, sorted by ``by``.
     """
     import pandas as pd
 
     settings = compare_settings(config)
     by = list(by)
     require_columns(units, [*by, "article_id", "stance_score"], "units")
-    out_cols = [*by, "n", "mean", "ci_low", "ci_high", "n_articles"]
+    out_cols = [*by, "n", "n_articles", "mean", "ci_low", "ci_high"]
     if units.empty:
         return _empty(out_cols)
     frames = [units]
@@ -354,7 +356,7 @@ def summarize(
             confidence=settings["confidence"],
             rng=_rng(settings["seed"], "summary", *key),
         )
-        rows.append((*key, len(group), mean, low, high, group["article_id"].nunique()))
+        rows.append((*key, len(group), group["article_id"].nunique(), mean, low, high))
     out = pd.DataFrame(rows, columns=out_cols)
     return _typed(out).sort_values(by, kind="stable").reset_index(drop=True)
 

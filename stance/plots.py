@@ -14,6 +14,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from stance.compare import MIN_ARTICLES
 from stance.schema import ALL_TOPICS, STANCE_LABELS
 
 if TYPE_CHECKING:
@@ -83,6 +84,29 @@ def _fmt(x: Any) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def cell_anchor(source: Any, target: Any, topic: Any) -> str:
+    """Return the HTML id of a summary cell's evidence block (``ev-`` and a stable hash).
+
+    The heatmaps carry it in each cell's ``customdata`` so that a click can show the cell's
+    evidence, and the findings link to it; it depends only on the cell's key.
+    """
+    import hashlib
+    import json
+
+    key = json.dumps([str(source), str(target), str(topic)], ensure_ascii=False)
+    return "ev-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+
+
+def _faded(colorscale: list[list[Any]], amount: float = 0.6) -> list[list[Any]]:
+    """Blend a colour scale towards white (for cells resting on few articles)."""
+    out = []
+    for pos, color in colorscale:
+        rgb = [int(color[i : i + 2], 16) for i in (1, 3, 5)]
+        mixed = [round(c + (255 - c) * amount) for c in rgb]
+        out.append([pos, "#{:02x}{:02x}{:02x}".format(*mixed)])
+    return out
+
+
 def stance_heatmap(
     summary: pd.DataFrame,
     topic: str = ALL_TOPICS,
@@ -90,20 +114,28 @@ def stance_heatmap(
     target_labels: Mapping[str, str] | None = None,
     min_n: int = 1,
     topic_label: str | None = None,
+    min_articles: int = MIN_ARTICLES,
 ) -> go.Figure:
     """Heatmap of mean stance, sources (rows) × targets (columns), for one topic.
 
-    Each cell shows the mean and ``n``; the hover adds the interval and the number of articles.
+    Each cell shows the mean and its counts of articles and sentences; the hover adds the
+    interval. Cells resting on fewer than ``min_articles`` articles are drawn faded in a second
+    trace (an anecdote should not look as certain as a pattern). Every cell's ``customdata`` is
+    ``[hover text, evidence anchor]`` (see :func:`cell_anchor`): the report's evidence panel
+    shows the cell's sentences when it is clicked.
 
     Args:
-        summary: Requires ``source, target, topic, n, mean, ci_low, ci_high``.
+        summary: Requires ``source, target, topic, n, mean, ci_low, ci_high``; ``n_articles``
+            when present (without it every cell counts as resting on enough articles).
         topic: Topic to show (``"all"`` pools every topic).
         target_labels: Display names of targets (e.g. ``{"us": "United States"}``).
         min_n: Cells with fewer units are left blank.
         topic_label: Display name of the topic in the title.
+        min_articles: Cells with fewer articles are faded.
 
     Returns:
-        A figure with one ``Heatmap`` trace (``z`` in [−1, 1]).
+        A figure with one ``Heatmap`` trace (``z`` in [−1, 1]) of the cells with enough articles
+        and, when there are any, a second faded one of the others (named ``"few articles"``).
     """
     import numpy as np
     import plotly.graph_objects as go
@@ -115,39 +147,66 @@ def stance_heatmap(
     labels = dict(target_labels or {})
     sources = sorted(data["source"].unique())
     targets = sorted(data["target"].unique())
-    z = np.full((len(sources), len(targets)), np.nan)
-    text = np.full(z.shape, "", dtype=object)
-    hover = np.full(z.shape, "", dtype=object)
+    shape = (len(sources), len(targets))
+    z = {True: np.full(shape, np.nan), False: np.full(shape, np.nan)}
+    text = np.full(shape, "", dtype=object)
+    custom = np.empty(shape, dtype=object)
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            custom[i, j] = ["", ""]
     n_art = "n_articles" in data
     for r in data.itertuples(index=False):
         i, j = sources.index(r.source), targets.index(r.target)
-        z[i, j] = r.mean
-        text[i, j] = f"{r.mean:+.2f}<br>n={r.n}"
-        hover[i, j] = (
+        arts = int(r.n_articles) if n_art else None
+        solid = arts is None or arts >= min_articles
+        z[solid][i, j] = r.mean
+        counts = f"{arts} art. · {r.n} sent." if arts is not None else f"n={r.n}"
+        text[i, j] = f"{r.mean:+.2f}<br>{counts}" if solid else f"<i>{r.mean:+.2f}<br>{counts}</i>"
+        hover = (
             f"<b>{esc(r.source)}</b> → {esc(labels.get(r.target, r.target))}<br>"
             f"mean {_fmt(r.mean)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]<br>"
-            f"n = {r.n} sentences" + (f", {r.n_articles} articles" if n_art else "")
+            + (f"{arts} article{'s' if arts != 1 else ''}, " if arts is not None else "")
+            + f"{r.n} sentence{'s' if r.n != 1 else ''}"
+            + ("" if solid else f"<br><i>fewer than {min_articles} articles: an anecdote</i>")
+            + "<br>click for the sentences"
         )
+        custom[i, j] = [hover, cell_anchor(r.source, r.target, topic)]
     fig = _fig(esc(title))
-    fig.add_trace(
-        go.Heatmap(
-            z=z,
-            x=[esc(labels.get(t, t)) for t in targets],
-            y=[esc(s) for s in sources],
-            zmin=-1,
-            zmax=1,
-            zmid=0,
-            colorscale=STANCE_COLORSCALE,
-            text=text,
-            texttemplate="%{text}",
-            customdata=hover,
-            hovertemplate="%{customdata}<extra></extra>",
-            colorbar={"title": "stance"},
-            xgap=2,
-            ygap=2,
+    x = [esc(labels.get(t, t)) for t in targets]
+    y = [esc(s) for s in sources]
+    for solid in (True, False):
+        if not solid and np.isnan(z[False]).all():
+            continue
+        fig.add_trace(
+            go.Heatmap(
+                z=z[solid],
+                x=x,
+                y=y,
+                zmin=-1,
+                zmax=1,
+                zmid=0,
+                colorscale=STANCE_COLORSCALE if solid else _faded(STANCE_COLORSCALE),
+                showscale=solid,
+                name="cells" if solid else "few articles",
+                text=np.where(np.isnan(z[solid]), "", text),
+                texttemplate="%{text}",
+                customdata=custom,
+                hovertemplate="%{customdata[0]}<extra></extra>",
+                hoverongaps=False,
+                colorbar={"title": "stance"},
+                xgap=2,
+                ygap=2,
+            )
         )
+    if len(fig.data) > 1:
+        fig.update_layout(
+            title=f"{esc(title)}<br><sup>faded, italic: fewer than {min_articles} articles</sup>"
+        )
+    fig.update_layout(
+        height=max(300, 80 + 40 * len(sources)),
+        yaxis={"autorange": "reversed"},
+        clickmode="event",
     )
-    fig.update_layout(height=max(300, 60 + 40 * len(sources)), yaxis={"autorange": "reversed"})
     return fig
 
 
@@ -192,11 +251,14 @@ def interval_plot(
         d = data[data["target"] == target].copy()
         d["_g"] = d[group].astype(str)
         d = d.set_index("_g").reindex(groups).dropna(subset=["mean"]).reset_index()
+        arts = d["n_articles"] if "n_articles" in d else [None] * len(d)
         hover = [
             f"<b>{esc(g)}</b> → {esc(labels.get(target, target))}<br>"
-            f"mean {_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]<br>n = {int(n)}"
-            for g, m, lo, hi, n in zip(
-                d["_g"], d["mean"], d["ci_low"], d["ci_high"], d["n"], strict=True
+            f"mean {_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]<br>"
+            + (f"{int(a)} articles, " if a is not None else "")
+            + f"{int(n)} sentences"
+            for g, m, lo, hi, n, a in zip(
+                d["_g"], d["mean"], d["ci_low"], d["ci_high"], d["n"], arts, strict=True
             )
         ]
         fig.add_trace(
@@ -274,8 +336,13 @@ def contrast_plot(
             continue
         hover = [
             f"<b>{p}</b><br>diff {_fmt(r.diff)} [{_fmt(r.diff_ci_low)}, {_fmt(r.diff_ci_high)}]"
-            f"<br>means {_fmt(r.mean_a)} vs {_fmt(r.mean_b)} (n {r.n_a} / {r.n_b})"
-            f"<br>Cohen's d {_fmt(r.effect_size)}, Cliff's δ {_fmt(r.cliffs_delta)}"
+            f"<br>means {_fmt(r.mean_a)} vs {_fmt(r.mean_b)}"
+            + (
+                f" ({r.n_articles_a} / {r.n_articles_b} articles, {r.n_a} / {r.n_b} sentences)"
+                if hasattr(r, "n_articles_a")
+                else f" (n {r.n_a} / {r.n_b})"
+            )
+            + f"<br>Cohen's d {_fmt(r.effect_size)}, Cliff's δ {_fmt(r.cliffs_delta)}"
             f"<br>p = {r.p_value:.4f}, adjusted {r.p_adjusted:.4f}"
             for p, r in zip(s["_pair"], s.itertuples(index=False), strict=True)
         ]
@@ -304,18 +371,32 @@ def contrast_plot(
 
 
 def trend_plot(
-    trends: pd.DataFrame, target: str, *, group: str = "source", groups: Sequence[str] | None = None
+    trends: pd.DataFrame,
+    target: str,
+    *,
+    group: str = "source",
+    groups: Sequence[str] | None = None,
+    min_articles: int = 2,
 ) -> go.Figure:
     """Mean stance over time per group for one target, with interval bands.
 
+    A period resting on fewer than ``min_articles`` articles has no band (an interval drawn
+    from the sentences of one article would look as certain as one over many articles): its
+    point is an open marker and its hover says so. Bands are drawn over runs of consecutive
+    periods that have one; every such period's point also carries its interval as an error bar,
+    so an isolated period keeps its interval.
+
     Args:
-        trends: From :func:`stance.compare.trends` (``period_start, mean, ci_low, ci_high, n``).
+        trends: From :func:`stance.compare.trends` (``period_start, mean, ci_low, ci_high, n``;
+            ``n_articles`` when present).
         target: Target to show.
         group: Column that defines the lines (``"source"``, ``"bias_text"`` …).
         groups: Which groups to draw (default: all, sorted).
+        min_articles: Periods with fewer articles get no band.
 
     Returns:
-        A figure with, per group, a band trace (``fill="toself"``) and a line trace.
+        A figure with, per group, a band trace (``fill="toself"``, one closed shape per run of
+        periods with enough articles; absent when there is none) and a line trace.
     """
     import plotly.express as px
     import plotly.graph_objects as go
@@ -335,25 +416,53 @@ def trend_plot(
             continue
         color = palette[i % len(palette)]
         x = list(g["period_start"])
-        fig.add_trace(
-            go.Scatter(
-                x=x + x[::-1],
-                y=list(g["ci_high"]) + list(g["ci_low"])[::-1],
-                fill="toself",
-                fillcolor=color,
-                opacity=0.18,
-                line={"width": 0},
-                hoverinfo="skip",
-                showlegend=False,
-                legendgroup=esc(name),
-                name=esc(name) + " interval",
+        arts = list(g["n_articles"]) if "n_articles" in g else [None] * len(g)
+        ok = [a is None or a >= min_articles for a in arts]
+        band_x: list[Any] = []
+        band_y: list[Any] = []
+        k = 0
+        while k < len(x):
+            if not ok[k]:
+                k += 1
+                continue
+            end = k
+            while end + 1 < len(x) and ok[end + 1]:
+                end += 1
+            if end > k:  # a single period makes no area; its error bar shows the interval
+                xs, hi, lo = x[k : end + 1], g["ci_high"].iloc[k : end + 1], g["ci_low"]
+                band_x += [*xs, *xs[::-1], None]
+                band_y += [*hi, *list(lo.iloc[k : end + 1])[::-1], None]
+            k = end + 1
+        if band_x:
+            fig.add_trace(
+                go.Scatter(
+                    x=band_x[:-1],
+                    y=band_y[:-1],
+                    fill="toself",
+                    fillcolor=color,
+                    opacity=0.18,
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=esc(name),
+                    name=esc(name) + " interval",
+                )
             )
-        )
         hover = [
-            f"<b>{esc(name)}</b> {esc(p)}<br>mean {_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]<br>n = {n}"
-            for p, m, lo, hi, n in zip(
-                g["period"], g["mean"], g["ci_low"], g["ci_high"], g["n"], strict=True
+            f"<b>{esc(name)}</b> {esc(p)}<br>mean {_fmt(m)}"
+            + (f" [{_fmt(lo)}, {_fmt(hi)}]" if good else "")
+            + (f"<br>{a} article{'s' if a != 1 else ''}, " if a is not None else "<br>")
+            + f"{n} sentence{'s' if n != 1 else ''}"
+            + ("" if good else f"<br><i>fewer than {min_articles} articles: no interval</i>")
+            for p, m, lo, hi, n, a, good in zip(
+                g["period"], g["mean"], g["ci_low"], g["ci_high"], g["n"], arts, ok, strict=True
             )
+        ]
+        upper = [
+            hi - m if good else 0.0 for hi, m, good in zip(g["ci_high"], g["mean"], ok, strict=True)
+        ]
+        lower = [
+            m - lo if good else 0.0 for lo, m, good in zip(g["ci_low"], g["mean"], ok, strict=True)
         ]
         fig.add_trace(
             go.Scatter(
@@ -363,11 +472,31 @@ def trend_plot(
                 name=esc(name),
                 legendgroup=esc(name),
                 line={"color": color},
+                marker={
+                    "symbol": ["circle" if good else "circle-open" for good in ok],
+                    "size": [7 if good else 9 for good in ok],
+                },
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": upper,
+                    "arrayminus": lower,
+                    "thickness": 1,
+                    "width": 3,
+                    "color": color,
+                },
                 customdata=hover,
                 hovertemplate="%{customdata}<extra></extra>",
             )
         )
     fig.add_hline(y=0, line={"color": "#aaa", "dash": "dot"})
+    if not all(
+        a is None or a >= min_articles for a in (d["n_articles"] if "n_articles" in d else [None])
+    ):
+        fig.update_layout(
+            title=f"{esc(title)}<br><sup>open markers: periods with fewer than {min_articles} "
+            "articles (no interval)</sup>"
+        )
     return fig
 
 
@@ -675,8 +804,10 @@ def confusion_heatmap(evaluation: Mapping[str, Any], split: str | None = None) -
 def calibration_curve(evaluation: Mapping[str, Any]) -> go.Figure:
     """Reliability diagram from calibration bins, when the evaluation has them.
 
-    Accepts, per split, ``calibration`` as a list of ``{"confidence", "accuracy", "count"}``
-    bins or as ``{"confidence": [...], "accuracy": [...], "count": [...]}``.
+    Accepts, per split, ``calibration`` as written by ``stance evaluate``
+    (``{"ece", "bins": [{"lo", "hi", "n", "mean_confidence", "accuracy"}, ...]}``, empty bins
+    skipped, the ECE shown in the legend), as a list of ``{"confidence", "accuracy", "count"}``
+    bins, or as ``{"confidence": [...], "accuracy": [...], "count": [...]}``.
 
     Args:
         evaluation: As for :func:`f1_bars`.
@@ -707,12 +838,14 @@ def calibration_curve(evaluation: Mapping[str, Any]) -> go.Figure:
             continue
         found = True
         conf, acc, count = bins
+        cal = evaluation[split].get("calibration")
+        ece = cal.get("ece") if isinstance(cal, Mapping) else None
         fig.add_trace(
             go.Scatter(
                 x=conf,
                 y=acc,
                 mode="lines+markers",
-                name=esc(split),
+                name=esc(split) + (f" (ECE {float(ece):.3f})" if ece is not None else ""),
                 customdata=count,
                 hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} "
                 "(%{customdata} examples)<extra></extra>",
@@ -732,7 +865,23 @@ def calibration_curve(evaluation: Mapping[str, Any]) -> go.Figure:
 
 def _calibration_bins(cal: Any) -> tuple[list[float], list[float], list[int]] | None:
     try:
-        if isinstance(cal, Mapping):
+        if isinstance(cal, Mapping) and isinstance(cal.get("bins"), Sequence):
+            # What ``stance evaluate`` writes (stance.training.calibration_table): ten fixed
+            # bins of top-label confidence, empty ones with ``n == 0`` and no values.
+            used = [
+                b
+                for b in cal["bins"]
+                if isinstance(b, Mapping)
+                and b.get("n")
+                and b.get("mean_confidence") is not None
+                and b.get("accuracy") is not None
+            ]
+            if not used:
+                return None
+            conf = [float(b["mean_confidence"]) for b in used]
+            acc = [float(b["accuracy"]) for b in used]
+            count = [int(b["n"]) for b in used]
+        elif isinstance(cal, Mapping):
             conf = [float(x) for x in cal["confidence"]]
             acc = [float(x) for x in cal["accuracy"]]
             count = [int(x) for x in cal.get("count", [0] * len(conf))]

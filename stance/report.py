@@ -2,8 +2,10 @@
 
 ``notebooks/*.py`` (jupytext percent format) are the source of truth. :func:`render_reports`
 converts each to a notebook, executes it with papermill (its ``parameters`` cell gets the run
-directory), and exports it with nbconvert to one self-contained HTML file per notebook, with
-plotly.js embedded so the charts work offline. Notebooks execute in a temporary working
+directory), and exports it with nbconvert to one HTML file per notebook. The reports share one
+copy of plotly.js, ``plotly.min.js``, written beside them and loaded by a relative
+``<script src>``: the folder opens offline from disk, and six reports cost one copy of the
+library (~4.8 MB) instead of six. Notebooks execute in a temporary working
 folder, so a report writes nothing beside the notebooks or in the caller's working directory.
 What the notebooks call lives elsewhere: :mod:`stance.run` reads the run, :mod:`stance.views`
 turns its tables into what a reader scans, :mod:`stance.evaluation` reads the model's
@@ -40,7 +42,7 @@ NOTEBOOKS: tuple[str, ...] = (
 REQUIRED_TABLES: dict[str, tuple[str, ...]] = {
     "01_corpus_overview": ("articles", "sentences", "mentions"),
     "02_topics": ("sentences", "topics", "topic_map"),
-    "03_stance_by_source_topic": ("summary", "evidence", "mentions", "trends"),
+    "03_stance_by_source_topic": ("summary", "contrasts", "evidence", "mentions", "trends"),
     "04_contrasts_aligned_claims": ("contrasts", "aligned", "summary"),
     "05_stance_model_validation": (),
     "06_case_study_allsides": (),
@@ -50,6 +52,8 @@ REQUIRED_TABLES: dict[str, tuple[str, ...]] = {
 CASE_STUDY = "06_case_study_allsides"
 #: Notebook parameters that hold paths (made absolute before they reach the kernel).
 PATH_PARAMETERS: frozenset[str] = frozenset({"run_dir", "data_path", "case_run_dir"})
+#: The shared copy of plotly.js, written beside the reports.
+PLOTLYJS_FILE = "plotly.min.js"
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,6 +136,7 @@ def render_reports(
     parameters: Mapping[str, Any] | None = None,
     show_code: bool = False,
     timeout: int = 900,
+    share_plotlyjs: bool = True,
 ) -> list[Path]:
     """Execute the report notebooks against a run and write one HTML file per notebook.
 
@@ -145,6 +150,9 @@ def render_reports(
             ``sample_size`` of the case study).
         show_code: Keep code cells in the HTML (default: outputs and text only).
         timeout: Seconds one cell may run.
+        share_plotlyjs: Load plotly.js from one ``plotly.min.js`` written into ``out_dir``
+            (default) instead of embedding a copy in every report; a report copied elsewhere
+            then needs that file beside it.
 
     Returns:
         Paths of the written HTML files, in notebook order.
@@ -200,10 +208,44 @@ def render_reports(
                 show_code=show_code,
                 timeout=timeout,
             )
+            if share_plotlyjs:
+                html_text, shared = share_plotly_js(html_text)
+                if shared:
+                    write_plotly_js(out)
             target = out / f"{name}.html"
-            target.write_text(html_text, encoding="utf-8")
+            target.write_text(deterministic_html(html_text), encoding="utf-8")
             written.append(target)
     return written
+
+
+def share_plotly_js(text: str) -> tuple[str, bool]:
+    """Replace the copy of plotly.js a report embeds by a ``<script src>`` of the shared file.
+
+    Args:
+        text: A report's HTML, as exported.
+
+    Returns:
+        ``(html, replaced)``: the HTML loading :data:`PLOTLYJS_FILE` from its own folder, and
+        whether the embedded copy was found (plotly embeds it once, before the first figure).
+    """
+    from plotly.offline import get_plotlyjs
+
+    bundle = f"<script>{get_plotlyjs()}</script>"
+    if bundle not in text:
+        return text, False
+    tag = f'<script src="{PLOTLYJS_FILE}" charset="utf-8"></script>'
+    return text.replace(bundle, tag), True
+
+
+def write_plotly_js(out_dir: str | Path) -> Path:
+    """Write the shared ``plotly.min.js`` into ``out_dir`` (same bytes on every call)."""
+    from plotly.offline import get_plotlyjs
+
+    path = Path(out_dir) / PLOTLYJS_FILE
+    data = get_plotlyjs().encode("utf-8")
+    if not path.is_file() or path.read_bytes() != data:
+        path.write_bytes(data)
+    return path
 
 
 def _case_study_default_data() -> str | None:
@@ -292,7 +334,9 @@ def _execute_and_export(
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(executed, resources={"metadata": {"name": _title(name)}})
-    return deterministic_html(body)
+    # Ids are made deterministic after the shared plotly.js is swapped in (render_reports):
+    # the library's own text must stay byte-identical to be found.
+    return body
 
 
 def _kernel_name() -> str:

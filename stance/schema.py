@@ -34,7 +34,16 @@ MENTION_COLUMNS: tuple[str, ...] = (
     "stance",
     "stance_score",
 )
-SUMMARY_COLUMNS: tuple[str, ...] = ("source", "target", "topic", "n", "mean", "ci_low", "ci_high")
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "source",
+    "target",
+    "topic",
+    "n",
+    "n_articles",
+    "mean",
+    "ci_low",
+    "ci_high",
+)
 TOPIC_COLUMNS: tuple[str, ...] = (
     "topic",
     "label",

@@ -640,10 +640,19 @@ class TopicModel:
         self.thresholds_ = np.zeros(0)
         self.keywords_: dict[str, list[str]] = {}
 
+        from tqdm.auto import tqdm
+
+        # A bar over the fit's stages (the clustering and the decoding passes take the time);
+        # it only reports progress.
+        steps = ["features", "named topics", "discovery", "assignment", "table", "map"]
+        bar = tqdm(total=len(steps), desc="topics", disable=not self.progress, leave=False)
+        bar.set_postfix_str(steps[0])
+
         vectors = np.asarray(vectors)
         ctx, level, aids = self._features(sentences, vectors, articles)
         hits = self._term_hits(sentences, level, aids)
         self.fit_mask_ = _fit_sample(aids, self.max_fit_sentences, self.seed)
+        _advance(bar, steps)
 
         # pass 1: named topics vs. "other" (exactly what assign() computes first)
         path = self._decode(self._emissions(ctx, hits), level, aids)
@@ -653,8 +662,10 @@ class TopicModel:
             int((path < len(self.named_ids_)).sum()),
             n,
         )
+        _advance(bar, steps)
         if self.discover and other.sum() >= 2 * self.min_cluster_size:
             self._discover(vectors, level, aids, other)
+        _advance(bar, steps)
 
         # the final labels are exactly what assign() gives. Discovered topics that (almost)
         # nobody joins are dropped and the labels recomputed until nothing changes.
@@ -670,8 +681,12 @@ class TopicModel:
             self.thresholds_ = self.thresholds_[keep]
         labels = self._name_discovered(sentences, labels)
         self.labels_ = pd.Series(labels, index=sentences.index, name="topic")
+        _advance(bar, steps)
         self.table_ = self._table(sentences, ctx, labels)
+        _advance(bar, steps)
         self.coords_ = self._coords(sentences, ctx) if self.coords else None
+        _advance(bar, steps)
+        bar.close()
         return self
 
     def _name_discovered(self, sentences: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
@@ -938,6 +953,13 @@ class TopicModel:
         )
 
 
+def _advance(bar: Any, steps: list[str]) -> None:
+    """Mark one fit stage done on the progress bar and name the next."""
+    bar.update(1)
+    if bar.n < len(steps):
+        bar.set_postfix_str(steps[bar.n])
+
+
 def run_topics(
     sentences: pd.DataFrame,
     vectors: np.ndarray,
@@ -956,7 +978,7 @@ def run_topics(
         config: The full merged config (``topics``, ``topics.named``, ``run.seed``).
         encode: Embeds extra texts with the same model (normalised float32).
         articles: Optional ``article_id, text`` for paragraph and heading detection.
-        progress: Log progress messages.
+        progress: Log progress messages and show a progress bar over the fit's stages.
 
     Returns:
         A :class:`TopicResult`.

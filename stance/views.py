@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stance.compare import MIN_ARTICLES
 from stance.evaluation import stance_model_info
-from stance.schema import ALL_TOPICS
+from stance.schema import ALL_TOPICS, NOISE_TOPIC
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,11 +52,18 @@ def table_html(
         for c in shown.columns
         if str(c).startswith("p_") or c in ("similarity", "precision", "recall", "f1")
     }
-    formatters = {
+    formatters: dict[Any, Any] = {
         c: ("{:.4f}" if c in unsigned else float_format).format
         for c in shown.columns
         if pd.api.types.is_float_dtype(shown[c])
     }
+    # A count column turns float when it has gaps (e.g. ``support`` next to macro rows); it
+    # still prints as a count, never as "+346.000".
+    for c in shown.columns:
+        if c in formatters and _is_count(str(c)):
+            values = shown[c].dropna()
+            if (values == values.round()).all():
+                formatters[c] = _format_count
     body = shown.to_html(
         index=False,
         escape=True,
@@ -71,6 +79,20 @@ def table_html(
         note = f"<p><em>{max_rows} of {len(df)} rows shown.</em></p>"
     cap = f"<p><strong>{html.escape(caption)}</strong></p>" if caption else ""
     return _html(_TABLE_STYLE + cap + body + note)
+
+
+#: Columns that hold counts (printed as integers however pandas typed them).
+COUNT_COLUMNS: frozenset[str] = frozenset(
+    {"n", "support", "size", "count", "articles", "sentences", "mentions", "dated articles"}
+)
+
+
+def _is_count(column: str) -> bool:
+    return column in COUNT_COLUMNS or column.startswith("n_")
+
+
+def _format_count(value: Any) -> str:
+    return "" if value != value else f"{int(value):d}"
 
 
 _TABLE_STYLE = (
@@ -143,6 +165,351 @@ def evidence_html(
     return _html("".join(parts))
 
 
+#: Script of the evidence panel: a click on a heatmap cell (plotly's ``plotly_click`` event, whose
+#: point carries the cell's anchor as ``customdata[1]``) or a link to ``#ev-…`` un-hides that
+#: cell's pre-rendered block and hides the others. It only toggles ``hidden``: no corpus text
+#: passes through JavaScript, so none can become markup.
+_EVIDENCE_SCRIPT = """<script>
+(function () {
+  function show(id) {
+    var el = id ? document.getElementById(id) : null;
+    if (!el || !el.classList.contains("stance-evidence-cell")) { return false; }
+    document.querySelectorAll(".stance-evidence-cell").forEach(function (c) {
+      c.hidden = c !== el;
+    });
+    document.querySelectorAll(".stance-evidence-hint").forEach(function (h) { h.hidden = true; });
+    if (el.scrollIntoView) { el.scrollIntoView({block: "nearest"}); }
+    return true;
+  }
+  function onClick(ev) {
+    var pt = ev && ev.points && ev.points[0];
+    var cd = pt && pt.customdata;
+    if (cd && typeof cd[1] === "string" && cd[1].indexOf("ev-") === 0) { show(cd[1]); }
+  }
+  function bind() {
+    var pending = 0;
+    document.querySelectorAll(".plotly-graph-div").forEach(function (gd) {
+      if (gd.getAttribute("data-stance-click")) { return; }
+      if (typeof gd.on !== "function") { pending += 1; return; }
+      gd.setAttribute("data-stance-click", "1");
+      gd.on("plotly_click", onClick);
+    });
+    return pending;
+  }
+  var tries = 0;
+  (function poll() { if (bind() > 0 && tries++ < 120) { setTimeout(poll, 250); } })();
+  window.addEventListener("load", bind);
+  window.addEventListener("hashchange", function () { show(location.hash.slice(1)); });
+  if (location.hash) { show(location.hash.slice(1)); }
+})();
+</script>"""
+
+_PANEL_STYLE = (
+    "<style>.stance-evidence{border:1px solid #ccc;border-radius:4px;padding:6px 10px;"
+    "margin:8px 0;background:#fafafa}.stance-evidence-cell h4{margin:4px 0}"
+    ".stance-evidence-cell mark{background:#fde68a;padding:0 1px}"
+    ".stance-ev-meta{color:#555;font-size:11px}.stance-few{color:#8a5a00}</style>"
+)
+
+
+def _highlight(sentence: str, forms: str) -> str:
+    """Escape ``sentence``, marking each whole-word occurrence of a surface form.
+
+    ``forms`` joins the forms with ``"; "`` (``"Putin; Russia"``); matches are wrapped in
+    ``<mark>``, and the text around and inside the marks stays escaped.
+    """
+    import re
+
+    words = sorted({f for f in str(forms).split("; ") if f.strip()}, key=lambda f: (-len(f), f))
+    if not words:
+        return html.escape(sentence)
+    pattern = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, words)) + r")(?!\w)")
+    out, pos = [], 0
+    for m in pattern.finditer(sentence):
+        out.append(html.escape(sentence[pos : m.start()]))
+        out.append(f"<mark>{html.escape(m.group(0))}</mark>")
+        pos = m.end()
+    out.append(html.escape(sentence[pos:]))
+    return "".join(out)
+
+
+def _signed(x: float) -> str:
+    """``+0.42`` / ``−0.42`` (a real minus sign), as a reader expects in prose."""
+    return f"{float(x):+.2f}".replace("-", "\u2212")
+
+
+def _evidence_item(e: Any, source: str) -> str:
+    voice = str(getattr(e, "voice", "author") or "author")
+    model = getattr(e, "model_score", None)
+    bits = [f"voice: {html.escape(voice)}", f"author's stance {_signed(e.stance_score)}"]
+    if model is not None and model == model:
+        bits.append(f"model {_signed(model)}")
+    title = str(e.title) if isinstance(e.title, str) and e.title else "(untitled)"
+    bits.append(f"<cite>{html.escape(title)}</cite>")
+    bits.append(html.escape(source))
+    if isinstance(e.date, str) and e.date:
+        bits.append(html.escape(e.date))
+    return (
+        f"<li class='stance-ev'>{_score_span(e.stance_score)} "
+        f"“{_highlight(str(e.sentence), str(e.mentions))}”"
+        f"<div class='stance-ev-meta'>{' · '.join(bits)}</div></li>"
+    )
+
+
+def evidence_panel(
+    summary: pd.DataFrame,
+    evidence: pd.DataFrame,
+    *,
+    topics: Sequence[str] | None = None,
+    target_labels: Mapping[str, str] | None = None,
+    topic_labels: Mapping[str, str] | None = None,
+    min_articles: int = MIN_ARTICLES,
+) -> HTML:
+    """Evidence one click away: a panel that shows the sentences of the heatmap cell clicked.
+
+    Every summary cell (source × target × topic) of ``topics`` gets a hidden, pre-rendered
+    block with the id :func:`stance.plots.cell_anchor` gives — the anchor each heatmap cell
+    carries in its ``customdata`` and each finding links to. A small inline script shows the
+    block of a clicked cell (plotly's ``plotly_click`` event) or of a followed ``#ev-…`` link;
+    it works in the exported HTML without a server. A block lists the cell's most negative and
+    most positive sentences with the mention highlighted, their voice, the author's and the
+    model's score, the article's title, the source and the date. All corpus text is escaped.
+
+    Args:
+        summary: The summary table (each cell's mean, interval, ``n``; ``n_articles`` if present).
+        evidence: The evidence table (:func:`stance.compare.evidence`).
+        topics: Topics whose cells get a block (default: every topic of ``summary``).
+        target_labels: Display names of targets.
+        topic_labels: Display names of topics.
+        min_articles: Cells with fewer articles say that they are an anecdote.
+
+    Returns:
+        An ``IPython.display.HTML`` object (blocks, then the script).
+    """
+    from stance.plots import cell_anchor
+
+    tl = dict(target_labels or {})
+    pl = dict(topic_labels or {})
+    s = summary if topics is None else summary[summary["topic"].isin(list(topics))]
+    s = s.sort_values(["topic", "target", "source"], kind="stable")
+    groups = {k: g for k, g in evidence.groupby(["source", "target", "topic"], sort=False)}
+    blocks = []
+    for r in s.itertuples(index=False):
+        arts = getattr(r, "n_articles", None)
+        few = arts is not None and arts < min_articles
+        counts = (
+            f"{arts} article{'s' if arts != 1 else ''}, " if arts is not None else ""
+        ) + f"{r.n} sentence{'s' if r.n != 1 else ''}"
+        note = (
+            f" <span class='stance-few'>— fewer than {min_articles} articles: an anecdote, "
+            "not a pattern</span>"
+            if few
+            else ""
+        )
+        head = (
+            f"<h4>{html.escape(str(r.source))} → {html.escape(tl.get(r.target, str(r.target)))}"
+            + (
+                " · all topics"
+                if r.topic == ALL_TOPICS
+                else f" · topic: {html.escape(pl.get(r.topic, str(r.topic)))}"
+            )
+            + "</h4>"
+            f"<p>mean {_score_span(r.mean)} [{_signed(r.ci_low)}, {_signed(r.ci_high)}], "
+            f"{counts}{note}</p>"
+        )
+        g = groups.get((r.source, r.target, r.topic))
+        lists = []
+        for side, label in (("negative", "Most negative"), ("positive", "Most positive")):
+            rows = g[g["side"] == side].sort_values("rank") if g is not None else None
+            if rows is None or rows.empty:
+                continue
+            items = "".join(_evidence_item(e, str(r.source)) for e in rows.itertuples())
+            lists.append(f"<p><strong>{label}</strong></p><ol>{items}</ol>")
+        body = "".join(lists) or "<p>Every sentence of this cell scores exactly 0.</p>"
+        blocks.append(
+            f"<section class='stance-evidence-cell' id='{cell_anchor(r.source, r.target, r.topic)}'"
+            f" hidden>{head}{body}</section>"
+        )
+    hint = (
+        "<p class='stance-evidence-hint'><em>Click a cell of a heatmap above (or a finding's "
+        "evidence link) to see the sentences behind it here.</em></p>"
+        if blocks
+        else "<p><em>No cells to show evidence for.</em></p>"
+    )
+    return _html(
+        f"{_TABLE_STYLE}{_PANEL_STYLE}<div class='stance-evidence' id='stance-evidence'>"
+        f"{hint}{''.join(blocks)}</div>{_EVIDENCE_SCRIPT}"
+    )
+
+
+def findings(
+    contrasts: pd.DataFrame, *, min_articles: int = MIN_ARTICLES
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Select the contrasts worth stating as findings, side ``a`` being the more hostile.
+
+    A finding is a contrast that survives the Benjamini–Hochberg correction (``significant``)
+    and rests on at least ``min_articles`` articles on each side. Rows are swapped where needed
+    so that ``diff = mean_a − mean_b`` is negative (its interval swapped and negated with it),
+    and ordered by adjusted p-value, then by the size of the difference.
+
+    Args:
+        contrasts: The contrasts table (:data:`stance.compare.CONTRAST_COLUMNS`).
+        min_articles: Articles needed on each side.
+
+    Returns:
+        ``(table, counts)``: the findings, and ``{"tested", "significant", "few_articles"}``
+        (all contrasts, those significant, those significant but resting on fewer articles).
+    """
+    sig = contrasts[contrasts["significant"].astype(bool)]
+    enough = (sig["n_articles_a"] >= min_articles) & (sig["n_articles_b"] >= min_articles)
+    f = sig[enough].copy()
+    counts = {
+        "tested": len(contrasts),
+        "significant": len(sig),
+        "few_articles": int((~enough).sum()),
+    }
+    swap = f["diff"] > 0
+    for a, b in (
+        ("source_a", "source_b"),
+        ("mean_a", "mean_b"),
+        ("n_a", "n_b"),
+        ("n_articles_a", "n_articles_b"),
+    ):
+        f.loc[swap, [a, b]] = f.loc[swap, [b, a]].to_numpy()
+    low, high = f["diff_ci_low"].copy(), f["diff_ci_high"].copy()
+    f.loc[swap, "diff"] = -f.loc[swap, "diff"]
+    f.loc[swap, "diff_ci_low"] = -high[swap]
+    f.loc[swap, "diff_ci_high"] = -low[swap]
+    f = f.assign(_abs=f["diff"].abs()).sort_values(
+        ["p_adjusted", "_abs", "target", "topic", "source_a", "source_b"],
+        ascending=[True, False, True, True, True, True],
+        kind="stable",
+    )
+    return f.drop(columns="_abs").reset_index(drop=True), counts
+
+
+def findings_html(
+    contrasts: pd.DataFrame,
+    *,
+    target_labels: Mapping[str, str] | None = None,
+    topic_labels: Mapping[str, str] | None = None,
+    min_articles: int = MIN_ARTICLES,
+    max_items: int = 12,
+    link: bool = True,
+    unit: str = "outlet",
+) -> HTML:
+    """State the findings of a run in words, each with its interval, counts and evidence links.
+
+    "A portrays Russia more negatively than B on Libya: −0.42 vs +0.10, difference −0.52
+    [−0.80, −0.21], 12 vs 9 articles" — see :func:`findings` for which contrasts qualify. When
+    none does, an honest sentence says so and why.
+
+    Args:
+        contrasts: The contrasts table.
+        target_labels: Display names of targets.
+        topic_labels: Display names of topics.
+        min_articles: Articles needed on each side.
+        max_items: Findings listed (the rest are counted).
+        link: Link each side to its cell's evidence block (:func:`evidence_panel`).
+        unit: What the compared groups are, for the sentences ("outlet", "rating group").
+
+    Returns:
+        An ``IPython.display.HTML`` object.
+    """
+    from stance.plots import cell_anchor
+
+    f, counts = findings(contrasts, min_articles=min_articles)
+    tl = dict(target_labels or {})
+    pl = dict(topic_labels or {})
+    few = counts["few_articles"]
+    few_note = (
+        f" {few} more significant contrast{'s rest' if few != 1 else ' rests'} on fewer than "
+        f"{min_articles} articles on a side and {'are' if few != 1 else 'is'} not counted."
+        if few
+        else ""
+    )
+    if f.empty:
+        return _html(
+            f"<p><strong>No finding.</strong> Of {counts['tested']} contrasts between two "
+            f"{unit}s (per target and topic), none both survives the Benjamini–Hochberg "
+            f"correction and rests on at least {min_articles} articles on each side.{few_note} "
+            "The charts below describe this corpus; they do not show differences larger than "
+            "chance.</p>"
+        )
+    items = []
+    for r in f.head(max_items).itertuples(index=False):
+        target = html.escape(tl.get(r.target, str(r.target)))
+        if r.topic == ALL_TOPICS:
+            where = "across all topics"
+        elif r.topic == NOISE_TOPIC:
+            where = "in sentences outside every topic"
+        else:
+            where = f"on {html.escape(pl.get(r.topic, str(r.topic)))}"
+        a, b = html.escape(str(r.source_a)), html.escape(str(r.source_b))
+        text = (
+            f"<strong>{a}</strong> portrays <strong>{target}</strong> more negatively than "
+            f"<strong>{b}</strong> {where}: {_signed(r.mean_a)} vs {_signed(r.mean_b)}, "
+            f"difference {_signed(r.diff)} [{_signed(r.diff_ci_low)}, "
+            f"{_signed(r.diff_ci_high)}], {r.n_articles_a} vs {r.n_articles_b} articles "
+            f"({r.n_a} vs {r.n_b} sentences; adjusted p = {r.p_adjusted:.3g})"
+        )
+        if link:
+            text += (
+                f" — evidence: <a href='#{cell_anchor(r.source_a, r.target, r.topic)}'>{a}</a>, "
+                f"<a href='#{cell_anchor(r.source_b, r.target, r.topic)}'>{b}</a>"
+            )
+        items.append(f"<li>{text}</li>")
+    more = len(f) - len(items)
+    return _html(
+        f"<p>{len(f)} difference{'s' if len(f) != 1 else ''} between two {unit}s "
+        f"survive{'s' if len(f) == 1 else ''} the Benjamini–Hochberg correction over all "
+        f"{counts['tested']} contrasts and rest{'s' if len(f) == 1 else ''} on at least "
+        f"{min_articles} articles on each side.{few_note}</p><ul>{''.join(items)}</ul>"
+        + (f"<p><em>{more} more in report 04.</em></p>" if more > 0 else "")
+    )
+
+
+def mention_reading(mentions: pd.DataFrame, *, min_mentions: int = 5) -> HTML:
+    """Read the stance labels of the mentions in words, computed from the run (report 01).
+
+    Args:
+        mentions: Requires ``source, target, stance``.
+        min_mentions: Source × target pairs with fewer mentions are not named as extremes.
+
+    Returns:
+        An ``IPython.display.HTML`` paragraph.
+    """
+    if mentions.empty:
+        return _html("<p>The run has no target mentions.</p>")
+    total = len(mentions)
+    share = mentions["stance"].value_counts(normalize=True)
+    pct = {k: 100 * float(share.get(k, 0.0)) for k in ("negative", "neutral", "positive")}
+    top = max(pct, key=lambda k: (pct[k], k == "neutral"))
+    majority = "most" if pct[top] > 50 else "the largest share"
+    text = (
+        f"Of the {total} target mentions, {pct['negative']:.0f}% are labelled negative, "
+        f"{pct['neutral']:.0f}% neutral and {pct['positive']:.0f}% positive by the stance model "
+        f"(before attribution): {majority} of the mentions are {top}."
+    )
+    pairs = mentions.groupby(["source", "target"])["stance"].agg(
+        n="size",
+        neg=lambda s: float((s == "negative").mean()),
+        pos=lambda s: float((s == "positive").mean()),
+    )
+    pairs = pairs[pairs["n"] >= min_mentions].reset_index()
+    if len(pairs) >= 2:
+        neg = pairs.sort_values(["neg", "n"], ascending=[False, False]).iloc[0]
+        pos = pairs.sort_values(["pos", "n"], ascending=[False, False]).iloc[0]
+        text += (
+            f" The most negative mix among pairs with at least {min_mentions} mentions: "
+            f"{html.escape(str(neg['source']))} about {html.escape(str(neg['target']))} "
+            f"({100 * neg['neg']:.0f}% of {int(neg['n'])} negative); the most positive: "
+            f"{html.escape(str(pos['source']))} about {html.escape(str(pos['target']))} "
+            f"({100 * pos['pos']:.0f}% of {int(pos['n'])} positive)."
+        )
+    return _html(f"<p><strong>Reading.</strong> {text}</p>")
+
+
 def aligned_html(aligned: pd.DataFrame, *, max_pairs: int = 15) -> HTML:
     """Aligned claims side by side: the negative sentence (a) next to the positive one (b).
 
@@ -181,7 +548,13 @@ def aligned_html(aligned: pd.DataFrame, *, max_pairs: int = 15) -> HTML:
     return _html(f"{_TABLE_STYLE}<table class='stance-table'>{head}{''.join(rows)}</table>")
 
 
-def summary_reading(summary: pd.DataFrame, *, topic: str = ALL_TOPICS, min_n: int = 3) -> HTML:
+def summary_reading(
+    summary: pd.DataFrame,
+    *,
+    topic: str = ALL_TOPICS,
+    min_n: int = 3,
+    min_articles: int = MIN_ARTICLES,
+) -> HTML:
     """Write a short reading of a summary: per target, the sources whose interval excludes zero.
 
     Hostile sources (interval below zero) and favourable ones (above zero), with numbers.
@@ -190,11 +563,16 @@ def summary_reading(summary: pd.DataFrame, *, topic: str = ALL_TOPICS, min_n: in
         summary: The summary table.
         topic: Topic to read.
         min_n: Cells with fewer units are ignored.
+        min_articles: Cells resting on fewer articles are ignored (when ``n_articles`` is
+            there).
 
     Returns:
         An ``IPython.display.HTML`` bullet list.
     """
-    s = summary[(summary["topic"] == topic) & (summary["n"] >= min_n)]
+    keep = (summary["topic"] == topic) & (summary["n"] >= min_n)
+    if "n_articles" in summary:
+        keep &= summary["n_articles"] >= min_articles
+    s = summary[keep]
     items = []
     for target, g in s.groupby("target", sort=True):
         neg = g[g["ci_high"] < 0].sort_values("mean")
@@ -205,7 +583,9 @@ def summary_reading(summary: pd.DataFrame, *, topic: str = ALL_TOPICS, min_n: in
                 continue
             names = ", ".join(
                 f"{html.escape(str(r.source))} ({r.mean:+.2f} [{r.ci_low:+.2f}, "
-                f"{r.ci_high:+.2f}], n={r.n})"
+                f"{r.ci_high:+.2f}], "
+                + (f"{r.n_articles} articles, " if hasattr(r, "n_articles") else "")
+                + f"{r.n} sentences)"
                 for r in sel.head(3).itertuples(index=False)
             )
             bits.append(f"{label}: {names}")
@@ -213,7 +593,8 @@ def summary_reading(summary: pd.DataFrame, *, topic: str = ALL_TOPICS, min_n: in
         items.append(f"<li><strong>{html.escape(str(target))}</strong> — {text}</li>")
     if not items:
         return _html(
-            f"<p>No cell has at least {min_n} sentences for topic {html.escape(topic)}.</p>"
+            f"<p>No cell has at least {min_n} sentences from {min_articles} articles for topic "
+            f"{html.escape(topic)}.</p>"
         )
     return _html("<ul>" + "".join(items) + "</ul>")
 
@@ -414,7 +795,7 @@ def top_contrasts(contrasts: pd.DataFrame, *, n: int = 40) -> pd.DataFrame:
     """Pick the contrasts worth reading first: significant ones by |effect|, then smallest p."""
     from stance.compare import CONTRAST_COLUMNS
 
-    hidden = ("n_articles_a", "n_articles_b", "diff_ci_low", "diff_ci_high")
+    hidden = ("diff_ci_low", "diff_ci_high")
     cols = [c for c in CONTRAST_COLUMNS if c not in hidden]
     c = contrasts.assign(_abs=contrasts["diff"].abs(), _ns=~contrasts["significant"])
     c = c.sort_values(

@@ -366,3 +366,105 @@ _VOID = {
     "track",
     "wbr",
 }
+
+
+# --------------------------------------------------------------------------------------------
+# Clicking a heatmap cell in a real browser
+# --------------------------------------------------------------------------------------------
+
+#: Injected into a copy of a report: once the charts are drawn, it clicks heatmap cells the way
+#: a mouse does (``mousemove`` for plotly's hover, then ``mousedown``/``mouseup`` on the plot's
+#: drag layer, which plotly turns into a ``plotly_click`` event) and records, after each click,
+#: the ids of the evidence blocks that are visible in ``<body data-shown="…">`` (one ``|``-joined
+#: group per click, ``;``-separated) and failures in ``data-click-errors``.
+_CLICK_SCRIPT = """<script>
+window.addEventListener("load", function () {
+  var clicks = %s;
+  var shown = [], errors = [];
+  function figure(title) {
+    var divs = document.querySelectorAll(".plotly-graph-div");
+    for (var k = 0; k < divs.length; k++) {
+      var gd = divs[k];
+      var t = gd.layout && gd.layout.title && gd.layout.title.text;
+      if (t && t.indexOf(title) >= 0 && gd._fullData && gd._fullData[0].type === "heatmap") {
+        return gd;
+      }
+    }
+    return null;
+  }
+  function click(c) {
+    var gd = figure(c.title);
+    if (!gd) { errors.push("no heatmap titled " + c.title); return; }
+    var xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+    var j = xa._categories.indexOf(c.x), i = ya._categories.indexOf(c.y);
+    if (i < 0 || j < 0) { errors.push("no cell " + c.y + "/" + c.x); return; }
+    var drag = gd.querySelector(".nsewdrag");
+    var r = drag.getBoundingClientRect();
+    var o = {bubbles: true, cancelable: true, view: window, button: 0, buttons: 1,
+             clientX: r.left + xa.l2p(j), clientY: r.top + ya.l2p(i)};
+    drag.dispatchEvent(new MouseEvent("mousemove", o));
+    drag.dispatchEvent(new MouseEvent("mousedown", o));
+    drag.dispatchEvent(new MouseEvent("mouseup", o));
+  }
+  var k = 0;
+  function next() {
+    if (k > 0) {
+      var ids = [];
+      document.querySelectorAll(".stance-evidence-cell").forEach(function (el) {
+        if (!el.hidden) { ids.push(el.id); }
+      });
+      shown.push(ids.join("|"));
+    }
+    if (k < clicks.length) {
+      try { click(clicks[k]); } catch (e) { errors.push(String(e)); }
+      k += 1;
+      setTimeout(next, 300);
+      return;
+    }
+    document.body.setAttribute("data-shown", shown.join(";"));
+    document.body.setAttribute("data-click-errors", errors.join(";"));
+  }
+  setTimeout(next, 500);
+});
+</script>"""
+
+
+def click_heatmap_cells(
+    html_path: str | Path, clicks: list[dict[str, str]], **browser: Any
+) -> tuple[list[list[str]], list[str], str]:
+    """Click heatmap cells of a rendered report in headless Chromium, as a mouse would.
+
+    A copy of the report with :data:`_CLICK_SCRIPT` injected is written beside it (so that the
+    shared ``plotly.min.js`` resolves) and opened with :func:`browser_dom`.
+
+    Args:
+        html_path: The report.
+        clicks: Cells to click in order, each ``{"title": substring of the heatmap's title,
+            "y": row label (source), "x": column label (target)}``, labels as displayed.
+        **browser: Passed to :func:`browser_dom`.
+
+    Returns:
+        ``(shown, errors, dom)``: per click, the ids of the visible evidence blocks; errors of
+        the injected script; the final DOM.
+    """
+    import json
+    import re
+
+    page = Path(html_path)
+    text = page.read_text(encoding="utf-8")
+    script = _CLICK_SCRIPT % json.dumps(clicks)
+    copy = page.with_name(f"{page.stem}.click-test.html")
+    copy.write_text(text.replace("</body>", script + "</body>", 1), encoding="utf-8")
+    try:
+        dom = browser_dom(copy, **browser)
+    finally:
+        copy.unlink()
+    body = re.search(r"<body[^>]*>", dom)
+    attrs = body.group(0) if body else ""
+    shown_attr = re.search(r'data-shown="([^"]*)"', attrs)
+    errors_attr = re.search(r'data-click-errors="([^"]*)"', attrs)
+    if shown_attr is None:
+        raise RuntimeError(f"The click script did not finish on {page}.")
+    shown = [g.split("|") if g else [] for g in shown_attr.group(1).split(";")]
+    errors = [e for e in (errors_attr.group(1) if errors_attr else "").split(";") if e]
+    return shown, errors, dom

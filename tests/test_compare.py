@@ -91,11 +91,12 @@ def tables(corpus):
 
 def test_compare_run_compare_returns_every_table(tables):
     assert set(tables) == {"units", "summary", "contrasts", "evidence", "aligned", "trends"}
-    assert list(tables["summary"].columns[:7]) == [
+    assert list(tables["summary"].columns) == [
         "source",
         "target",
         "topic",
         "n",
+        "n_articles",
         "mean",
         "ci_low",
         "ci_high",
@@ -389,11 +390,12 @@ def test_compare_empty_mentions_give_empty_tables(corpus):
     mentions, articles, sentences, vectors = corpus
     out = compare.run_compare(mentions.iloc[:0], articles, sentences, vectors, FAST, progress=False)
     assert all(df.empty for df in out.values())
-    assert list(out["summary"].columns[:7]) == [
+    assert list(out["summary"].columns) == [
         "source",
         "target",
         "topic",
         "n",
+        "n_articles",
         "mean",
         "ci_low",
         "ci_high",

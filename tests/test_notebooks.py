@@ -69,8 +69,52 @@ def check_rendered(path: Path) -> None:
 @pytest.mark.parametrize("name", RUN_REPORTS)
 def test_notebooks_render_on_the_sample_run(sample_reports, name):
     path = sample_reports[name]
-    assert path.stat().st_size > 100_000  # plotly.js embedded: charts work offline
+    # One shared plotly.js beside the reports, loaded by a relative <script src>: the folder
+    # works offline from disk (check_rendered opens it from a file:// URL).
+    assert '<script src="plotly.min.js" charset="utf-8"></script>' in path.read_text("utf-8")
+    assert (path.parent / report.PLOTLYJS_FILE).stat().st_size > 1_000_000
     check_rendered(path)
+
+
+def test_notebooks_reports_share_one_plotly_js(sample_reports):
+    from plotly.offline import get_plotlyjs
+
+    bundle = get_plotlyjs()
+    folder = next(iter(sample_reports.values())).parent
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [report.PLOTLYJS_FILE, *(f"{n}.html" for n in RUN_REPORTS)]
+    )
+    for path in sample_reports.values():
+        assert bundle[:2000] not in path.read_text("utf-8")
+    total = sum(p.stat().st_size for p in folder.iterdir())
+    assert total < 10_000_000, total
+
+
+def test_notebooks_heatmap_click_shows_evidence_on_the_sample_run(sample_run, sample_reports):
+    """Click the largest cell of the largest topic's heatmap in report 03: its sentences show."""
+    if support.find_chromium() is None:
+        pytest.skip("headless Chromium not installed")
+    from stance import plots, views
+
+    run = load_run(sample_run)
+    s = run["summary"]
+    topic = views.topics_by_size(s)[0]
+    cell = s[s["topic"] == topic].sort_values(["n", "source", "target"]).iloc[-1]
+    labels = views.target_labels(run["run"])
+    title = views.topic_labels(run["topics"]).get(topic, topic)
+    shown, errors, dom = support.click_heatmap_cells(
+        sample_reports["03_stance_by_source_topic"],
+        [
+            {
+                "title": f"topic: {title}",
+                "y": cell["source"],
+                "x": labels.get(cell.target, cell.target),
+            }
+        ],
+    )
+    anchor = plots.cell_anchor(cell["source"], cell["target"], topic)
+    assert errors == [] and shown == [[anchor]]
+    assert f'id="{anchor}">' in dom  # no longer hidden
 
 
 def test_notebooks_render_is_deterministic(sample_run, sample_reports, tmp_path):

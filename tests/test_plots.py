@@ -65,16 +65,43 @@ def test_plots_esc_escapes_wraps_and_truncates():
 def test_plots_stance_heatmap_values_hover_and_escaping(summary):
     fig = plots.stance_heatmap(summary, "all", target_labels={"us": "United States"})
     assert isinstance(fig, go.Figure)
-    (hm,) = fig.data
+    hm, few = fig.data
     assert hm.type == "heatmap" and hm.zmin == -1 and hm.zmax == 1
+    assert few.name == "few articles" and few.showscale is False
     assert list(hm.x) == ["russia", "United States"]
     assert "&lt;script&gt;" in hm.y[-1] or any("&lt;script&gt;" in y for y in hm.y)
     z = np.array(hm.z, dtype=float)
     ia, ir = list(hm.y).index("A"), list(hm.x).index("russia")
     assert z[ia, ir] == pytest.approx(0.4)
-    assert "[+0.10, +0.60]" in hm.customdata[ia][ir] and "3 articles" in hm.customdata[ia][ir]
+    hover, anchor = hm.customdata[ia][ir]
+    assert "[+0.10, +0.60]" in hover and "3 articles, 10 sentences" in hover
+    assert anchor == plots.cell_anchor("A", "russia", "all")
+    assert hm.hovertemplate.startswith("%{customdata[0]}")
+    assert "3 art. · 10 sent." in hm.text[ia][ir]
     assert np.isnan(z[list(hm.y).index("B"), list(hm.x).index("United States")])
     assert no_raw_markup(fig)
+
+
+def test_plots_stance_heatmap_fades_cells_under_min_articles(summary):
+    fig = plots.stance_heatmap(summary, "all")
+    hm, few = fig.data
+    z, zf = np.array(hm.z, dtype=float), np.array(few.z, dtype=float)
+    ib, ir = list(hm.y).index("B"), list(hm.x).index("russia")
+    # B → russia rests on 2 articles: only in the faded trace, marked in its hover and text.
+    assert np.isnan(z[ib, ir]) and zf[ib, ir] == pytest.approx(-0.5)
+    assert "fewer than 3 articles" in few.customdata[ib][ir][0]
+    assert few.text[ib][ir].startswith("<i>")
+    assert few.colorscale != hm.colorscale
+    assert np.isnan(zf[list(hm.y).index("A"), ir])  # 3 articles: solid
+    assert "fewer than 3 articles" in fig.layout.title.text
+    # With a lower threshold every cell is solid and there is no second trace.
+    assert len(plots.stance_heatmap(summary, "all", min_articles=1).data) == 1
+
+
+def test_plots_cell_anchor_is_stable_and_distinct():
+    a = plots.cell_anchor("A", "russia", "all")
+    assert a == plots.cell_anchor("A", "russia", "all") and a.startswith("ev-")
+    assert a != plots.cell_anchor("A", "russia", "libya") != plots.cell_anchor("B", "russia", "all")
 
 
 def test_plots_stance_heatmap_min_n_and_empty_topic(summary):
@@ -92,6 +119,7 @@ def test_plots_interval_plot_error_bars(summary):
     assert russia.x[i] == pytest.approx(0.4)
     assert russia.error_x.array[i] == pytest.approx(0.2)
     assert russia.error_x.arrayminus[i] == pytest.approx(0.3)
+    assert "3 articles, 10 sentences" in russia.customdata[i]
     assert no_raw_markup(fig)
 
 
@@ -131,6 +159,7 @@ def test_plots_contrast_plot_marks_significance(contrasts):
     assert names == {"significant (BH)", "not significant"}
     sig = next(t for t in fig.data if t.name == "significant (BH)")
     assert sig.marker.symbol == "circle" and sig.x[0] > 0.5
+    assert "(6 / 6 articles, 6 / 6 sentences)" in sig.customdata[0]
     assert no_raw_markup(fig)
     assert not plots.contrast_plot(contrasts, "iran").data
 
@@ -138,24 +167,35 @@ def test_plots_contrast_plot_marks_significance(contrasts):
 def test_plots_trend_plot_has_band_and_line_per_group():
     trends = pd.DataFrame(
         {
-            "source": ["A", "A", "B"],
+            "source": ["A", "A", "A", "B"],
             "target": "russia",
             "topic": "all",
-            "period": ["2020-01", "2020-02", "2020-01"],
-            "period_start": pd.to_datetime(["2020-01-01", "2020-02-01", "2020-01-01"]),
+            "period": ["2020-01", "2020-02", "2020-03", "2020-01"],
+            "period_start": pd.to_datetime(
+                ["2020-01-01", "2020-02-01", "2020-03-01", "2020-01-01"]
+            ),
             "freq": "month",
-            "n": [3, 4, 5],
-            "n_articles": [1, 2, 2],
-            "mean": [0.1, 0.2, -0.3],
-            "ci_low": [0.0, 0.1, -0.5],
-            "ci_high": [0.2, 0.3, -0.1],
+            "n": [3, 4, 6, 5],
+            "n_articles": [1, 2, 3, 2],
+            "mean": [0.1, 0.2, 0.3, -0.3],
+            "ci_low": [0.05, 0.1, 0.2, -0.5],
+            "ci_high": [0.15, 0.3, 0.4, -0.1],
         }
     )
     fig = plots.trend_plot(trends, "russia")
-    assert len(fig.data) == 4
+    # A: a band over its two periods with >= 2 articles and a line; B: one period, no band.
+    assert [t.fill for t in fig.data] == ["toself", None, None]
     band, line = fig.data[0], fig.data[1]
-    assert band.fill == "toself" and len(band.x) == 4
-    assert list(line.y) == [0.1, 0.2]
+    assert len(band.x) == 4 and list(band.y) == [0.3, 0.4, 0.2, 0.1]
+    assert list(line.y) == [0.1, 0.2, 0.3]
+    # The one-article period: open marker, no error bar, and the hover says why.
+    assert list(line.marker.symbol) == ["circle-open", "circle", "circle"]
+    assert line.error_y.array[0] == 0 and line.error_y.array[1] == pytest.approx(0.1)
+    assert "no interval" in line.customdata[0] and "[" not in line.customdata[0]
+    assert "2 articles, 4 sentences" in line.customdata[1]
+    # B's single period keeps its interval as an error bar.
+    assert fig.data[2].error_y.arrayminus[0] == pytest.approx(0.2)
+    assert "open markers" in fig.layout.title.text
     assert not plots.trend_plot(trends, "iran").data
 
 
@@ -216,6 +256,28 @@ def test_plots_validation_figures(evaluation):
     assert z[0, 0] == pytest.approx(0.6)
     cal = plots.calibration_curve(evaluation)
     assert len(cal.data) == 2 and list(cal.data[1].x) == [0.5, 0.9]
+
+
+def test_plots_calibration_curve_reads_the_evaluation_format():
+    # As ``stance evaluate`` writes it (stance.training.calibration_table): empty bins skipped.
+    bins = [
+        {"lo": 0.3, "hi": 0.4, "n": 0, "mean_confidence": None, "accuracy": None},
+        {"lo": 0.5, "hi": 0.6, "n": 12, "mean_confidence": 0.55, "accuracy": 0.5},
+        {"lo": 0.9, "hi": 1.0, "n": 80, "mean_confidence": 0.95, "accuracy": 0.93},
+    ]
+    ev = {"rw/test": {"macro_f1": 0.7, "calibration": {"ece": 0.0288, "bins": bins}}}
+    cal = plots.calibration_curve(ev)
+    assert len(cal.data) == 2 and not cal.layout.annotations
+    assert list(cal.data[1].x) == [0.55, 0.95] and list(cal.data[1].y) == [0.5, 0.93]
+    assert list(cal.data[1].customdata) == [12, 80] and "ECE 0.029" in cal.data[1].name
+
+
+def test_plots_calibration_curve_draws_the_shipped_model():
+    from stance import evaluation
+
+    ev = evaluation.load_evaluation({})
+    cal = plots.calibration_curve(ev)
+    assert len(cal.data) >= 3 and all(len(t.x) >= 3 for t in cal.data[1:])
 
 
 def test_plots_confusion_heatmap_rejects_unknown_split(evaluation):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import support
 
-from stance import evaluation, report, views
+from stance import evaluation, plots, report, views
 from stance.run import load_run
 
 EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)">'
@@ -148,7 +148,9 @@ def test_report_evaluation_helpers_read_defensively(tmp_path):
     table = evaluation.evaluation_table(ev)
     assert list(table["class"]) == ["negative", "macro avg", "accuracy"]
     assert evaluation.confusion_splits(ev) == ["rw/test"]
-    assert isinstance(evaluation.load_evaluation({"models": {"stance": {"model_dir": "/nope"}}}), dict)
+    assert isinstance(
+        evaluation.load_evaluation({"models": {"stance": {"model_dir": "/nope"}}}), dict
+    )
 
 
 def test_report_skipped_inputs_from_ingest_record():
@@ -300,3 +302,159 @@ def test_report_opinion_table_reads_the_model_folder(tmp_path):
     assert mine["split"] == "test" and mine["macro_f1"] == 0.61 and mine["f1_neutral"] == 0.5
     assert table[table["model"].str.startswith("VADER")]["macro_f1"].iloc[0] == 0.3
     assert list(table.columns)[:3] == ["model", "split", "macro_f1"]
+
+
+def _contrast(a, b, diff, sig, arts=(5, 4), topic="libya", p=0.01):
+    mean_b = 0.10
+    return {
+        "target": "russia",
+        "topic": topic,
+        "source_a": a,
+        "source_b": b,
+        "n_a": 20,
+        "n_b": 15,
+        "n_articles_a": arts[0],
+        "n_articles_b": arts[1],
+        "mean_a": mean_b + diff,
+        "mean_b": mean_b,
+        "diff": diff,
+        "diff_ci_low": diff - 0.2,
+        "diff_ci_high": diff + 0.1,
+        "effect_size": 0.5,
+        "cliffs_delta": 0.3,
+        "p_value": p,
+        "p_adjusted": p,
+        "significant": sig,
+    }
+
+
+def test_report_findings_keep_significant_contrasts_with_enough_articles():
+    c = pd.DataFrame(
+        [
+            _contrast("A", "B", +0.52, True, p=0.01),  # a more favourable: sides swapped
+            _contrast("C", "D", -0.30, True, arts=(2, 9), p=0.001),  # too few articles
+            _contrast("E", "F", -0.90, False, p=0.2),  # not significant
+            _contrast("G", EVIL, -0.40, True, topic="all", p=0.02),
+            _contrast("H", "I", -0.20, True, topic="noise", p=0.03),
+        ]
+    )
+    f, counts = views.findings(c)
+    assert counts == {"tested": 5, "significant": 4, "few_articles": 1}
+    assert list(f["source_a"]) == ["B", "G", "H"] and list(f["source_b"]) == ["A", EVIL, "I"]
+    first = f.iloc[0]
+    assert first["diff"] == pytest.approx(-0.52)
+    assert (first["diff_ci_low"], first["diff_ci_high"]) == pytest.approx((-0.62, -0.32))
+    assert (first["mean_a"], first["mean_b"]) == pytest.approx((0.10, 0.62))
+    assert (first["n_articles_a"], first["n_articles_b"]) == (4, 5)
+    out = views.findings_html(
+        c, target_labels={"russia": "Russia"}, topic_labels={"libya": "Libya"}
+    ).data
+    assert (
+        "<strong>B</strong> portrays <strong>Russia</strong> more negatively than "
+        "<strong>A</strong> on Libya: +0.10 vs +0.62, difference −0.52 [−0.62, −0.32], "
+        "4 vs 5 articles" in out
+    )
+    assert "across all topics" in out and "&lt;script&gt;" in out and "<script>" not in out
+    assert "in sentences outside every topic" in out
+    assert f"href='#{plots.cell_anchor('B', 'russia', 'libya')}'" in out
+    assert "1 more significant contrast rests on fewer than 3 articles" in out
+    assert "C</strong>" not in out and "E</strong>" not in out
+    assert "href" not in views.findings_html(c, link=False).data
+
+
+def test_report_findings_html_says_when_nothing_survives():
+    c = pd.DataFrame(
+        [_contrast("C", "D", -0.3, True, arts=(1, 9)), _contrast("E", "F", 0.2, False)]
+    )
+    out = views.findings_html(c, unit="rating group").data
+    assert "No finding" in out and "Of 2 contrasts between two rating groups" in out
+    assert "1 more significant contrast rests on fewer than 3 articles" in out
+    assert "<li>" not in out
+
+
+def test_report_evidence_panel_has_a_hidden_escaped_block_per_cell_of_every_topic(synthetic_run):
+    run = load_run(synthetic_run)
+    summary, evidence = run["summary"], run["evidence"]
+    assert set(summary["topic"]) > {"all"}  # per-topic cells too
+    out = views.evidence_panel(summary, evidence, target_labels={"us": "United States"}).data
+    for r in summary.itertuples():
+        anchor = plots.cell_anchor(r.source, r.target, r.topic)
+        assert out.count(f"id='{anchor}' hidden>") == 1, (r.source, r.target, r.topic)
+    assert out.count("class='stance-ev'") == len(evidence)
+    assert "<mark>Russia</mark>" in out and "<mark>US</mark>" in out
+    assert "&lt;img src=x" in out and "<img" not in out
+    # The only script is the panel's own; it toggles `hidden` and never writes markup.
+    assert out.count("<script>") == 1 and "innerHTML" not in out and "plotly_click" in out
+    few = summary[summary["n_articles"] < 3]
+    assert out.count("fewer than 3 articles") == len(few)
+    libya = views.evidence_panel(summary, evidence, topics=["libya"]).data
+    assert libya.count("<section") == int((summary["topic"] == "libya").sum())
+
+
+def test_report_highlight_marks_whole_words_and_escapes():
+    out = views._highlight("US <b>USA</b> said: US & Putin", "US; Putin")
+    assert out == (
+        "<mark>US</mark> &lt;b&gt;USA&lt;/b&gt; said: <mark>US</mark> &amp; <mark>Putin</mark>"
+    )
+
+
+def test_report_mention_reading_is_computed_from_the_mentions():
+    mentions = pd.DataFrame(
+        {
+            "source": ["A"] * 6 + ["B"] * 6,
+            "target": "russia",
+            "stance": ["negative"] * 5 + ["neutral"] + ["positive"] * 3 + ["neutral"] * 3,
+        }
+    )
+    out = views.mention_reading(mentions).data
+    assert (
+        "Of the 12 target mentions, 42% are labelled negative, 33% neutral and 25% positive" in out
+    )
+    assert "the largest share of the mentions are negative" in out
+    assert (
+        "A about russia (83% of 6 negative)" in out and "B about russia (50% of 6 positive)" in out
+    )
+    neutral = mentions.assign(stance="neutral")
+    assert "most of the mentions are neutral" in views.mention_reading(neutral).data
+
+
+def test_report_table_html_prints_counts_as_integers():
+    t = pd.DataFrame(
+        {"class": ["negative", "macro avg"], "mean": [0.8, -0.7], "support": [346, None]}
+    )
+    out = views.table_html(t).data
+    assert "<td>346</td>" in out and "346.0" not in out and "<td>+0.800</td>" in out
+
+
+def test_report_share_plotly_js_replaces_the_embedded_copy(tmp_path):
+    from plotly.offline import get_plotlyjs
+
+    page = f"<html><body><script>{get_plotlyjs()}</script><div>x</div></body></html>"
+    out, replaced = report.share_plotly_js(page)
+    assert replaced and get_plotlyjs() not in out
+    assert '<script src="plotly.min.js" charset="utf-8"></script><div>x</div>' in out
+    assert report.share_plotly_js("<html></html>") == ("<html></html>", False)
+    path = report.write_plotly_js(tmp_path)
+    assert path.name == "plotly.min.js" and path.read_text(encoding="utf-8") == get_plotlyjs()
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_report_render_reports_writes_one_shared_plotly_js(
+    synthetic_run, tmp_path, monkeypatch, share
+):
+    from plotly.offline import get_plotlyjs
+
+    def fake(source, tmp, parameters, *, show_code, timeout):
+        return f"<html><script>{get_plotlyjs()}</script>{source.stem}</html>"
+
+    monkeypatch.setattr(report, "_execute_and_export", fake)
+    out = tmp_path / "out"
+    paths = report.render_reports(
+        synthetic_run, out, notebooks=["01", "02"], progress=False, share_plotlyjs=share
+    )
+    js = out / report.PLOTLYJS_FILE
+    assert js.is_file() == share
+    for p in paths:
+        text = p.read_text(encoding="utf-8")
+        assert ('<script src="plotly.min.js"' in text) == share
+        assert (get_plotlyjs()[:1000] in text) != share

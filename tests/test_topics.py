@@ -510,3 +510,15 @@ def test_topics_seed_accuracy():
     # the Syria/Aleppo blog post has no named topic: it gets a discovered one
     syria = result.topic[sentences["sentence"].str.contains("Aleppo")]
     assert syria.str.match(r"d\d\d_").all(), syria.tolist()
+
+
+def test_topics_progress_bar_changes_nothing(fitted, config, capsys, monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    sentences, articles, vectors, first = fitted
+    shown = topics.run_topics(
+        sentences, vectors, config, fake_encode, articles=articles, progress=True
+    )
+    err = capsys.readouterr().err
+    assert "topics" in err and "6/6" in err
+    assert first.topic.equals(shown.topic)
+    assert _parquet_bytes(first.table) == _parquet_bytes(shown.table)
