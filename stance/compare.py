@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
 
-from stance.config import Settings, as_settings
+from stance.config import CompareSettings, Settings, as_settings
 from stance.schema import ALL_TOPICS, MENTION_COLUMNS, SUMMARY_COLUMNS, dtype_of, require_columns
 
 if TYPE_CHECKING:
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 #: Columns of the ``summary`` table :func:`run_compare` returns (the DESIGN contract).
 SUMMARY_OUT_COLUMNS: tuple[str, ...] = SUMMARY_COLUMNS
 #: Cells (and contrasts) resting on fewer articles than this are marked in the reports and never
-#: reported as findings: one or two articles are an anecdote, however many sentences they hold.
-MIN_ARTICLES = 3
+#: reported as findings (the ``compare.min_articles`` setting's default).
+MIN_ARTICLES: int = CompareSettings.min_articles
 CONTRAST_COLUMNS: tuple[str, ...] = (
     "target",
     "topic",

@@ -237,6 +237,12 @@ class CompareSettings:
         _between(-1.0, 1.0),
     )
     aligned_max_pairs: int = setting(1000, "Most aligned pairs kept.", _at_least(0))
+    min_articles: int = setting(
+        3,
+        "Cells and contrasts resting on fewer articles are marked in the reports and never "
+        "reported as findings: one or two articles are an anecdote, however many sentences.",
+        _at_least(1),
+    )
     evidence_per_cell: int = setting(
         3, "Most negative and most positive sentences kept per summary cell.", _at_least(1)
     )
@@ -305,7 +311,7 @@ class NamedTopic:
     terms: list[str] = field(default_factory=list)
 
 
-SECTIONS: tuple[type, ...] = (
+SECTIONS: tuple[type[Any], ...] = (
     RunSettings,
     EmbedSettings,
     IngestSettings,
@@ -624,7 +630,7 @@ def default_config_text() -> str:
         lines += ["", *_comment(cls.__doc__ or ""), f"[{cls.TABLE}]"]
         tables: list[str] = []
         for f in fields(cls):
-            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc,operator]
             if isinstance(default, dict):
                 tables += ["", *_comment(f.metadata["doc"]), f"[{cls.TABLE}.{f.name}]"]
                 tables += [f"{k} = {_toml_value(v)}" for k, v in default.items()]

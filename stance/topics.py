@@ -963,7 +963,7 @@ def _advance(bar: Any, steps: list[str]) -> None:
 def run_topics(
     sentences: pd.DataFrame,
     vectors: np.ndarray,
-    config: dict[str, Any],
+    config: Settings | dict[str, Any],
     encode: Callable[[list[str]], np.ndarray],
     *,
     articles: pd.DataFrame | None = None,
