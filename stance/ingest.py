@@ -1322,7 +1322,7 @@ def ingest(
     sources: str | Path | dict[str, str] | None = None,
     rules: dict[str, bool] | None = None,
     strict: bool = False,
-    max_article_chars: int = MAX_ARTICLE_CHARS,
+    max_article_chars: int | None = None,
 ) -> tuple[pd.DataFrame, IngestReport]:
     """Read every input into an articles table.
 
@@ -1340,7 +1340,7 @@ def ingest(
         rules: Boilerplate rules to switch on or off (all on by default).
         strict: Raise at the first skip (a file, row or line that yields no article, or the
             lost end of a truncated file) or truncated article, instead of recording it.
-        max_article_chars: Longest article text kept (see ``MAX_ARTICLE_CHARS``).
+        max_article_chars: Longest article text kept; ``None`` means ``MAX_ARTICLE_CHARS``.
 
     Returns:
         The articles table (columns of ``schema.ARTICLE_COLUMNS`` plus any extra table columns)
@@ -1354,6 +1354,8 @@ def ingest(
     """
     import pandas as pd
 
+    if max_article_chars is None:
+        max_article_chars = MAX_ARTICLE_CHARS
     if (
         isinstance(max_article_chars, bool)
         or not isinstance(max_article_chars, int)
