@@ -1009,7 +1009,7 @@ def _text_encoding(path: Path, report: IngestReport) -> str:
         decoder = codecs.getincrementaldecoder(encoding)()
         try:
             with path.open("rb") as fh:
-                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                while chunk := fh.read(1 << 20):
                     decoder.decode(chunk)
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
