@@ -201,7 +201,11 @@ def _context_ids(
             for i in todo
         ]
         flat = [piece for (left, _), (right, _) in windows for piece in (*left, *right)]
-        piece_ids = iter(tok(flat)["input_ids"] if flat else [])
+        # Pairs in one sentence share most pieces (the text between its other mentions):
+        # tokenize each distinct piece once.
+        unique = list(dict.fromkeys(flat))
+        known = dict(zip(unique, tok(unique)["input_ids"] if unique else [], strict=True))
+        piece_ids = iter([known[piece] for piece in flat])
         retry = []
         for i, ((left, left_cut), (right, right_cut)) in zip(todo, windows, strict=True):
             left_ids[i] = _join(piece_ids, len(left), mask_id)
