@@ -837,7 +837,11 @@ def _clean_table_text(text: str, rules: dict[str, bool], report: IngestReport) -
 
 def _present(value: Any) -> bool:
     """Whether a table cell holds a value (not ``None``, NaN or an empty string)."""
-    return value is not None and value == value and value != ""
+    if value is None or (isinstance(value, float) and value != value):
+        return False
+    if isinstance(value, str):
+        return value != ""
+    return type(value).__name__ not in ("NAType", "NaTType")  # pandas' missing values
 
 
 class _RowProblems:
