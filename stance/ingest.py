@@ -1,20 +1,30 @@
 """Ingest: read input files into one row per article, with boilerplate removed.
 
 Inputs are folders (``.txt``, ``.md``, ``.html``/``.htm``, searched recursively) and tables
-(``.csv``, ``.jsonl``/``.jsonl.gz``, ``.parquet``) with a ``text`` column and optional
+(``.csv``, ``.jsonl``/``.jsonl.gz``, ``.json``, ``.parquet``) with a ``text`` column and optional
 ``source``, ``title``, ``date``, ``url``. A page is cut into paragraphs; named boilerplate rules
 (comment forms, share widgets, promos, credits, author footers, signature junk) drop paragraphs
 and count what they dropped; pages that hold several articles are split at their headlines.
-Problems with one input never stop the others: they become warnings and ``skipped`` records,
-unless nothing at all can be read.
+A bad file never costs a good one: inside a folder an unusable file is skipped, in a table a
+bad row or line is skipped, each recorded with its reason (and line) in the report; only an input
+named directly that yields nothing stops the run (``strict=True`` stops at every skip). Tables are
+read row by row, articles are capped at ``MAX_ARTICLE_CHARS``, control characters are removed,
+exact duplicates dropped, and dates that cannot be parsed named, all of it in the report.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
+import gzip
 import hashlib
 import html
+import json
 import logging
 import re
+import sys
+import unicodedata
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -31,25 +41,120 @@ logger = logging.getLogger(__name__)
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
 TABLE_SUFFIXES = (".csv", ".jsonl", ".jsonl.gz", ".json", ".parquet")
 
+#: Longest article text kept, in characters; longer ones are cut at a space near the cap and
+#: listed in the report's ``truncated``. The longest of 1,500 AllSides geopolitics articles has
+#: 77,000 characters and long-form features run to ~20,000 words (~130,000 characters); 200,000
+#: (~30,000 words) keeps any news article whole. Past it a "page" is a dump, a book or a log
+#: with no line breaks, and reading all of it would make one file dominate the run (a 50 MB
+#: single line is ~400,000 sentences, an hour of embedding): its head is kept, with a warning,
+#: rather than dropping the file.
+MAX_ARTICLE_CHARS = 200_000
+#: How many examples a capped list in the report holds (unparsed dates; rows skipped per file).
+MAX_LISTED = 20
+#: Rows read from a Parquet file at a time.
+PARQUET_BATCH_ROWS = 1_024
+# A file whose decoded text is more than this share control characters is binary, not text.
+_BINARY_CONTROL_SHARE = 0.05
+_MAGIC = (
+    (b"%PDF", "PDF"),
+    (b"\x89PNG", "PNG image"),
+    (b"\xff\xd8\xff", "JPEG image"),
+    (b"GIF8", "GIF image"),
+    (b"PK\x03\x04", "ZIP archive (e.g. .docx)"),
+    (b"\x1f\x8b", "gzip archive"),
+    (b"\xd0\xcf\x11\xe0", "MS Office document"),
+    (b"\x7fELF", "executable"),
+)
+# Control characters removed from text: C0 and C1 controls and DEL, except tab, line feed,
+# carriage return, and the characters ``str.splitlines`` treats as line breaks (\v \f \x1c-\x1e
+# \x85), which separate paragraphs.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
+# C1 controls in text are nearly always Windows-1252 punctuation decoded as Latin-1 upstream
+# ("president\x92s"): those that cp1252 defines are given back their meaning, not deleted.
+_C1_AS_CP1252 = {
+    chr(b): bytes([b]).decode("cp1252")
+    for b in range(0x80, 0xA0)
+    if b != 0x85 and b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)
+}
+_C1 = re.compile("[" + "".join(_C1_AS_CP1252) + "]")
+_WHITESPACE = re.compile(r"\s+")
+
 
 class IngestError(ValueError):
     """An input that cannot be used at all (the message names the file and the problem)."""
 
 
+class _Unusable(Exception):
+    """A file that yields nothing: raised by the readers, turned into a skip or an error."""
+
+
 @dataclass
 class IngestReport:
-    """What ingest did besides producing articles: skips, warnings and boilerplate counts."""
+    """What ingest did besides producing articles: skips, warnings, counts and clean-ups.
 
-    skipped: list[dict[str, str]] = field(default_factory=list)
+    Attributes:
+        skipped: Inputs, rows and lines that yield no article: ``{"path", "reason"}`` plus
+            ``"line"`` (JSONL, CSV: 1-based line in the file) or ``"row"`` (Parquet, JSON:
+            0-based row), and ``"count"`` for a summary of further rows of one file.
+        warnings: Problems that did not stop an input from being used.
+        boilerplate: Paragraphs removed per boilerplate rule.
+        files_read: Files opened.
+        pages_split: Pages holding several articles, with their article counts.
+        rows_skipped: Per table, how many of its rows or lines were skipped.
+        duplicates: Articles dropped as exact duplicates of an earlier one:
+            ``{"path", "duplicate_of", "source"}``.
+        control_characters: Per file, control characters removed.
+        control_characters_replaced: Per file, C1 control characters replaced by the Windows-1252
+            punctuation they stand for (byte 0x92 read as Latin-1 becomes ``’``).
+        unparsed_dates: Article dates that do not parse, ``{"path", "value"}`` (at most
+            ``MAX_LISTED``; ``unparsed_date_count`` counts them all).
+        truncated: Articles cut at ``MAX_ARTICLE_CHARS``: ``{"path", "chars", "kept"}``.
+        strict: Raise :class:`IngestError` at the first skip instead of recording it.
+    """
+
+    skipped: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     boilerplate: Counter[str] = field(default_factory=Counter)
     files_read: int = 0
     pages_split: dict[str, int] = field(default_factory=dict)
+    rows_skipped: Counter[str] = field(default_factory=Counter)
+    duplicates: list[dict[str, str]] = field(default_factory=list)
+    control_characters: Counter[str] = field(default_factory=Counter)
+    control_characters_replaced: Counter[str] = field(default_factory=Counter)
+    unparsed_dates: list[dict[str, str]] = field(default_factory=list)
+    unparsed_date_count: int = 0
+    truncated: list[dict[str, Any]] = field(default_factory=list)
+    max_article_chars: int = MAX_ARTICLE_CHARS
+    strict: bool = False
 
-    def skip(self, path: str, reason: str) -> None:
-        """Record an input that yields no article, and log it."""
-        logger.warning("Skipping %s: %s", path, reason)
-        self.skipped.append({"path": path, "reason": reason})
+    def skip(
+        self,
+        path: str,
+        reason: str,
+        *,
+        line: int | None = None,
+        row: int | None = None,
+        count: int | None = None,
+    ) -> None:
+        """Record an input (or one of its lines or rows) that yields no article, and log it.
+
+        Raises:
+            IngestError: In strict mode, naming the file, the line or row and the reason.
+        """
+        at = f"line {line}" if line is not None else f"row {row}" if row is not None else ""
+        if self.strict:
+            where = f"{path}, {at}" if at else path
+            raise IngestError(f"{where}: {reason} (strict mode: nothing may be skipped).")
+        entry: dict[str, Any] = {"path": path}
+        if line is not None:
+            entry["line"] = line
+        if row is not None:
+            entry["row"] = row
+        if count is not None:
+            entry["count"] = count
+        entry["reason"] = f"{at}: {reason}" if at else reason
+        logger.warning("Skipping %s: %s", path, entry["reason"])
+        self.skipped.append(entry)
 
     def warn(self, message: str) -> None:
         """Record a warning that did not stop the input from being used."""
@@ -61,9 +166,19 @@ class IngestReport:
         return {
             "files_read": self.files_read,
             "skipped": self.skipped,
+            "rows_skipped": dict(self.rows_skipped),
             "warnings": self.warnings,
             "boilerplate_removed": dict(sorted(self.boilerplate.items())),
             "pages_split": self.pages_split,
+            "duplicates": self.duplicates,
+            "control_characters_removed": dict(self.control_characters),
+            "control_characters_replaced": dict(self.control_characters_replaced),
+            "unparsed_dates": {
+                "count": self.unparsed_date_count,
+                "examples": self.unparsed_dates,
+            },
+            "truncated": self.truncated,
+            "max_article_chars": self.max_article_chars,
         }
 
 
@@ -163,6 +278,7 @@ class Paragraph:
     text: str
     spacer_before: bool = False
     heading_hint: bool = False  # a markup heading (<h2>, ``## ``) says so explicitly
+    chars_cut: int = 0  # characters cut off a line longer than the article cap
 
 
 def _word_count(text: str) -> int:
@@ -189,19 +305,22 @@ def is_heading(text: str) -> bool:
 def _rule_for(text: str, enabled: dict[str, bool]) -> str | None:
     """Name the anywhere-rule that removes this paragraph, or ``None``."""
     t = text.strip()
+    # Word counts are tested before the searches: ``_REPUBLISH`` backtracks over the rest of the
+    # paragraph at every "reprint", which on a megabyte-long paragraph never ends.
+    words = _word_count(t)
     if enabled.get("login_share_widgets", True) and _WIDGET_LINES.match(t):
         return "login_share_widgets"
     if enabled.get("comment_forms", True) and _COMMENT_FORM.search(t):
         return "comment_forms"
-    if enabled.get("republishing_credits", True) and _REPUBLISH.search(t) and _word_count(t) < 60:
+    if enabled.get("republishing_credits", True) and words < 60 and _REPUBLISH.search(t):
         return "republishing_credits"
     if (
         enabled.get("submission_promos", True)
+        and words < 80
         and (_PROMO_HEADING.search(t) or _PROMO_BODY.search(t))
-        and _word_count(t) < 80
     ):
         return "submission_promos"
-    if enabled.get("photo_credits", True) and _PHOTO_CREDIT.search(t) and _word_count(t) < 20:
+    if enabled.get("photo_credits", True) and words < 20 and _PHOTO_CREDIT.search(t):
         return "photo_credits"
     if enabled.get("bylines", True) and _BYLINE.match(t):
         return "bylines"
@@ -210,13 +329,14 @@ def _rule_for(text: str, enabled: dict[str, bool]) -> str | None:
 
 def _tail_rule_for(text: str, enabled: dict[str, bool]) -> str | None:
     t = text.strip()
+    words = _word_count(t)
     if (
         enabled.get("author_footers", True)
+        and words < 60
         and (_AUTHOR_FOOTER.search(t) or _EMAIL.search(t))
-        and _word_count(t) < 60
     ):
         return "author_footers"
-    if enabled.get("signature_junk", True) and _SIGNATURE.search(t) and _word_count(t) < 40:
+    if enabled.get("signature_junk", True) and words < 40 and _SIGNATURE.search(t):
         return "signature_junk"
     return None
 
@@ -492,20 +612,41 @@ class _HTMLText(HTMLParser):
             self._buf.append(data)
 
 
-def paragraphs_from_text(text: str, *, markdown: bool = False) -> list[Paragraph]:
+def _cut_at_space(text: str, limit: int) -> int:
+    """Return where to cut ``text`` to at most ``limit`` characters: at a space near the limit.
+
+    The cut lies at the last space, tab or line break in the final tenth before ``limit``, or at
+    ``limit`` itself when there is none (a text without spaces).
+    """
+    if len(text) <= limit:
+        return len(text)
+    floor = limit - limit // 10
+    best = max(text.rfind(ch, floor, limit + 1) for ch in " \n\t")
+    return best if best > 0 else limit
+
+
+def paragraphs_from_text(
+    text: str, *, markdown: bool = False, max_chars: int | None = None
+) -> list[Paragraph]:
     """Cut plain text into paragraphs: one per non-blank line, noting blank spacer lines.
 
     A line holding only whitespace (often a non-breaking space from a web page) is a spacer, a
-    layout break stronger than an empty line.
+    layout break stronger than an empty line. A line longer than ``max_chars`` is cut there (at
+    a space near it); the paragraph's ``chars_cut`` says how much was cut.
     """
     paragraphs: list[Paragraph] = []
     spacer = False
     for raw in text.splitlines():
-        if not raw.strip():
+        if not raw or raw.isspace():
             # An empty line separates paragraphs; a line of only spaces is a layout spacer.
             spacer = spacer or bool(raw)
             continue
-        line = " ".join(raw.split())
+        cut = 0
+        if max_chars is not None and len(raw) > max_chars:
+            end = _cut_at_space(raw, max_chars)
+            cut, raw = len(raw) - end, raw[:end]
+        # One regex pass, not " ".join(raw.split()) (same result): no list of every word.
+        line = _WHITESPACE.sub(" ", raw).strip()
         hint = False
         if markdown:
             m = re.match(r"^#{1,6}\s+(.*)$", line)
@@ -513,18 +654,29 @@ def paragraphs_from_text(text: str, *, markdown: bool = False) -> list[Paragraph
                 line, hint = m.group(1).strip(), True
             line = re.sub(r"[*_]{1,2}([^*_]+)[*_]{1,2}", r"\1", line)
             line = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", line)
-        paragraphs.append(Paragraph(line, spacer_before=spacer, heading_hint=hint))
+        paragraphs.append(Paragraph(line, spacer_before=spacer, heading_hint=hint, chars_cut=cut))
         spacer = False
     return paragraphs
 
 
-def paragraphs_from_html(raw: str) -> tuple[list[Paragraph], str | None]:
-    """Extract visible paragraphs (and the ``<title>``) from an HTML page."""
+def paragraphs_from_html(
+    raw: str, *, max_chars: int | None = None
+) -> tuple[list[Paragraph], str | None]:
+    """Extract visible paragraphs (and the ``<title>``) from an HTML page.
+
+    A block longer than ``max_chars`` is cut there, as in :func:`paragraphs_from_text`.
+    """
     parser = _HTMLText()
     parser.feed(raw)
     parser.close()
     parser._flush()
-    paras = [Paragraph(html.unescape(t), heading_hint=h) for t, h in parser.blocks]
+    paras = []
+    for text, heading in parser.blocks:
+        cut = 0
+        if max_chars is not None and len(text) > max_chars:
+            end = _cut_at_space(text, max_chars)
+            cut, text = len(text) - end, text[:end]
+        paras.append(Paragraph(html.unescape(text), heading_hint=heading, chars_cut=cut))
     return paras, parser.title
 
 
@@ -533,11 +685,33 @@ def _article_id(path: str, index: int, text: str) -> str:
     return digest
 
 
-def _decode(path: Path, report: IngestReport) -> str | None:
-    data = path.read_bytes()
-    for encoding in (
-        ("utf-8-sig", "utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig",)
-    ):
+def _utf16_without_bom(data: bytes) -> str | None:
+    """Name the UTF-16 byte order of BOM-less text (every other byte zero), else ``None``."""
+    sample = data[:4096]
+    half = len(sample) // 2
+    if half < 8:
+        return None
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if odd > 0.4 * half and even < 0.05 * half:
+        return "utf-16-le"
+    if even > 0.4 * half and odd < 0.05 * half:
+        return "utf-16-be"
+    return None
+
+
+def _decode(data: bytes, path: Path, report: IngestReport) -> str:
+    """Decode a text file: UTF-8, UTF-16 (with or without BOM), else Windows-1252 with a warning.
+
+    Raises:
+        _Unusable: For a known binary format or bytes that no encoding accepts.
+    """
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            raise _Unusable(f"binary file ({kind}), not text")
+    utf16 = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else _utf16_without_bom(data)
+    for encoding in (utf16, "utf-8-sig"):
+        if encoding is None:
+            continue
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
@@ -545,9 +719,22 @@ def _decode(path: Path, report: IngestReport) -> str | None:
     try:
         text = data.decode("cp1252")
     except UnicodeDecodeError:
-        report.skip(str(path), "cannot decode the file as UTF-8 or Windows-1252 text")
-        return None
+        raise _Unusable("cannot decode the file as UTF-8 or Windows-1252 text") from None
     report.warn(f"{path}: not valid UTF-8; decoded as Windows-1252.")
+    return text
+
+
+def _remove_controls(text: str, path: str, report: IngestReport) -> str:
+    """Remove control characters (not tabs or line breaks), counting them per file.
+
+    C1 controls that stand for Windows-1252 punctuation are replaced by it (counted apart).
+    """
+    text, n = _C1.subn(lambda m: _C1_AS_CP1252[m.group(0)], text)
+    if n:
+        report.control_characters_replaced[path] += n
+    text, n = _CONTROL.subn("", text)
+    if n:
+        report.control_characters[path] += n
     return text
 
 
@@ -558,10 +745,13 @@ def page_to_articles(
     page_title: str | None,
     rules: dict[str, bool],
     report: IngestReport,
+    max_chars: int = MAX_ARTICLE_CHARS,
 ) -> list[dict[str, Any]]:
     """Clean one page and split it into article records (``title`` and ``text``).
 
-    The title is kept as the first paragraph of ``text``: headlines carry stance too.
+    The title is kept as the first paragraph of ``text``: headlines carry stance too. A text
+    longer than ``max_chars`` is cut there (at a space near it); such a record holds the
+    uncut length in ``truncated_from``.
     """
     counts: Counter[str] = Counter()
     cleaned, markers = remove_boilerplate(paragraphs, rules, counts)
@@ -576,35 +766,62 @@ def page_to_articles(
             text = "\n\n".join([title, *lines])
         else:
             # No headline on the page: show the opening words as the title, keep text as is.
-            words = lines[0].split()
+            words = lines[0].split(maxsplit=12)
             title = " ".join(words[:12]) + (" …" if len(words) > 12 else "")
             text = "\n\n".join(lines)
-        records.append({"title": title, "text": text})
+        record: dict[str, Any] = {"title": title, "text": text}
+        cut = sum(p.chars_cut for p in body)
+        if cut or len(text) > max_chars:
+            record["truncated_from"] = len(text) + cut
+            record["text"] = text[: _cut_at_space(text, max_chars)].rstrip()
+        records.append(record)
     if len(records) > 1:
         report.pages_split[path] = len(records)
     return records
 
 
 def _read_text_file(
-    path: Path, rules: dict[str, bool], report: IngestReport
+    path: Path, rules: dict[str, bool], report: IngestReport, max_chars: int
 ) -> list[dict[str, Any]]:
-    raw = _decode(path, report)
-    if raw is None:
-        return []
-    if not raw.strip():
-        report.skip(str(path), "the file is empty")
-        return []
+    """Read one page into article records.
+
+    Raises:
+        _Unusable: When the file is binary, undecodable, empty or all boilerplate.
+    """
+    data = path.read_bytes()
+    if not data.strip():
+        raise _Unusable("the file is empty")
+    raw = _decode(data, path, report)
+    del data
+    size = len(raw)
+    n_controls = len(_CONTROL.findall(raw)) if _CONTROL.search(raw) else 0
+    if n_controls > _BINARY_CONTROL_SHARE * size:
+        raise _Unusable(
+            f"binary file, not text: {n_controls / size:.0%} of its characters are control "
+            "characters"
+        )
+    raw = _remove_controls(raw, str(path), report)
+    if not raw or raw.isspace():
+        raise _Unusable("the file is empty")
     suffix = path.suffix.lower()
     page_title = None
     if suffix in (".html", ".htm"):
-        paragraphs, page_title = paragraphs_from_html(raw)
+        paragraphs, page_title = paragraphs_from_html(raw, max_chars=max_chars)
     else:
-        paragraphs = paragraphs_from_text(raw, markdown=suffix in (".md", ".markdown"))
+        paragraphs = paragraphs_from_text(
+            raw, markdown=suffix in (".md", ".markdown"), max_chars=max_chars
+        )
+    del raw
     records = page_to_articles(
-        paragraphs, path=str(path), page_title=page_title, rules=rules, report=report
+        paragraphs,
+        path=str(path),
+        page_title=page_title,
+        rules=rules,
+        report=report,
+        max_chars=max_chars,
     )
     if not records:
-        report.skip(str(path), "no article text left after removing boilerplate")
+        raise _Unusable("no article text left after removing boilerplate")
     for r in records:
         r.update(path=str(path), source=None, date=None, url=None)
     return records
@@ -618,56 +835,363 @@ def _clean_table_text(text: str, rules: dict[str, bool], report: IngestReport) -
     return "\n\n".join(p.text for p in kept)
 
 
-def _read_table(path: Path, rules: dict[str, bool], report: IngestReport) -> list[dict[str, Any]]:
-    import pandas as pd
+def _present(value: Any) -> bool:
+    """Whether a table cell holds a value (not ``None``, NaN or an empty string)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return False
+    if isinstance(value, str):
+        return value != ""
+    return type(value).__name__ not in ("NAType", "NaTType")  # pandas' missing values
 
-    name = path.name.lower()
-    try:
-        if name.endswith(".parquet"):
-            df = pd.read_parquet(path)
-        elif name.endswith(".csv"):
-            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+
+class _RowProblems:
+    """The skipped rows of one table: recorded when the table is done, at most ``MAX_LISTED``.
+
+    Buffered so that a table none of whose rows has a ``text`` field is reported once, as a
+    table without ``text``, rather than once per row.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.entries: list[tuple[str, dict[str, int]]] = []
+        self.more: Counter[str] = Counter()
+
+    def __call__(self, reason: str, **where: int) -> None:
+        if len(self.entries) < MAX_LISTED:
+            self.entries.append((reason, where))
         else:
-            df = pd.read_json(
-                path, lines=not name.endswith(".json") or name.endswith(".jsonl"), dtype=False
-            )
-    except Exception as exc:
-        raise IngestError(
-            f"Cannot read table {str(path)!r}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        ) from None
-    if "text" not in df.columns:
-        raise IngestError(
-            f"Table {str(path)!r} has no 'text' column. Got columns {list(df.columns)} instead."
+            self.more[reason] += 1
+
+    @property
+    def count(self) -> int:
+        return len(self.entries) + sum(self.more.values())
+
+    def first(self) -> str:
+        reason, where = self.entries[0]
+        return " ".join(f"{k} {v}:" for k, v in where.items()) + f" {reason}"
+
+    def flush(self, report: IngestReport) -> None:
+        if not self.entries:
+            return
+        report.rows_skipped[self.path] += self.count
+        for reason, where in self.entries:
+            report.skip(self.path, reason, **where)
+        for reason, n in self.more.items():
+            report.skip(self.path, f"{n} more row(s): {reason}", count=n)
+
+
+def _table_record(
+    path: Path,
+    index: int,
+    row: dict[str, Any],
+    *,
+    rules: dict[str, bool],
+    report: IngestReport,
+    problems: _RowProblems,
+    where: dict[str, int],
+    max_chars: int,
+) -> dict[str, Any] | None:
+    """Turn one table row into an article record, or note why it yields none."""
+    text = row.get("text")
+    if not _present(text) or (isinstance(text, str) and not text.strip()):
+        problems("empty or missing 'text'", **where)
+        return None
+    if not isinstance(text, str):
+        problems(f"'text' is not a string (got {type(text).__name__})", **where)
+        return None
+    text = _remove_controls(text, str(path), report)
+    uncut = len(text)
+    if uncut > max_chars:
+        text = text[: _cut_at_space(text, max_chars)]
+    text = _clean_table_text(text, rules, report)
+    if not text:
+        problems("no article text left after removing boilerplate", **where)
+        return None
+    title = row.get("title")
+    source = row.get("source")
+    date = row.get("date")
+    rec: dict[str, Any] = {
+        "path": f"{path}#row{index}",
+        "title": _remove_controls(str(title).strip(), str(path), report) if _present(title) else "",
+        "text": text.strip(),
+        "source": (str(source).strip() or None) if _present(source) else None,
+        "date": (str(date).strip() or None) if _present(date) else None,
+        "url": row.get("url"),
+    }
+    if uncut > max_chars:
+        rec["truncated_from"] = uncut
+    extra = {k: v for k, v in row.items() if k not in rec and k != "text"}
+    if extra:
+        rec["extra"] = extra
+    return rec
+
+
+def _check_columns(path: Path, columns: list[str]) -> None:
+    if "text" not in columns:
+        raise _Unusable(f"the table has no 'text' column; got columns {columns}")
+
+
+def _read_jsonl(
+    path: Path, rules: dict[str, bool], report: IngestReport, max_chars: int
+) -> list[dict[str, Any]]:
+    """Read a JSONL (or gzipped JSONL) table line by line; bad lines are skipped.
+
+    A gzip stream that ends early (a truncated download) keeps the lines read before the break.
+    """
+    problems = _RowProblems(str(path))
+    records: list[dict[str, Any]] = []
+    index = lineno = objects = 0
+    has_text = False
+    opener: Any = gzip.open if path.name.lower().endswith(".gz") else open
+    broken: str | None = None
+    try:
+        with opener(path, "rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8) :]
+                if not raw.strip():
+                    continue
+                where = {"line": lineno}
+                i, index = index, index + 1
+                try:
+                    obj = json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    problems(f"invalid JSON ({exc.msg} at column {exc.colno})", **where)
+                    continue
+                except UnicodeDecodeError:
+                    problems("the line is not UTF-8 text", **where)
+                    continue
+                if not isinstance(obj, dict):
+                    problems(f"not a JSON object (got {type(obj).__name__})", **where)
+                    continue
+                objects += 1
+                has_text = has_text or "text" in obj
+                rec = _table_record(
+                    path,
+                    i,
+                    obj,
+                    rules=rules,
+                    report=report,
+                    problems=problems,
+                    where=where,
+                    max_chars=max_chars,
+                )
+                if rec is not None:
+                    records.append(rec)
+    except (EOFError, OSError, zlib.error) as exc:
+        if not index:
+            raise _Unusable(f"cannot read the file ({type(exc).__name__}: {exc})") from None
+        broken = f"{type(exc).__name__}: {exc}"
+    if objects and not has_text:
+        raise _Unusable("no line has a 'text' field")
+    problems.flush(report)
+    if broken is not None:
+        report.skip(
+            str(path),
+            f"the compressed data ends early or is corrupt ({broken}); the {len(records)} "
+            f"article(s) read from the {lineno} lines before the break are kept",
+            line=lineno + 1,
         )
-    records = []
-    for i, row in enumerate(df.to_dict("records")):
-        text = row.get("text")
-        if not isinstance(text, str) or not text.strip():
-            report.skip(f"{path}#row{i}", "empty or missing 'text'")
-            continue
-        text = _clean_table_text(text, rules, report)
-        if not text:
-            report.skip(f"{path}#row{i}", "no article text left after removing boilerplate")
-            continue
-        rec = {
-            "path": f"{path}#row{i}",
-            "title": str(row.get("title") or "").strip(),
-            "text": text.strip(),
-            "source": (str(row["source"]).strip() or None)
-            if row.get("source") is not None
-            else None,
-            "date": str(row["date"]).strip() if row.get("date") not in (None, "") else None,
-            "url": row.get("url"),
-        }
-        for extra in df.columns:
-            if extra not in rec and extra not in ("text",):
-                rec.setdefault("extra", {})[extra] = row.get(extra)
-        records.append(rec)
+    if not records:
+        raise _Unusable(
+            f"no usable line ({problems.first()})" if problems.count else "no line holds data"
+        )
     return records
 
 
-def _collect_paths(inputs: list[str | Path], report: IngestReport) -> list[Path]:
-    paths: list[Path] = []
+def _text_encoding(path: Path, report: IngestReport) -> str:
+    """Find a CSV's encoding in one streaming pass: UTF-8 (or UTF-16 by BOM), else cp1252.
+
+    Raises:
+        _Unusable: When neither UTF-8 nor Windows-1252 decodes the file.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    for encoding in ("utf-8", "cp1252"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            with path.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        if encoding == "cp1252":
+            report.warn(f"{path}: not valid UTF-8; decoded as Windows-1252.")
+        return "utf-8-sig" if encoding == "utf-8" else encoding
+    raise _Unusable("cannot decode the file as UTF-8 or Windows-1252 text")
+
+
+def _read_csv(
+    path: Path, rules: dict[str, bool], report: IngestReport, max_chars: int
+) -> list[dict[str, Any]]:
+    """Read a CSV table row by row; a row with more fields than the header is skipped."""
+    encoding = _text_encoding(path, report)
+    problems = _RowProblems(str(path))
+    records: list[dict[str, Any]] = []
+    previous_limit = csv.field_size_limit()
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a long article is not a broken row
+    try:
+        with path.open(newline="", encoding=encoding) as fh:
+            reader = csv.reader(fh)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise _Unusable("the file is empty") from None
+            except csv.Error as exc:
+                raise _Unusable(f"cannot read the header ({exc})") from None
+            _check_columns(path, header)
+            index = 0
+            while True:
+                line = reader.line_num + 1
+                try:
+                    fields = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    problems(f"malformed CSV ({exc})", line=line)
+                    index += 1
+                    if reader.line_num < line:
+                        break  # nothing consumed: the rest of the file cannot be read
+                    continue
+                if not fields or (len(fields) == 1 and not fields[0].strip()):
+                    continue  # a blank line
+                i, index = index, index + 1
+                if len(fields) > len(header):
+                    problems(f"{len(fields)} fields where the header has {len(header)}", line=line)
+                    continue
+                row = dict(zip(header, [*fields, *[""] * (len(header) - len(fields))], strict=True))
+                rec = _table_record(
+                    path,
+                    i,
+                    row,
+                    rules=rules,
+                    report=report,
+                    problems=problems,
+                    where={"line": line},
+                    max_chars=max_chars,
+                )
+                if rec is not None:
+                    records.append(rec)
+    finally:
+        csv.field_size_limit(previous_limit)
+    problems.flush(report)
+    if not records:
+        raise _Unusable(
+            f"no usable row ({problems.first()})" if problems.count else "the table has no rows"
+        )
+    return records
+
+
+def _read_parquet(
+    path: Path, rules: dict[str, bool], report: IngestReport, max_chars: int
+) -> list[dict[str, Any]]:
+    """Read a Parquet table in batches of ``PARQUET_BATCH_ROWS`` rows."""
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        names = pf.schema_arrow.names
+    except Exception as exc:
+        raise _Unusable(
+            f"cannot read the Parquet file ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
+    _check_columns(path, names)
+    problems = _RowProblems(str(path))
+    records: list[dict[str, Any]] = []
+    index = 0
+    columns = [c for c in names if not c.startswith("__index_level_")]
+    broken = None
+    try:
+        for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
+            for row in batch.to_pylist():
+                i, index = index, index + 1
+                rec = _table_record(
+                    path,
+                    i,
+                    row,
+                    rules=rules,
+                    report=report,
+                    problems=problems,
+                    where={"row": i},
+                    max_chars=max_chars,
+                )
+                if rec is not None:
+                    records.append(rec)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        broken = f"{type(exc).__name__}: {str(exc)[:200]}"
+    problems.flush(report)
+    if broken is not None:
+        report.skip(
+            str(path),
+            f"the file is damaged after row {index} ({broken}); the rows before it are kept",
+            row=index,
+        )
+    if not records:
+        raise _Unusable(
+            f"no usable row ({problems.first()})" if problems.count else "the table has no rows"
+        )
+    return records
+
+
+def _read_json(
+    path: Path, rules: dict[str, bool], report: IngestReport, max_chars: int
+) -> list[dict[str, Any]]:
+    """Read a ``.json`` table (one JSON document: read whole; use JSONL for large tables)."""
+    import pandas as pd
+
+    try:
+        df = pd.read_json(path, dtype=False)
+    except Exception as exc:
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        raise _Unusable(f"cannot read the table ({type(exc).__name__}: {message})") from None
+    _check_columns(path, [str(c) for c in df.columns])
+    problems = _RowProblems(str(path))
+    records = []
+    for i, row in enumerate(df.to_dict("records")):
+        rec = _table_record(
+            path,
+            i,
+            row,
+            rules=rules,
+            report=report,
+            problems=problems,
+            where={"row": i},
+            max_chars=max_chars,
+        )
+        if rec is not None:
+            records.append(rec)
+    problems.flush(report)
+    if not records:
+        raise _Unusable(
+            f"no usable row ({problems.first()})" if problems.count else "the table has no rows"
+        )
+    return records
+
+
+def _read_table(
+    path: Path, rules: dict[str, bool], report: IngestReport, max_chars: int
+) -> list[dict[str, Any]]:
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        return _read_parquet(path, rules, report, max_chars)
+    if name.endswith(".csv"):
+        return _read_csv(path, rules, report, max_chars)
+    if name.endswith(".json"):
+        return _read_json(path, rules, report, max_chars)
+    return _read_jsonl(path, rules, report, max_chars)
+
+
+def _collect_paths(inputs: list[str | Path], report: IngestReport) -> list[tuple[Path, bool]]:
+    """List the files to read, each with whether it was named directly (not found in a folder).
+
+    Raises:
+        IngestError: For an input that does not exist or a file named with an unsupported type.
+    """
+    paths: list[tuple[Path, bool]] = []
+    expected = ", ".join(TEXT_SUFFIXES + TABLE_SUFFIXES)
     for item in inputs:
         p = Path(item)
         if not p.exists():
@@ -678,20 +1202,21 @@ def _collect_paths(inputs: list[str | Path], report: IngestReport) -> list[Path]
                 for f in p.rglob("*")
                 if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
             )
-            usable = [f for f in found if f.name.lower().endswith(TEXT_SUFFIXES + TABLE_SUFFIXES)]
             for f in found:
-                if f not in usable:
+                if f.name.lower().endswith(TEXT_SUFFIXES + TABLE_SUFFIXES):
+                    paths.append((f, False))
+                else:
                     report.skip(
                         str(f),
-                        f"unsupported file type {f.suffix or '(none)'}; expected one of {', '.join(TEXT_SUFFIXES + TABLE_SUFFIXES)}",
+                        f"unsupported file type {f.suffix or '(none)'}; expected one of {expected}",
                     )
-            paths.extend(usable)
         else:
             if not p.name.lower().endswith(TEXT_SUFFIXES + TABLE_SUFFIXES):
                 raise IngestError(
-                    f"Input {str(p)!r} has unsupported type {p.suffix or '(none)'}; expected one of {', '.join(TEXT_SUFFIXES + TABLE_SUFFIXES)}."
+                    f"Input {str(p)!r} has unsupported type {p.suffix or '(none)'}; expected one "
+                    f"of {expected}."
                 )
-            paths.append(p)
+            paths.append((p, True))
     return paths
 
 
@@ -722,41 +1247,146 @@ def read_sources(path: str | Path) -> dict[str, str]:
     }
 
 
+def normalise_text(text: str) -> str:
+    """Return the form in which two articles count as the same text (NFC, single spaces).
+
+    Case, punctuation and words are kept: only exact duplicates (the same file twice, the same
+    row exported twice, a page re-saved with other line breaks) compare equal.
+    """
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def _drop_duplicates(rows: list[dict[str, Any]], report: IngestReport) -> list[dict[str, Any]]:
+    """Keep the first of articles with the same source and normalised text (input order).
+
+    The same text under two sources is kept for both: a syndicated wire story is each outlet's
+    choice to run it, and comparing outlets is the point.
+    """
+    first: dict[tuple[str, bytes], str] = {}
+    texts: dict[bytes, set[str]] = {}
+    kept = []
+    for row in rows:
+        digest = hashlib.sha1(normalise_text(row["text"]).encode()).digest()
+        key = (row["source"], digest)
+        if key in first:
+            report.duplicates.append(
+                {"path": row["path"], "duplicate_of": first[key], "source": row["source"]}
+            )
+            continue
+        first[key] = row["path"]
+        texts.setdefault(digest, set()).add(row["source"])
+        kept.append(row)
+    if report.duplicates:
+        listed = [d["path"] for d in report.duplicates[:5]]
+        report.warn(
+            f"Dropped {len(report.duplicates)} exact duplicate article(s) (same source and the "
+            f"same text up to whitespace), keeping the first: {listed}"
+            f"{' ...' if len(report.duplicates) > 5 else ''}"
+        )
+    shared = sum(1 for s in texts.values() if len(s) > 1)
+    if shared:
+        report.warn(
+            f"{shared} article text(s) appear under more than one source; each source keeps its "
+            "copy."
+        )
+    return kept
+
+
+def _check_dates(rows: list[dict[str, Any]], report: IngestReport) -> None:
+    """Count and name the article dates that do not parse (they drop out of the trends).
+
+    The parse is the lenient one of ``compare.parse_dates`` (``pandas.to_datetime`` with
+    ``format="mixed"``, UTC), so a date named here is exactly one the trends skip.
+    """
+    import pandas as pd
+
+    dated = [(row["path"], row["date"]) for row in rows if row.get("date") is not None]
+    if not dated:
+        return
+    values = list(dict.fromkeys(str(v) for _, v in dated))
+    parsed = pd.to_datetime(
+        pd.Series(values, dtype=object), errors="coerce", utc=True, format="mixed"
+    )
+    bad = {v for v, ok in zip(values, parsed.notna(), strict=True) if not ok}
+    if not bad:
+        return
+    misses = [(p, str(v)) for p, v in dated if str(v) in bad]
+    report.unparsed_date_count = len(misses)
+    report.unparsed_dates = [{"path": p, "value": v} for p, v in misses[:MAX_LISTED]]
+    examples = ", ".join(f"{p}: {v!r}" for p, v in misses[:5])
+    report.warn(
+        f"{len(misses)} article date(s) cannot be read as dates and will be missing from the "
+        f"trends (the articles are kept): {examples}{' ...' if len(misses) > 5 else ''}"
+    )
+
+
 def ingest(
     inputs: list[str | Path],
     *,
     sources: str | Path | dict[str, str] | None = None,
     rules: dict[str, bool] | None = None,
+    strict: bool = False,
+    max_article_chars: int | None = None,
 ) -> tuple[pd.DataFrame, IngestReport]:
     """Read every input into an articles table.
+
+    Problems cost only what they touch. Inside a folder an unusable file (binary, undecodable,
+    empty, a table without ``text``) is skipped; in a table a bad line or row (invalid JSON,
+    too many CSV fields, empty ``text``) is skipped; a truncated ``.jsonl.gz`` keeps the lines
+    before the break. Each skip is recorded with its reason and line in ``report.skipped``.
+    Control characters are removed (counted per file), articles longer than
+    ``max_article_chars`` are cut (listed), exact duplicates with the same source are dropped
+    (listed), and dates that do not parse are counted and named.
 
     Args:
         inputs: Folders and files (text pages or tables).
         sources: A sources CSV (``file,source``) or a mapping from file name to outlet.
         rules: Boilerplate rules to switch on or off (all on by default).
+        strict: Raise at the first skip (a file, row or line that yields no article, or the
+            lost end of a truncated file) or truncated article, instead of recording it.
+        max_article_chars: Longest article text kept; ``None`` means ``MAX_ARTICLE_CHARS``.
 
     Returns:
         The articles table (columns of ``schema.ARTICLE_COLUMNS`` plus any extra table columns)
         and an :class:`IngestReport`.
 
     Raises:
-        IngestError: When an input or the sources file cannot be used at all, or when no
-            article is left.
+        IngestError: When the sources file or an input named directly cannot be used at all
+            (missing, unsupported, unreadable, or yielding no article), when no article is left,
+            or in strict mode at the first skip or truncation.
+        ValueError: When ``max_article_chars`` is not a positive int.
     """
     import pandas as pd
 
-    report = IngestReport()
+    if max_article_chars is None:
+        max_article_chars = MAX_ARTICLE_CHARS
+    if (
+        isinstance(max_article_chars, bool)
+        or not isinstance(max_article_chars, int)
+        or (max_article_chars < 1)
+    ):
+        raise ValueError(
+            "The 'max_article_chars' parameter must be a positive int. Got "
+            f"{max_article_chars!r} instead."
+        )
+    report = IngestReport(strict=strict, max_article_chars=max_article_chars)
     rules = {r: True for r in RULES} | dict(rules or {})
     source_map = read_sources(sources) if isinstance(sources, (str, Path)) else dict(sources or {})
     paths = _collect_paths(inputs, report)
     records: list[dict[str, Any]] = []
     used_keys: set[str] = set()
-    for path in paths:
+    for path, direct in paths:
         report.files_read += 1
-        if path.name.lower().endswith(TABLE_SUFFIXES):
-            recs = _read_table(path, rules, report)
-        else:
-            recs = _read_text_file(path, rules, report)
+        try:
+            if path.name.lower().endswith(TABLE_SUFFIXES):
+                recs = _read_table(path, rules, report, max_article_chars)
+            else:
+                recs = _read_text_file(path, rules, report, max_article_chars)
+        except _Unusable as exc:
+            if direct:
+                raise IngestError(f"Input {str(path)!r} cannot be used: {exc}.") from None
+            report.skip(str(path), str(exc))
+            continue
         for key in (path.name, str(path), path.stem):
             if key in source_map:
                 used_keys.add(key)
@@ -795,11 +1425,23 @@ def ingest(
         }
         for k, v in (r.get("extra") or {}).items():
             row[k] = v
+        if "truncated_from" in r:
+            if strict:
+                raise IngestError(
+                    f"{row['path']}: the article has {r['truncated_from']:,} characters, more "
+                    f"than max_article_chars={max_article_chars:,} (strict mode: nothing may be "
+                    "cut)."
+                )
+            report.truncated.append(
+                {"path": row["path"], "chars": r["truncated_from"], "kept": len(r["text"])}
+            )
         rows.append(row)
+    if report.truncated:
+        report.warn(
+            f"{len(report.truncated)} article(s) longer than {max_article_chars:,} characters "
+            f"were cut to that length: {[t['path'] for t in report.truncated[:5]]}"
+        )
+    rows = _drop_duplicates(rows, report)
+    _check_dates(rows, report)
     df = pd.DataFrame(rows)
-    df = df[[*ARTICLE_COLUMNS, *[c for c in df.columns if c not in ARTICLE_COLUMNS]]]
-    if df["article_id"].duplicated().any():
-        dups = df.loc[df["article_id"].duplicated(), "path"].tolist()
-        report.warn(f"Duplicate articles (same file, position and text) kept once: {dups[:5]}")
-        df = df.drop_duplicates("article_id").reset_index(drop=True)
-    return df, report
+    return df[[*ARTICLE_COLUMNS, *[c for c in df.columns if c not in ARTICLE_COLUMNS]]], report

@@ -153,7 +153,10 @@ def test_ingest_bad_file_is_skipped_and_recorded(tmp_path: Path, name: str, reas
     ("name", "match"),
     [
         ("no_text_column.csv", r"no 'text' column"),
-        ("broken.jsonl", r"Cannot read table .*broken\.jsonl"),
+        (
+            "broken.jsonl",
+            r"Input '.*broken\.jsonl' cannot be used: no usable line \(line 1: invalid JSON",
+        ),
     ],
 )
 def test_ingest_unusable_table_raises(name: str, match: str) -> None:

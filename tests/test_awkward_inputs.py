@@ -1,0 +1,478 @@
+"""A folder of awkward inputs: what is kept, what is recorded, and what stops the run.
+
+The folder is built by ``tests/awkward.py`` (no binaries are committed): ten good articles mixed
+with empty, binary, Latin-1, UTF-16, HTML-with-script, NUL-byte, duplicate, boilerplate-only,
+unpunctuated and one-line files, a table without ``text``, a JSONL file with a broken line, a
+truncated ``.jsonl.gz``, a Parquet file with null text and a JSONL file with a garbage date.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import tracemalloc
+from pathlib import Path
+
+import awkward
+import pandas as pd
+import pytest
+from conftest import FakeEncoder, fake_scorer
+
+from stance import ingest as ing
+from stance import scoring
+from stance.segment import MAX_SENTENCE_CHARS, segment, sentence_spans
+
+BIG_CHARS = 300_000  # the one-line file, scaled down from 50 MB; the article cap is 200,000
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return awkward.build(tmp_path_factory.mktemp("awkward"), big_chars=BIG_CHARS)
+
+
+@pytest.fixture(scope="module")
+def ingested(folder: Path) -> tuple[pd.DataFrame, ing.IngestReport]:
+    return ing.ingest([folder])
+
+
+def _rows(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    return df[df["path"].map(lambda p: Path(p.split("#")[0]).name == name)]
+
+
+def _skips(report: ing.IngestReport, name: str) -> list[dict]:
+    return [s for s in report.skipped if Path(s["path"]).name == name]
+
+
+def test_awkward_every_good_article_is_kept(ingested: tuple[pd.DataFrame, ing.IngestReport]):
+    df, _ = ingested
+    for i in range(10):
+        assert len(_rows(df, f"good_{i:02d}.txt")) == 1
+    assert df["article_id"].is_unique
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("empty.txt", "the file is empty"),
+        ("binary.txt", r"binary file \(PNG image\)"),
+        ("boilerplate_only.txt", "no article text left after removing boilerplate"),
+        ("no_text.csv", r"the table has no 'text' column; got columns \['title', 'body'\]"),
+        ("notes.docx", "unsupported file type .docx"),
+    ],
+)
+def test_awkward_unusable_file_is_skipped_with_its_reason(
+    ingested: tuple[pd.DataFrame, ing.IngestReport], name: str, reason: str
+) -> None:
+    df, report = ingested
+    assert _rows(df, name).empty
+    (skip,) = _skips(report, name)
+    assert pytest.importorskip("re").search(reason, skip["reason"]), skip
+
+
+def test_awkward_encodings_and_html(ingested: tuple[pd.DataFrame, ing.IngestReport]) -> None:
+    df, report = ingested
+    (latin1,) = _rows(df, "latin1.txt")["text"]
+    assert "Café diplomacy in Zürich" in latin1 and "Iran’s envoy" in latin1
+    assert any("latin1.txt: not valid UTF-8; decoded as Windows-1252" in w for w in report.warnings)
+    (utf16,) = _rows(df, "utf16.txt")["text"]
+    assert utf16.startswith("Ankara and Tehran") and "reopen the border" in utf16
+    (page,) = _rows(df, "script.html").itertuples()
+    assert page.title == "Libya talks resume in Geneva"
+    assert "Russia welcomed" in page.text and "tracking" not in page.text
+    assert "alert" not in page.text
+
+
+def test_awkward_control_characters_removed_and_counted(
+    ingested: tuple[pd.DataFrame, ing.IngestReport], folder: Path
+) -> None:
+    df, report = ingested
+    (text,) = _rows(df, "nul.txt")["text"]
+    assert "Iran held drills near the border." in text
+    assert not df["text"].str.contains("\x00").any()
+    assert report.to_dict()["control_characters_removed"] == {str(folder / "nul.txt"): 2}
+
+
+def test_ingest_c1_controls_become_cp1252_punctuation(tmp_path: Path) -> None:
+    table = tmp_path / "t.jsonl"
+    table.write_text(json.dumps({"text": "The president\x92s speech \x96 and\x81 more."}) + "\n")
+    df, report = ing.ingest([table])
+    assert df["text"].tolist() == ["The president’s speech – and more."]
+    assert report.control_characters_replaced[str(table)] == 2
+    assert report.control_characters[str(table)] == 1
+
+
+def test_awkward_exact_duplicate_dropped_and_listed(
+    ingested: tuple[pd.DataFrame, ing.IngestReport], folder: Path
+) -> None:
+    df, report = ingested
+    assert _rows(df, "good_00_copy.txt").empty
+    assert report.duplicates == [
+        {
+            "path": str(folder / "good_00_copy.txt"),
+            "duplicate_of": str(folder / "good_00.txt"),
+            "source": "unknown",
+        }
+    ]
+    assert any("Dropped 1 exact duplicate" in w for w in report.warnings)
+
+
+def test_ingest_same_text_under_two_sources_is_kept(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("Russia warned Turkey.\n")
+    (tmp_path / "b.txt").write_text("Russia  warned Turkey.\n")
+    df, report = ing.ingest([tmp_path], sources={"a.txt": "A", "b.txt": "B"})
+    assert sorted(df["source"]) == ["A", "B"] and report.duplicates == []
+    assert any("more than one source" in w for w in report.warnings)
+
+
+def test_awkward_unpunctuated_text_is_cut_into_capped_sentences(
+    ingested: tuple[pd.DataFrame, ing.IngestReport],
+) -> None:
+    df, _ = ingested
+    article = _rows(df, "no_punctuation.txt")
+    sentences = segment(article, progress=False)
+    assert len(article.iloc[0]["text"]) >= 75_000
+    assert len(sentences) >= 75_000 // MAX_SENTENCE_CHARS
+    assert sentences["sentence"].str.len().max() <= MAX_SENTENCE_CHARS
+    # Cut at whitespace: every word survives whole.
+    words = article.iloc[0]["text"].split()
+    assert [w for s in sentences["sentence"] for w in s.split()] == words
+
+
+def test_awkward_one_line_file_is_cut_at_the_article_cap(
+    ingested: tuple[pd.DataFrame, ing.IngestReport], folder: Path
+) -> None:
+    df, report = ingested
+    (text,) = _rows(df, "one_line.txt")["text"]
+    assert ing.MAX_ARTICLE_CHARS * 0.9 <= len(text) <= ing.MAX_ARTICLE_CHARS
+    original = (folder / "one_line.txt").read_text()
+    assert original.startswith(text) and original[len(text)] == " "  # cut at a space
+    assert report.truncated == [
+        {"path": str(folder / "one_line.txt"), "chars": BIG_CHARS, "kept": len(text)}
+    ]
+
+
+def test_awkward_jsonl_bad_line_skipped_with_its_number(
+    ingested: tuple[pd.DataFrame, ing.IngestReport], folder: Path
+) -> None:
+    df, report = ingested
+    assert _rows(df, "broken.jsonl")["text"].tolist() == [
+        "Iran warned the US over the strikes.",
+        "Turkey praised Russia for the grain deal.",
+    ]
+    (skip,) = _skips(report, "broken.jsonl")
+    assert skip["line"] == 2 and skip["reason"].startswith("line 2: invalid JSON")
+    assert report.rows_skipped[str(folder / "broken.jsonl")] == 1
+
+
+def test_awkward_truncated_gzip_keeps_what_was_readable(
+    ingested: tuple[pd.DataFrame, ing.IngestReport],
+) -> None:
+    df, report = ingested
+    kept = _rows(df, "truncated.jsonl.gz")
+    assert 50 < len(kept) < 200
+    assert kept["text"].tolist() == [
+        f"Row {i}: the US and Iran resumed talks in Oman." for i in range(len(kept))
+    ]
+    (skip,) = _skips(report, "truncated.jsonl.gz")
+    assert "the compressed data ends early or is corrupt" in skip["reason"]
+    assert f"the {len(kept)} article(s) read" in skip["reason"]
+
+
+def test_awkward_null_text_rows_skipped_and_counted(
+    ingested: tuple[pd.DataFrame, ing.IngestReport], folder: Path
+) -> None:
+    df, report = ingested
+    assert _rows(df, "null_text.parquet")["text"].tolist() == ["Erdogan met Putin in Sochi."]
+    skips = _skips(report, "null_text.parquet")
+    assert [(s["row"], s["reason"]) for s in skips] == [
+        (1, "row 1: empty or missing 'text'"),
+        (2, "row 2: empty or missing 'text'"),
+    ]
+    assert report.to_dict()["rows_skipped"][str(folder / "null_text.parquet")] == 2
+
+
+def test_awkward_unparsed_date_is_named(
+    ingested: tuple[pd.DataFrame, ing.IngestReport], folder: Path
+) -> None:
+    df, report = ingested
+    assert len(_rows(df, "bad_dates.jsonl")) == 2  # the article is kept, only its date is bad
+    assert report.to_dict()["unparsed_dates"] == {
+        "count": 1,
+        "examples": [{"path": f"{folder / 'bad_dates.jsonl'}#row1", "value": "next Tuesday-ish"}],
+    }
+    assert any("1 article date(s) cannot be read as dates" in w for w in report.warnings)
+
+
+def test_awkward_report_is_json_ready(ingested: tuple[pd.DataFrame, ing.IngestReport]) -> None:
+    _, report = ingested
+    data = json.loads(json.dumps(report.to_dict()))
+    assert {
+        "skipped",
+        "rows_skipped",
+        "duplicates",
+        "control_characters_removed",
+        "unparsed_dates",
+        "truncated",
+        "max_article_chars",
+    } <= set(data)
+    assert all({"path", "reason"} <= set(s) for s in data["skipped"])
+
+
+# --- Strict mode and inputs named directly --------------------------------------------------
+
+STRICT_CASES = [
+    ("empty.txt", r"empty\.txt: the file is empty \(strict mode"),
+    ("binary.txt", r"binary\.txt: binary file"),
+    ("no_text.csv", r"no_text\.csv: the table has no 'text' column"),
+    ("broken.jsonl", r"broken\.jsonl, line 2: invalid JSON"),
+    ("truncated.jsonl.gz", r"truncated\.jsonl\.gz, line \d+: the compressed data ends early"),
+    ("null_text.parquet", r"null_text\.parquet, row 1: empty or missing 'text'"),
+    ("notes.docx", r"notes\.docx: unsupported file type"),
+    ("one_line.txt", r"one_line\.txt: the article has 300,000 characters, more than"),
+]
+
+
+@pytest.mark.parametrize(("name", "match"), STRICT_CASES)
+def test_ingest_strict_turns_each_skip_into_an_error(
+    folder: Path, tmp_path: Path, name: str, match: str
+) -> None:
+    (tmp_path / "good.txt").write_text(awkward.good_article(0))
+    (tmp_path / name).write_bytes((folder / name).read_bytes())
+    ing.ingest([tmp_path])  # without strict: recorded, not raised
+    with pytest.raises(ing.IngestError, match=match):
+        ing.ingest([tmp_path], strict=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("empty.txt", "cannot be used: the file is empty"),
+        ("binary.txt", r"cannot be used: binary file \(PNG image\)"),
+        ("boilerplate_only.txt", "cannot be used: no article text left"),
+        ("no_text.csv", "cannot be used: the table has no 'text' column"),
+        ("null_text.parquet", None),  # one good row: usable
+        ("notes.docx", "has unsupported type .docx"),
+    ],
+)
+def test_ingest_input_named_directly_that_yields_nothing_stops_the_run(
+    folder: Path, name: str, match: str | None
+) -> None:
+    if match is None:
+        df, report = ing.ingest([folder / name])
+        assert len(df) == 1 and len(report.skipped) == 2
+        return
+    with pytest.raises(ing.IngestError, match=match):
+        ing.ingest([folder / "good_00.txt", folder / name])
+
+
+def test_ingest_direct_table_whose_lines_all_fail_names_the_first(tmp_path: Path) -> None:
+    table = tmp_path / "t.jsonl"
+    table.write_text('[1, 2]\n{"text": ""}\n{"title": "x", "text": null}\n')
+    with pytest.raises(ing.IngestError, match=r"no usable line \(line 1: not a JSON object"):
+        ing.ingest([table])
+    other = tmp_path / "u.jsonl"
+    other.write_text('{"title": "no text field"}\n')
+    with pytest.raises(ing.IngestError, match="no line has a 'text' field"):
+        ing.ingest([other])
+
+
+def test_ingest_not_gzip_and_bad_parquet_are_unusable(tmp_path: Path) -> None:
+    (tmp_path / "x.jsonl.gz").write_bytes(b'{"text": "plain, not gzip"}\n')
+    with pytest.raises(
+        ing.IngestError, match=r"x\.jsonl\.gz' cannot be used: cannot read the file"
+    ):
+        ing.ingest([tmp_path / "x.jsonl.gz"])
+    (tmp_path / "y.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(ing.IngestError, match="cannot read the Parquet file"):
+        ing.ingest([tmp_path / "y.parquet"])
+    (tmp_path / "z.json").write_text("{not json")
+    with pytest.raises(ing.IngestError, match=r"z\.json' cannot be used: cannot read the table"):
+        ing.ingest([tmp_path / "z.json"])
+    (tmp_path / "u.txt").write_bytes(b"\x81\x8d\x90 text \x9d\n")
+    with pytest.raises(ing.IngestError, match="cannot decode the file as UTF-8 or Windows-1252"):
+        ing.ingest([tmp_path / "u.txt"])
+
+
+def test_ingest_max_article_chars_is_validated(folder: Path) -> None:
+    with pytest.raises(ValueError, match="'max_article_chars' parameter must be a positive int"):
+        ing.ingest([folder / "good_00.txt"], max_article_chars=0)
+
+
+def test_ingest_csv_rows_stream_with_line_numbers(tmp_path: Path) -> None:
+    table = tmp_path / "t.csv"
+    table.write_bytes(
+        'title,text,source\nA,"Russia, Turkey and\nIran met.",X\nB,too,many,fields\n\n'
+        'C,"",X\nD,Café talks with Iran.,Y\n'.encode("cp1252")
+    )
+    df, report = ing.ingest([table])
+    assert df["text"].tolist() == ["Russia, Turkey and\n\nIran met.", "Café talks with Iran."]
+    assert df["path"].tolist() == [f"{table}#row0", f"{table}#row3"]
+    assert [s["line"] for s in report.skipped] == [4, 6]
+    assert "3 fields where the header has 3" not in report.skipped[0]["reason"]
+    assert "4 fields where the header has 3" in report.skipped[0]["reason"]
+
+
+def test_ingest_many_bad_rows_are_listed_then_counted(tmp_path: Path) -> None:
+    table = tmp_path / "t.jsonl"
+    table.write_text('{"text": "Iran spoke."}\n' + '{"text": ""}\n' * 30)
+    _, report = ing.ingest([table])
+    assert len(report.skipped) == ing.MAX_LISTED + 1
+    assert report.skipped[-1] == {
+        "path": str(table),
+        "count": 10,
+        "reason": "10 more row(s): empty or missing 'text'",
+    }
+    assert report.rows_skipped[str(table)] == 30
+
+
+# --- End to end --------------------------------------------------------------------------------
+
+
+def test_awkward_cli_run_exits_0_and_names_every_skip(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stance.embed
+    import stance.pipeline
+    from stance.cli import main
+
+    # A smaller folder (and cap) than the module's, so that the run is quick.
+    folder = awkward.build(tmp_path / "in", big_chars=30_000)
+    monkeypatch.setattr(ing, "MAX_ARTICLE_CHARS", 20_000)
+    monkeypatch.setattr(stance.embed, "SentenceEncoder", lambda *a, **k: FakeEncoder())
+    monkeypatch.setattr(stance.pipeline, "_model_scorer", lambda model: (fake_scorer, {}))
+    config = tmp_path / "fast.toml"
+    config.write_text(
+        "[compare]\nbootstrap_resamples = 200\npermutation_resamples = 200\n"
+        f'[embed]\ncache_dir = "{tmp_path / "cache"}"\n'
+    )
+    out = tmp_path / "run"
+    assert main(["-q", "analyze", str(folder), "--config", str(config), "--out", str(out)]) == 0
+    run = json.loads((out / "run.json").read_text())
+    skipped = {Path(s["path"]).name for s in run["ingest"]["skipped"]}
+    assert skipped == {
+        "empty.txt",
+        "binary.txt",
+        "boilerplate_only.txt",
+        "no_text.csv",
+        "notes.docx",
+        "broken.jsonl",
+        "truncated.jsonl.gz",
+        "null_text.parquet",
+    }
+    assert {Path(t["path"]).name: t["chars"] for t in run["ingest"]["truncated"]} == {
+        "no_punctuation.txt": 75_999,
+        "one_line.txt": 30_000,
+    }
+    assert run["ingest"]["duplicates"][0]["path"].endswith("good_00_copy.txt")
+    mentions = pd.read_parquet(out / "mentions.parquet")
+    assert mentions["sentence"].str.len().max() <= MAX_SENTENCE_CHARS
+    articles = pd.read_parquet(out / "articles.parquet")
+    assert {f"good_{i:02d}.txt" for i in range(10)} <= {Path(p).name for p in articles["path"]}
+
+
+def test_awkward_cli_direct_unusable_input_exits_2(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stance.cli import main
+
+    args = ["-q", "analyze", str(folder / "good_00.txt"), str(folder / "binary.txt")]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "binary.txt' cannot be used: binary file (PNG image)" in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+# --- Work proportional to size ---------------------------------------------------------------
+
+
+def _ingest_and_segment(path: Path) -> tuple[float, int]:
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    df, _ = ing.ingest([path], max_article_chars=10**9)
+    segment(df, progress=False)
+    seconds = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return seconds, peak
+
+
+@pytest.mark.parametrize("kind", ["one_line", "no_punctuation"])
+def test_awkward_work_is_proportional_to_size(tmp_path: Path, kind: str) -> None:
+    """Time and memory of ingest + segment grow linearly, even without the article cap."""
+    unit = "Russia and Turkey traded accusations over the pipeline. "
+    if kind == "no_punctuation":
+        unit = awkward.no_punctuation_text(len(unit) * 4) + " "
+    sizes = (50_000, 200_000)
+    results = []
+    for size in sizes:
+        path = tmp_path / f"{kind}_{size}.txt"
+        path.write_text((unit * (size // len(unit) + 1))[:size])
+        results.append(_ingest_and_segment(path))
+    (t_small, m_small), (t_big, m_big) = results
+    assert m_big < 6 * m_small, results  # 4× the input: about 4× the memory
+    assert m_big < 40 * sizes[1], results  # a bounded factor of the file size
+    assert t_big < 8 * t_small + 0.5, results
+
+
+def test_scoring_window_cost_does_not_grow_with_the_sentence() -> None:
+    """Each pair tokenizes a bounded window, however long its sentence and however many pairs."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(scoring.base_encoder_dir()))
+    seen = []
+
+    def counting(texts, **kwargs):
+        seen.extend(len(t) for t in texts)
+        return tokenizer(texts, **kwargs)
+
+    counting.cls_token_id = tokenizer.cls_token_id
+    counting.sep_token_id = tokenizer.sep_token_id
+    counting.unk_token_id = tokenizer.unk_token_id
+    counting.convert_tokens_to_ids = tokenizer.convert_tokens_to_ids
+    sentence = awkward.no_punctuation_text(76_000)
+    starts = [i for i in range(0, len(sentence) - 6) if sentence.startswith("Russia", i)][::40]
+    ids, _, _ = scoring.encode_pairs(
+        counting, [sentence] * len(starts), starts, [s + 6 for s in starts]
+    )
+    window = scoring.MAX_LEN * scoring.WINDOW_CHARS_PER_TOKEN + 256
+    assert max(seen) <= window
+    assert sum(seen) <= len(starts) * (2 * window + 10)
+    assert all(len(x) <= scoring.MAX_LEN for x in ids)
+
+
+def test_scoring_window_cut_gives_the_ids_of_the_whole_sentence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cutting at word breaks is exact, also where whitespace or dropped characters pile up."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(scoring.base_encoder_dir()))
+    mask = tokenizer.convert_tokens_to_ids(scoring.MASK_TOKEN)
+    filler = " ".join(awkward.GOOD_SENTENCES) + " "
+    sentences = [
+        filler * 8 + "Putin spoke. " + filler * 8,
+        " " * 3000 + "Putin spoke. " + "\x00\x0b" * 2000 + filler * 3,
+        filler * 6 + "Putin and Putin spoke " + "x" * 900 + " " + filler,
+    ]
+    starts = [s.index("Putin") for s in sentences]
+    others = [
+        [(m, m + 5) for m in range(len(s)) if s.startswith("Putin", m) and m != a]
+        for s, a in zip(sentences, starts, strict=True)
+    ]
+    ends = [a + 5 for a in starts]
+    for kwargs in ({}, {"mask_id": mask, "others": others}):
+        monkeypatch.setattr(scoring, "WINDOW_CHARS_PER_TOKEN", 10**6)  # no cut at all
+        whole = scoring.encode_pairs(tokenizer, sentences, starts, ends, **kwargs)
+        monkeypatch.setattr(scoring, "WINDOW_CHARS_PER_TOKEN", 1)  # cuts and widens often
+        assert scoring.encode_pairs(tokenizer, sentences, starts, ends, **kwargs) == whole
+
+
+def test_segment_caps_sentences_at_whitespace() -> None:
+    text = "word " * 1_000 + "x" * 2_500
+    spans = sentence_spans(text, max_chars=300)
+    assert all(b - a <= 300 for a, b in spans)
+    pieces = [text[a:b] for a, b in spans]
+    assert all(not p.startswith(" ") and not p.endswith(" ") for p in pieces)
+    assert "".join(pieces).replace(" ", "") == text.replace(" ", "")
+    with pytest.raises(ValueError, match="'max_chars' parameter must be a positive int"):
+        sentence_spans(text, max_chars=0)
