@@ -134,6 +134,26 @@ class IngestSettings:
         "Turn every skipped file, table or line into an error that stops the run "
         "(`stance analyze --strict`).",
     )
+    max_article_chars: int = setting(
+        200_000,
+        "Longest article text kept, in characters (~30,000 words: any news article stays whole); "
+        "a longer text keeps its head, cut at a space, and is listed under `truncated` in "
+        "run.json.",
+        _at_least(1_000),
+    )
+
+
+@dataclass(frozen=True)
+class SegmentSettings:
+    """Splitting articles into sentences."""
+
+    TABLE: ClassVar[str] = "segment"
+    max_sentence_chars: int = setting(
+        1_000,
+        "Longest sentence kept whole, in characters; a longer run of text without sentence "
+        "punctuation is cut at the last whitespace in the final quarter before the cap.",
+        _at_least(100),
+    )
 
 
 @dataclass(frozen=True)
@@ -145,6 +165,13 @@ class MentionSettings:
         True,
         'Also link a sentence-initial "it", "he"/"she" or "the country" to the target '
         'that opens the previous sentence. "he"/"she" only link to a target\'s `people`.',
+    )
+    max_per_article: int = setting(
+        2_000,
+        "Most mentions scored per article (the first ones, in text order); the rest are counted "
+        "in run.json. Real news stays far below it; it bounds the work a pathological file "
+        "(thousands of names without punctuation) can cause.",
+        _at_least(1),
     )
 
 
@@ -315,6 +342,7 @@ SECTIONS: tuple[type[Any], ...] = (
     RunSettings,
     EmbedSettings,
     IngestSettings,
+    SegmentSettings,
     MentionSettings,
     TopicSettings,
     CompareSettings,
@@ -330,6 +358,7 @@ class Settings:
     run: RunSettings = field(default_factory=RunSettings)
     embed: EmbedSettings = field(default_factory=EmbedSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    segment: SegmentSettings = field(default_factory=SegmentSettings)
     mentions: MentionSettings = field(default_factory=MentionSettings)
     topics: TopicSettings = field(default_factory=TopicSettings)
     compare: CompareSettings = field(default_factory=CompareSettings)

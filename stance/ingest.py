@@ -31,6 +31,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stance.config import IngestSettings
 from stance.schema import ARTICLE_COLUMNS
 
 if TYPE_CHECKING:
@@ -47,8 +48,8 @@ TABLE_SUFFIXES = (".csv", ".jsonl", ".jsonl.gz", ".json", ".parquet")
 #: (~30,000 words) keeps any news article whole. Past it a "page" is a dump, a book or a log
 #: with no line breaks, and reading all of it would make one file dominate the run (a 50 MB
 #: single line is ~400,000 sentences, an hour of embedding): its head is kept, with a warning,
-#: rather than dropping the file.
-MAX_ARTICLE_CHARS = 200_000
+#: rather than dropping the file. The default of the ``ingest.max_article_chars`` setting.
+MAX_ARTICLE_CHARS: int = IngestSettings.max_article_chars
 #: How many examples a capped list in the report holds (unparsed dates; rows skipped per file).
 MAX_LISTED = 20
 #: Rows read from a Parquet file at a time.

@@ -109,6 +109,17 @@ def _scorer_info(scorer: Scorer) -> dict[str, Any]:
     return {"name": getattr(scorer, "__qualname__", repr(scorer))}
 
 
+def _cap_per_article(found: pd.DataFrame, cap: int) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Keep the first ``cap`` mentions of each article (in text order); count the rest."""
+    if found.empty:
+        return found, {}
+    rank = found.groupby("article_id", sort=False).cumcount()
+    over = found.loc[rank >= cap, "article_id"].value_counts().sort_index()
+    if over.empty:
+        return found, {}
+    return found[rank < cap].reset_index(drop=True), {str(k): int(v) for k, v in over.items()}
+
+
 def analyze(
     inputs: list[str | Path] | str | Path,
     *,
@@ -170,7 +181,9 @@ def analyze(
             **({"strict": True} if strict else {}),  # TEMP
         )
     with timer.stage("segment"):
-        sentences = segment.segment(articles, progress=progress)
+        sentences = segment.segment(
+            articles, progress=progress, max_chars=settings.segment.max_sentence_chars
+        )
     for aid in sorted(set(articles["article_id"]) - set(sentences["article_id"])):
         path = articles.loc[articles["article_id"] == aid, "path"].iloc[0]
         report.warn(f"{path}: the article has no sentence after segmentation.")
@@ -202,6 +215,12 @@ def analyze(
             progress=progress,
             resolve=settings.mentions.resolve_references,
         )
+        found, capped = _cap_per_article(found, settings.mentions.max_per_article)
+        for aid, n in capped.items():
+            report.warn(
+                f"Article {aid}: {n} mention(s) past the first "
+                f"{settings.mentions.max_per_article} were not scored (mentions.max_per_article)."
+            )
     with timer.stage("stance"):
         if scorer is None:
             scorer, scorer_info = _model_scorer(settings.stance.model)
@@ -263,6 +282,7 @@ def analyze(
             }
             if "voice" in attributed
             else {},
+            "mentions_not_scored_by_article": capped,
             "topics": len(topic_result.table),
             "summary_cells": len(result["summary"]),
         },

@@ -15,6 +15,7 @@ import itertools
 import re
 from typing import TYPE_CHECKING
 
+from stance.config import SegmentSettings
 from stance.schema import ARTICLE_COLUMNS, require_columns
 
 if TYPE_CHECKING:
@@ -32,8 +33,9 @@ _PARAGRAPH = re.compile(r"[^\n]+")
 #: geopolitics articles, 99.99% of 68,251 sentences are under 800 characters; 2 exceed 1,000),
 #: and the models read little more: the embedder stops at 256 word pieces (~1,100 characters)
 #: and the stance window at 128. Longer runs are cut at the last whitespace in the final quarter
-#: before the cap, or at the cap itself when there is none.
-MAX_SENTENCE_CHARS = 1_000
+#: before the cap, or at the cap itself when there is none. The default of the
+#: ``segment.max_sentence_chars`` setting.
+MAX_SENTENCE_CHARS: int = SegmentSettings.max_sentence_chars
 _SPACE = re.compile(r"\s")
 
 

@@ -102,3 +102,18 @@ def test_pipeline_seeds_with_real_models(tmp_path: Path, seed_dir: Path) -> None
     assert info["models"]["stance"]["model_id"] == "newsmtsc-minilm-l6-blind-v1"
     assert set(info["counts"]["mentions_by_voice"]) <= {"author", "reported", "disputed"}
     assert info["counts"]["mentions_by_voice"]["reported"] > 0
+
+
+def test_pipeline_caps_mentions_per_article(tmp_path: Path, fixture_corpus: Path) -> None:
+    cfg = FAST | {
+        "embed": {"cache_dir": str(tmp_path / "cache")},
+        "mentions": {"max_per_article": 2},
+    }
+    result = stance.analyze(
+        [fixture_corpus], config=cfg, encoder=FakeEncoder(), scorer=fake_scorer, progress=False
+    )
+    per_article = result["mentions"].groupby("article_id").size()
+    assert per_article.max() <= 2
+    capped = result["run"]["counts"]["mentions_not_scored_by_article"]
+    assert capped and all(n > 0 for n in capped.values())
+    assert any("mentions.max_per_article" in w for w in result["run"]["ingest"]["warnings"])
