@@ -151,6 +151,10 @@ def sentence_hash(sentence: str) -> str:
 # --- Drawing candidates ------------------------------------------------------------------------
 
 
+#: Sentence cap in force when the reference set was drawn: none.
+_DRAW_MAX_SENTENCE_CHARS = 10**9
+
+
 def draw_candidates(
     data: str | Path,
     *,
@@ -202,7 +206,9 @@ def draw_candidates(
         if not is_opinion(art.get("url"), art.get("title"), art.get("source")):
             continue
         text = art.get("text") or ""
-        for start, end in sentence_spans(text):
+        # The draw is frozen as it was made: without the sentence cap segment gained later
+        # (cut pieces of an over-long sentence would join the pool and move the seeded draw).
+        for start, end in sentence_spans(text, max_chars=_DRAW_MAX_SENTENCE_CHARS):
             sentence = text[start:end]
             if not min_words <= len(sentence.split()) <= max_words:
                 continue
