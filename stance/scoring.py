@@ -597,6 +597,95 @@ def load_trained(
 #: Inference precisions: fp32; bf16 weights and activations (AVX512-BF16/AMX CPUs); int8
 #: dynamic quantization of every nn.Linear (weights int8, activations quantized per batch).
 PRECISIONS = ("fp32", "bf16", "int8")
+#: A reduced precision is used only if it costs at most this much dev macro-F1 (on rw/dev and
+#: on mt/dev) against fp32, as measured for the model and stored in its config.json.
+PRECISION_TOLERANCE = 0.005
+#: CPU flags of native bf16 arithmetic. Without them oneDNN emulates bf16 on AVX512F, which was
+#: measured 2-4x *slower* than fp32 (README); with avx512_bf16 a bf16 linear layer ran 2.4x
+#: faster than fp32 on one thread.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> frozenset[str]:
+    """Return the CPU feature flags from ``/proc/cpuinfo`` (empty where it does not exist)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in {"flags", "Features"}:
+            return frozenset(value.split())
+    return frozenset()
+
+
+def native_bf16(flags: frozenset[str] | None = None) -> bool:
+    """Whether the CPU does bf16 arithmetic natively (AVX512-BF16 or AMX-BF16).
+
+    ``torch.backends.cpu.get_cpu_capability()`` only says "AVX512" on both kinds of CPU, so the
+    flags decide; they are read from ``/proc/cpuinfo`` unless given. Where there are no flags
+    to read (not Linux) and torch is already imported, an "AMX" capability counts as native.
+    """
+    import sys
+
+    flags = cpu_flags() if flags is None else flags
+    if flags:
+        return any(f in flags for f in BF16_CPU_FLAGS)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return "AMX" in str(torch.backends.cpu.get_cpu_capability()).upper()
+    return False
+
+
+def choose_precision(
+    config: dict[str, Any], *, flags: frozenset[str] | None = None
+) -> tuple[str, str]:
+    """Pick the inference precision for a model on this CPU; return ``(precision, reason)``.
+
+    An explicit ``config["precision"]`` other than ``"auto"`` is used as it is. Otherwise the
+    candidates, fastest first, are bf16 (only with native bf16, ``native_bf16``), int8 and
+    fp32; the first whose dev macro-F1 in ``config["precision_dev"]`` (measured by
+    ``benchmarks/stance_precision.py --write``) is within ``PRECISION_TOLERANCE`` of fp32 on
+    every dev set wins. A precision that was never measured is never chosen, so a model
+    without figures runs in fp32.
+    """
+    fixed = config.get("precision", "auto")
+    if fixed != "auto":
+        return str(fixed), "set in the model's config.json"
+    native = native_bf16(flags)
+    measured: dict[str, dict[str, float]] = config.get("precision_dev", {})
+    reference = measured.get("fp32", {})
+    if not reference:
+        return "fp32", "no dev figures per precision in config.json"
+    order = ("bf16", "int8") if native else ("int8",)
+    for candidate in order:
+        f1 = measured.get(candidate)
+        if f1 and all(
+            name in f1 and reference[name] - f1[name] <= PRECISION_TOLERANCE for name in reference
+        ):
+            cpu = "native bf16" if native else "no native bf16 (emulated)"
+            return candidate, (
+                f"CPU: {cpu}; {candidate} dev macro-F1 within {PRECISION_TOLERANCE} of fp32"
+            )
+    cpu = "native bf16" if native else "no native bf16"
+    return "fp32", f"CPU: {cpu}; no faster precision within {PRECISION_TOLERANCE} of fp32 on dev"
+
+
+def choose_threads() -> int:
+    """Intra-op threads for scoring: one, unless the process may use more than two cores.
+
+    Batches of short sentences split poorly across threads, and on a 2-core machine shared with
+    other work a second thread mostly waits: one thread scored ~300 pairs/s where two fell to
+    ~60 pairs/s as soon as another process was busy. With more cores, half of them (at most
+    four) leaves room for the rest of the pipeline.
+    """
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return 1 if cores <= 2 else min(4, cores // 2)
 
 
 def to_precision(model: Any, precision: str) -> Any:
@@ -619,9 +708,7 @@ class StanceScorer:
     config: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
     #: Intra-op threads while scoring (torch's setting is restored afterwards); ``None`` keeps
-    #: torch's setting. One thread is the default because batches of short sentences are too
-    #: small to split well: on the 2-core machine this was developed on, one thread scored
-    #: ~300 pairs/s while two threads fell to ~60 pairs/s as soon as another process was busy.
+    #: torch's setting. ``load_model`` sets ``choose_threads()``.
     num_threads: int | None = 1
 
     @property
@@ -743,7 +830,8 @@ def load_model(model_dir: str | Path | None = None, precision: str | None = None
     Args:
         model_dir: Folder holding ``config.json`` and the member ``.safetensors`` files;
             defaults to the shipped model.
-        precision: One of ``PRECISIONS``; defaults to the model's config (``"precision"``).
+        precision: One of ``PRECISIONS``; by default ``choose_precision`` picks one for this
+            CPU from the dev figures in the model's config.
 
     Raises:
         FileNotFoundError: If the model folder or a weights file is missing.
@@ -754,7 +842,7 @@ def load_model(model_dir: str | Path | None = None, precision: str | None = None
 
     model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
     config = _read_model_config(model_dir)
-    precision = precision or config.get("precision", "fp32")
+    precision = precision or choose_precision(config)[0]
     if precision not in PRECISIONS:
         raise ValueError(
             f"The 'precision' parameter must be one of {set(PRECISIONS)}. Got {precision!r} "
@@ -778,16 +866,25 @@ def load_model(model_dir: str | Path | None = None, precision: str | None = None
         for name in config["members"]
     ]
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
-    return StanceScorer(tokenizer=tokenizer, members=members, config=config, precision=precision)
+    return StanceScorer(
+        tokenizer=tokenizer,
+        members=members,
+        config=config,
+        precision=precision,
+        num_threads=choose_threads(),
+    )
 
 
 def model_info(model_dir: str | Path | None = None) -> dict[str, Any]:
     """Describe the shipped model for provenance (run.json): name, base encoder, hashes, metrics.
 
+    ``precision`` and ``num_threads`` are what ``load_model`` uses on this machine (the same
+    ``choose_precision``/``choose_threads`` calls), with the reason for the precision.
     Does not load torch; only reads ``config.json`` and hashes the weight files.
     """
     model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
     config = _read_model_config(model_dir)
+    precision, reason = choose_precision(config)
     info: dict[str, Any] = {
         "model_id": config.get("model_id", MODEL_ID),
         "model_dir": str(model_dir),
@@ -795,7 +892,11 @@ def model_info(model_dir: str | Path | None = None) -> dict[str, Any]:
         "base_package": config.get("base_package", BASE_PACKAGE),
         "base_sha256": config.get("base_sha256"),
         "labels": list(LABELS),
-        "precision": config.get("precision", "fp32"),
+        "precision": precision,
+        "precision_reason": reason,
+        "precision_dev": config.get("precision_dev", {}),
+        "num_threads": choose_threads(),
+        "lora": config.get("lora"),
         "files": {name: file_sha256(model_dir / name) for name in config["members"]},
         "hyperparameters": config.get("hyperparameters", {}),
         "dev_metrics": config.get("dev_metrics", {}),

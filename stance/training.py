@@ -491,7 +491,7 @@ def train_newsmtsc(
     swap_names: float = 0.0,
     n_members: int = 1,
     train_bf16: bool = True,
-    precision: str = "bf16",
+    precision: str = "auto",
     teacher: str | Path | None = None,
     distill_weight: float = 0.5,
     calibrate: bool = True,
@@ -535,7 +535,9 @@ def train_newsmtsc(
             targets (``swap_name``): the sentence's reading stays, the name's prior goes.
         n_members: Ensemble size.
         train_bf16: Train under bf16 autocast (faster on CPUs with AVX512-BF16/AMX).
-        precision: Inference precision recorded in the config (one of ``PRECISIONS``).
+        precision: Inference precision recorded in the config: one of ``PRECISIONS``, or
+            ``"auto"`` to let ``scoring.choose_precision`` decide per CPU from the dev figures
+            that ``benchmarks/stance_precision.py --write`` adds.
         teacher: Folder of a trained stance model (e.g. a seed ensemble) to distil from: the
             loss becomes ``(1 - distill_weight) * CE(gold) + distill_weight * KL(teacher‖student)``
             with the teacher's probabilities on the training pairs.
