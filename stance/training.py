@@ -2,8 +2,9 @@
 
 NewsMTSC (Hamborg & Donnay, EACL 2021) labels the sentiment of a news sentence towards one
 target mention (2.0 negative, 4.0 neutral, 6.0 positive). ``train_newsmtsc`` fine-tunes the
-all-MiniLM-L6-v2 cross-encoder defined in ``stance.scoring`` on ``train.jsonl``, selects the
-epoch on ``rw/dev`` + ``mt/dev`` only, and writes fp16 safetensors plus a JSON with
+cross-encoder defined in ``stance.scoring`` on ``train.jsonl`` (all-MiniLM-L6-v2 in full, or
+all-mpnet-base-v2 through LoRA adapters for the accurate mode), selects the epoch on ``rw/dev``
++ ``mt/dev`` only, can checkpoint and resume, and writes fp16 safetensors plus a JSON with
 hyperparameters, dev metrics and wall time. ``evaluate_newsmtsc`` reports macro-F1, accuracy,
 per-class scores, the confusion matrix, a reliability table and scoring throughput;
 ``evaluate_baseline`` gives the sentence-level VADER floor for contrast.
@@ -347,7 +348,7 @@ def _dev_metrics(probs_by_split: dict[str, Any], dev: dict[str, list[Pair]]) -> 
 class _Checkpointer:
     """Periodic training checkpoints of one ensemble member that a later run can resume from.
 
-    A checkpoint is a folder ``step-<n>/`` holding the trainable parameters, the optimizer's
+    A checkpoint is a folder ``epoch-<e>-step-<n>/`` holding the trainable parameters, the optimizer's
     tensors and torch's RNG state (``tensors.safetensors``) and everything else the loop
     carries (``state.json``: epoch, step within the epoch, the batch-order RNG at the epoch's
     start and now, running loss, history, best dev score so far, scheduler state, the
@@ -854,8 +855,10 @@ def train_newsmtsc(
                     run["rng"] = rng.getstate()
                     ckpt.save(model, optimizer, scheduler, run)
             best = run["best"]
-            if best_state is None and ckpt is not None:
-                # The best epoch was reached before a resume: its weights are on disk.
+            if best_state is None:
+                # The best epoch was reached before a resume: its weights are on disk (only a
+                # run with checkpoints can resume, so there is a checkpointer).
+                assert ckpt is not None
                 best_state = ckpt.load_best()
             name = f"model-{k}.safetensors"
             save_file(
