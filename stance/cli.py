@@ -67,6 +67,26 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train with the target's name visible (the identity-aware model) instead of hidden",
     )
+    t.add_argument(
+        "--base",
+        default="minilm",
+        choices=["minilm", "mpnet"],
+        help="base encoder: minilm (default models) or mpnet (the accurate model / teacher)",
+    )
+    t.add_argument(
+        "--lora-rank", type=int, help="train LoRA updates of this rank instead of all weights"
+    )
+    t.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA scale numerator")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=5e-5, help="peak learning rate of the encoder")
+    t.add_argument("--head-lr", type=float, default=5e-4, help="peak learning rate of the head")
+    t.add_argument("--max-len", type=int, default=128, help="maximum tokens per pair")
+    t.add_argument("--threads", type=int, default=1, help="torch threads while training")
+    t.add_argument("--checkpoint-dir", help="folder for resumable checkpoints")
+    t.add_argument(
+        "--checkpoint-every", type=float, default=900.0, help="seconds between checkpoints"
+    )
+    t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
 
     e = sub.add_parser("evaluate", help="evaluate the stance model")
     e.add_argument("dataset", choices=["newsmtsc", "opinion"])
@@ -78,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["dev", "test"])
     e.add_argument(
         "--model", help="shipped model name or model folder (default: the default model)"
+    )
+    e.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "int8"],
+        default="auto",
+        help="inference precision (default: chosen for this CPU, see the model's config.json)",
     )
     e.add_argument(
         "--baseline", action="store_true", help="evaluate the VADER sentence-level baseline instead"
@@ -153,6 +179,18 @@ def main(argv: list[str] | None = None) -> int:
                 "seed": args.seed,
                 "epochs": args.epochs,
                 "mask_target": False if args.names_visible else "names",
+                "base": args.base,
+                "lora_rank": args.lora_rank,
+                "lora_alpha": args.lora_alpha,
+                "batch_size": args.batch_size,
+                "lr": args.lr,
+                "head_lr": args.head_lr,
+                "max_len": args.max_len,
+                "num_threads": args.threads,
+                "checkpoint_dir": args.checkpoint_dir,
+                "checkpoint_every_s": args.checkpoint_every,
+                "resume": args.resume,
+                "progress": progress,
             } | ({"out_dir": args.out} if args.out else {})
             print(json.dumps(train_newsmtsc(args.data, **kwargs), indent=2, default=str))
         elif args.command == "evaluate":
@@ -167,10 +205,13 @@ def main(argv: list[str] | None = None) -> int:
             elif args.baseline:
                 result = training.evaluate_baseline(args.data, split=args.split)
             else:
-                from stance.scoring import resolve_model_dir
+                from stance.scoring import load_model, resolve_model_dir
 
+                precision = None if args.precision == "auto" else args.precision
                 result = training.evaluate_newsmtsc(
-                    args.data, split=args.split, model=resolve_model_dir(args.model)
+                    args.data,
+                    split=args.split,
+                    model=load_model(resolve_model_dir(args.model), precision),
                 )
             print(
                 json.dumps(result, default=str)

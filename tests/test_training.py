@@ -203,3 +203,78 @@ def test_training_masked_pieces(others, left, right):
     from stance.scoring import _masked_pieces
 
     assert _masked_pieces("A x foo y B.", 4, 7, others) == (left, right)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"resume": True}, "'resume' option needs a 'checkpoint_dir'"),
+        ({"base": "bert-large"}, "'base' parameter must be one of"),
+        ({"lora_rank": 0}, "'lora_rank' parameter must be >= 1"),
+    ],
+)
+def test_training_rejects_bad_options(tiny_newsmtsc, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        training.train_newsmtsc(tiny_newsmtsc, progress=False, **kwargs)
+
+
+@pytest.mark.slow
+def test_training_resume_after_a_crash_gives_the_uninterrupted_result(
+    tiny_newsmtsc, tmp_path, monkeypatch
+):
+    import torch
+
+    kw = {
+        "seed": 0,
+        "epochs": 2,
+        "batch_size": 8,
+        "calibrate": False,
+        "progress": False,
+        "checkpoint_every_s": 0.0,  # a checkpoint after every step
+    }
+    full = training.train_newsmtsc(tiny_newsmtsc, tmp_path / "full", **kw)
+
+    real_save = training._Checkpointer.save
+    saved = []
+
+    def save_then_die(self, *args, **kwargs):
+        saved.append(real_save(self, *args, **kwargs))
+        if len(saved) == 3:  # mid-way through epoch 1 (5 steps of 8 pairs)
+            raise KeyboardInterrupt  # stands for the process being killed
+        return saved[-1]
+
+    ckpt = tmp_path / "ckpt"
+    monkeypatch.setattr(training._Checkpointer, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        training.train_newsmtsc(tiny_newsmtsc, tmp_path / "cut", checkpoint_dir=ckpt, **kw)
+    monkeypatch.setattr(training._Checkpointer, "save", real_save)
+    assert (ckpt / "member-0" / "latest").read_text() == "epoch-1-step-3"
+    assert not (tmp_path / "cut" / "config.json").exists()
+
+    with pytest.raises(ValueError, match=r"different settings \(\['epochs'\]\)"):
+        training.train_newsmtsc(
+            tiny_newsmtsc, tmp_path / "cut", checkpoint_dir=ckpt, resume=True, **{**kw, "epochs": 3}
+        )
+    resumed = training.train_newsmtsc(
+        tiny_newsmtsc, tmp_path / "cut", checkpoint_dir=ckpt, resume=True, **kw
+    )
+    from safetensors import safe_open
+
+    name = full["members"][0]
+    with (
+        safe_open(str(tmp_path / "cut" / name), "pt") as cut,
+        safe_open(str(tmp_path / "full" / name), "pt") as whole,
+    ):
+        assert cut.metadata() == whole.metadata()
+        assert set(cut.keys()) == set(whole.keys())
+        for key in whole.keys():
+            assert torch.equal(cut.get_tensor(key), whole.get_tensor(key)), key
+
+    def without_time(config):
+        return [
+            {k: v for k, v in h.items() if k != "epoch_s"}
+            for h in config["members_dev"][0]["history"]
+        ]
+
+    assert without_time(resumed) == without_time(full)
+    assert resumed["dev_metrics"] == full["dev_metrics"]
