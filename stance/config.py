@@ -27,6 +27,10 @@ from typing import Any, ClassVar
 
 TARGETS_FILE = "default_targets.toml"
 RESERVED_TOPICS = ("all", "noise")
+#: What a mention names (``mentions.kind``): the country's name, its demonym or an adjectival
+#: use of its name, its capital as metonym, one of its leaders or officials, one of its
+#: institutions, or a reference ("it", "he", "the country") resolved to it.
+MENTION_KINDS = ("name", "demonym", "capital", "leader", "institution", "reference")
 
 Check = Callable[[Any], str | None]
 
@@ -146,6 +150,19 @@ class MentionSettings:
         'Also link a sentence-initial "it", "he"/"she" or "the country" to the target '
         'that opens the previous sentence. "he"/"she" only link to a target\'s `people`.',
     )
+    exclude_kinds: list[str] = field(
+        default_factory=list,
+        metadata={
+            "doc": "Mention kinds left out of the comparison tables (summary, contrasts, "
+            'evidence, aligned claims, trends), e.g. ["demonym"]; mentions.parquet keeps '
+            f"every mention with its `kind`. Kinds: {', '.join(MENTION_KINDS)}.",
+            "check": lambda v: (
+                None
+                if set(v) <= set(MENTION_KINDS)
+                else f"a list of mention kinds from {list(MENTION_KINDS)}"
+            ),
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -237,6 +254,19 @@ class CompareSettings:
         _between(-1.0, 1.0),
     )
     aligned_max_pairs: int = setting(1000, "Most aligned pairs kept.", _at_least(0))
+    aligned_max_days: int = setting(
+        14,
+        "Aligned claims must be about the same event: the two articles' dates at most this many "
+        "days apart (pairs with an undated article are kept); 0 switches the check off.",
+        _at_least(0),
+    )
+    aligned_min_shared: int = setting(
+        1,
+        "... and the two sentences must share at least this many other names: capitalised "
+        "words (people, places, bodies; not the sentence's first word, not the target's "
+        "mentions, not titles, months or weekdays); 0 switches the check off.",
+        _at_least(0),
+    )
     evidence_per_cell: int = setting(
         3, "Most negative and most positive sentences kept per summary cell.", _at_least(1)
     )
@@ -294,6 +324,27 @@ class Target:
     aliases: list[str]
     people: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
+    demonyms: list[str] = field(default_factory=list)
+    capitals: list[str] = field(default_factory=list)
+    institutions: list[str] = field(default_factory=list)
+    attributive: list[str] = field(default_factory=list)
+
+    def kind_of(self, alias: str) -> str:
+        """Return the mention kind of one of the aliases (see :data:`MENTION_KINDS`).
+
+        ``people`` are leaders, ``demonyms``, ``capitals`` and ``institutions`` their kinds;
+        every other alias is a ``name``. ``attributive`` names ("U.S.") become ``demonym``
+        where they modify a noun: see :func:`stance.mentions.find_mentions`.
+        """
+        for kind, names in (
+            ("leader", self.people),
+            ("demonym", self.demonyms),
+            ("capital", self.capitals),
+            ("institution", self.institutions),
+        ):
+            if alias in names:
+                return kind
+        return "name"
 
 
 @dataclass(frozen=True)
@@ -339,7 +390,7 @@ class Settings:
         return out
 
     def targets_dict(self) -> dict[str, dict[str, Any]]:
-        """Return the targets as ``{name: {label, aliases, people, exclude}}``."""
+        """Return the targets as ``{name: {label, aliases, people, exclude, demonyms, ...}}``."""
         return {k: asdict(v) for k, v in self.targets.items()}
 
     def named_topics_dict(self) -> dict[str, dict[str, Any]]:
@@ -500,11 +551,20 @@ def _build(merged: dict[str, Any], source: str) -> Settings:
                 f"{source}: target {name!r} must have a non-empty list of strings 'aliases'. "
                 f"Got {aliases!r} instead."
             )
-        if not set(spec.get("people", [])) <= set(aliases):
-            raise ValueError(
-                f"{source}: 'targets.{name}.people' must be a list of some of its aliases. "
-                f"Got {spec.get('people')!r} instead."
-            )
+        for part in ("people", "demonyms", "capitals", "institutions", "attributive"):
+            if not set(spec.get(part, [])) <= set(aliases):
+                raise ValueError(
+                    f"{source}: 'targets.{name}.{part}' must be a list of some of its aliases. "
+                    f"Got {spec.get(part)!r} instead."
+                )
+        kinds = ("people", "demonyms", "capitals", "institutions")
+        for i, part in enumerate(kinds):
+            for other in kinds[i + 1 :]:
+                if both := sorted(set(spec.get(part, [])) & set(spec.get(other, []))):
+                    raise ValueError(
+                        f"{source}: alias(es) {both} of target {name!r} are in both "
+                        f"'{part}' and '{other}'; give each alias one kind."
+                    )
         targets[name] = Target(**spec)
     if not targets:
         raise ValueError(f"{source}: the 'targets' table must define at least one target.")

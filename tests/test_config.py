@@ -40,7 +40,7 @@ def test_config_overrides_dict() -> None:
     ("content", "match"),
     [
         ("[run\nseed=1", "not valid TOML"),
-        ("[targets.x]\naliases = []\nlabel = \"X\"\n", "non-empty list of strings .aliases."),
+        ('[targets.x]\naliases = []\nlabel = "X"\n', "non-empty list of strings .aliases."),
         ('[run]\nseed = "a"\n', "'run.seed' must be an integer"),
         ('[topics.named.all]\ndescription = "x"\n', "reserved"),
         ('[topics.named.x]\nterms = ["a"]\n', "needs a 'description'"),

@@ -148,7 +148,9 @@ def test_report_evaluation_helpers_read_defensively(tmp_path):
     table = evaluation.evaluation_table(ev)
     assert list(table["class"]) == ["negative", "macro avg", "accuracy"]
     assert evaluation.confusion_splits(ev) == ["rw/test"]
-    assert isinstance(evaluation.load_evaluation({"models": {"stance": {"model_dir": "/nope"}}}), dict)
+    assert isinstance(
+        evaluation.load_evaluation({"models": {"stance": {"model_dir": "/nope"}}}), dict
+    )
 
 
 def test_report_skipped_inputs_from_ingest_record():
