@@ -221,6 +221,30 @@ class TopicSettings:
     )
     n_keywords: int = setting(8, "c-TF-IDF keywords per discovered topic.", _at_least(1))
     n_representative: int = setting(3, "Representative sentences per topic.", _at_least(0))
+    max_share: float = setting(
+        0.15,
+        "Largest share of the sentences one discovered topic may hold: a larger cluster is "
+        "split (k-means on its members, k = share / max_share rounded up) before assignment; "
+        "1 switches the cap off.",
+        _between(0.0, 1.0, open_=False),
+    )
+    rename: dict[str, str] = field(
+        default_factory=dict,
+        metadata={
+            "doc": "New labels for topics, by topic id (as in topics.parquet), e.g. "
+            'd03_syria_assad = "Syrian war". A discovered topic\'s label is otherwise its 2-3 '
+            "most distinctive c-TF-IDF keywords, capitalised as they are written.",
+            "check": None,
+        },
+    )
+    merge: dict[str, str] = field(
+        default_factory=dict,
+        metadata={
+            "doc": 'Topics merged into others, by topic id: d07_iran_deal = "d02_iran_nuclear" '
+            "relabels every sentence of the first as the second (sizes add up).",
+            "check": None,
+        },
+    )
 
     def check(self) -> str | None:
         """Return what is wrong across fields, or ``None``."""
@@ -416,6 +440,11 @@ def _kind(annotation: Any) -> tuple[str, Callable[[Any], bool]]:
         return (
             "a list of strings",
             lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        )
+    if origin is dict and typing.get_args(annotation)[1] is str:
+        return (
+            "a table of strings",
+            lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
         )
     if origin is dict:
         return (

@@ -869,7 +869,7 @@ def carry_columns(
 
 
 def _as_text(value: Any) -> str | None:
-    """A table value as a string; missing stays ``None``.
+    """Return a table value as a string; missing stays ``None``.
 
     A whole number that pandas widened to float (a column with gaps) reads as written: "2".
     """
