@@ -188,7 +188,7 @@ def test_mentions_resolved_references_are_their_own_kind() -> None:
         }
     )
     out = extract_mentions(df, TARGETS, progress=False, resolve=True)
-    assert out[["mention", "kind"]].values.tolist() == [["Russia", "name"], ["It", "reference"]]
+    assert out[["mention", "kind"]].to_numpy().tolist() == [["Russia", "name"], ["It", "reference"]]
 
 
 def test_mentions_kind_lists_must_be_aliases_of_one_kind() -> None:

@@ -102,3 +102,33 @@ def test_pipeline_seeds_with_real_models(tmp_path: Path, seed_dir: Path) -> None
     assert info["models"]["stance"]["model_id"] == "newsmtsc-minilm-l6-blind-v1"
     assert set(info["counts"]["mentions_by_voice"]) <= {"author", "reported", "disputed"}
     assert info["counts"]["mentions_by_voice"]["reported"] > 0
+
+
+def test_pipeline_group_by_an_outlet_column(tmp_path: Path, fixture_corpus: Path) -> None:
+    sources = tmp_path / "sources.csv"
+    files = sorted(p.name for p in fixture_corpus.iterdir() if p.is_file())
+    lines = [f"{f},Outlet {i % 3},{('left', 'right')[i % 2]}" for i, f in enumerate(files)]
+    sources.write_text("file,source,lean\n" + "\n".join(lines) + "\n")
+    cfg = FAST | {"embed": {"cache_dir": str(tmp_path / "cache")}}
+    result = stance.analyze(
+        [fixture_corpus],
+        sources=sources,
+        config=cfg,
+        out=tmp_path / "run",
+        encoder=FakeEncoder(),
+        scorer=fake_scorer,
+        progress=False,
+        group_by="lean",
+    )
+    articles = pd.read_parquet(tmp_path / "run" / "articles.parquet")
+    assert list(articles.columns) == [*ARTICLE_COLUMNS, "lean"]
+    summary = pd.read_parquet(tmp_path / "run" / "summary.parquet")
+    assert list(summary.columns[:3]) == ["lean", "target", "topic"]
+    assert set(summary["lean"]) <= {"left", "right"}
+    mentions = pd.read_parquet(tmp_path / "run" / "mentions.parquet")
+    assert list(mentions.columns) == [*MENTION_COLUMNS, "kind"]
+    assert result["run"]["group_by"] == "lean"
+    with pytest.raises(ValueError, match=r"'group_by' column 'owner' is not an article column"):
+        stance.analyze(
+            [fixture_corpus], sources=sources, config=cfg, encoder=FakeEncoder(), group_by="owner"
+        )
