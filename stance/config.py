@@ -342,7 +342,13 @@ class StanceSettings:
 
 @dataclass(frozen=True)
 class Target:
-    """One target actor: how it is named in text."""
+    """One target actor: how it is named in text.
+
+    ``people`` (leaders and officials), ``demonyms``, ``capitals`` and ``institutions`` give
+    aliases their mention kind (:data:`MENTION_KINDS`; other aliases are names);
+    ``attributive`` names become demonyms where they modify a noun (see
+    :func:`stance.mentions.mention_kind`).
+    """
 
     label: str
     aliases: list[str]
@@ -352,23 +358,6 @@ class Target:
     capitals: list[str] = field(default_factory=list)
     institutions: list[str] = field(default_factory=list)
     attributive: list[str] = field(default_factory=list)
-
-    def kind_of(self, alias: str) -> str:
-        """Return the mention kind of one of the aliases (see :data:`MENTION_KINDS`).
-
-        ``people`` are leaders, ``demonyms``, ``capitals`` and ``institutions`` their kinds;
-        every other alias is a ``name``. ``attributive`` names ("U.S.") become ``demonym``
-        where they modify a noun: see :func:`stance.mentions.find_mentions`.
-        """
-        for kind, names in (
-            ("leader", self.people),
-            ("demonym", self.demonyms),
-            ("capital", self.capitals),
-            ("institution", self.institutions),
-        ):
-            if alias in names:
-                return kind
-        return "name"
 
 
 @dataclass(frozen=True)
