@@ -145,16 +145,11 @@ def measure(run_dir: Path, n_check: int, top: int, seed: int) -> None:
     def encode(texts: list[str]) -> np.ndarray:
         return embed.embed_sentences(list(texts), enc, cache_dir=settings.embed.cache_path())
 
-    refit = topics.run_topics(
-        sentences.drop(columns="topic"),
-        vectors,
-        settings,
-        encode,
-        articles=articles,
-        progress=False,
+    model = topics.TopicModel.from_config(settings, coords=False).fit(
+        sentences.drop(columns="topic"), vectors, encode, articles=articles
     )
-    refit_sentences = sentences.assign(topic=refit.topic.to_numpy())
-    out["topics_refit"] = topic_figures(refit_sentences, articles, refit.table)
+    refit_sentences = sentences.assign(topic=model.labels_.to_numpy())
+    out["topics_refit"] = topic_figures(refit_sentences, articles, model.table_)
     # Aligned claims with this checkout's event check, from the run's own units.
     aligned = compare.aligned_claims(run["units"], sentences, vectors, articles, config=settings)
     out["aligned_pairs"] = len(aligned)

@@ -754,7 +754,8 @@ def aligned_claims(
     their embedding cosine similarity is at least ``compare.aligned_similarity``, and one unit
     is labelled negative and the other positive. Similar wording about the same target is not
     yet the same event, so the pair must also share the event: the articles' dates are at most
-    ``compare.aligned_max_days`` apart (undated articles pass), and the sentences share at least
+    ``compare.aligned_max_days`` apart (when any article of the units is dated, an undated one
+    is paired with none; a wholly undated corpus skips the check), and the sentences share at least
     ``compare.aligned_min_shared`` other names (see :func:`names`). Side ``a`` is the negative
     one. Pairs are
     ranked by ``similarity × disagreement`` (``disagreement = score_b − score_a``), at most
@@ -803,6 +804,7 @@ def aligned_claims(
     min_shared = int(settings["aligned_min_shared"])
     dates = parse_dates(u["article_id"].astype(str).map(meta["date"]))
     day = ((dates - pd.Timestamp("1970-01-01")).dt.days).to_numpy(dtype=float)
+    dated = max_days > 0 and bool(np.isfinite(day).any())
     name_cache: dict[int, frozenset[str]] = {}
     sentence_u = u["sentence"].astype(str).to_numpy()
     mentions_u = u["mentions"].astype(str).to_numpy()
@@ -828,9 +830,9 @@ def aligned_claims(
             block = neg[lo : lo + 1024]
             sim = np.asarray(vectors[rows_u[block]], dtype=np.float64) @ vp.T
             ok = (sim >= threshold) & (source_u[block][:, None] != source_u[pos][None, :])
-            if max_days > 0:
-                gap = np.abs(day[block][:, None] - day[pos][None, :])
-                ok &= ~(gap > max_days)  # NaN (undated) passes
+            if dated:
+                # an undated article cannot show that it reports the same event
+                ok &= np.abs(day[block][:, None] - day[pos][None, :]) <= max_days
             ii, jj = np.nonzero(ok)
             if min_shared > 0 and len(ii):
                 shared = np.array(

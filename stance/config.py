@@ -281,7 +281,8 @@ class CompareSettings:
     aligned_max_days: int = setting(
         14,
         "Aligned claims must be about the same event: the two articles' dates at most this many "
-        "days apart (pairs with an undated article are kept); 0 switches the check off.",
+        "days apart (an undated article pairs with none, unless no article is dated); 0 "
+        "switches the check off.",
         _at_least(0),
     )
     aligned_min_shared: int = setting(

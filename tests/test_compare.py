@@ -473,7 +473,7 @@ def test_compare_names_skip_first_word_titles_and_the_target():
         ("2020-01-10", "Russia wrecked Libya near Sirte.", True),
         ("2020-03-10", "Russia wrecked Libya near Sirte.", False),  # weeks apart
         ("2020-01-10", "Russia wrecked the trade talks.", False),  # no shared name
-        (None, "Russia wrecked Libya near Sirte.", True),  # undated passes
+        (None, "Russia wrecked Libya near Sirte.", False),  # undated among dated articles
     ],
 )
 def test_compare_aligned_claims_need_the_same_event(date_b, sentence_b, found):
@@ -501,3 +501,28 @@ def test_compare_aligned_claims_need_the_same_event(date_b, sentence_b, found):
     )
     out = compare.aligned_claims(compare.stance_units(m), sents, v, arts, config=FAST)
     assert (len(out) == 1) is found
+
+
+def test_compare_aligned_claims_in_an_undated_corpus_skip_the_date_check():
+    sents = pd.DataFrame(
+        {
+            "article_id": ["a1", "b1"],
+            "sentence_id": [0, 0],
+            "source": ["A", "B"],
+            "sentence": ["Russia saved Libya at Sirte.", "Russia wrecked Libya near Sirte."],
+        }
+    )
+    v = np.array([[1, 0], [0.99, 0.141]], dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    m = sents.assign(
+        target="russia",
+        mention="Russia",
+        start=0,
+        end=6,
+        topic="libya",
+        stance=["positive", "negative"],
+        stance_score=[0.8, -0.7],
+    )
+    arts = pd.DataFrame({"article_id": ["a1", "b1"], "title": ["TA", "TB"], "date": [None, None]})
+    out = compare.aligned_claims(compare.stance_units(m), sents, v, arts, config=FAST)
+    assert len(out) == 1
