@@ -10,7 +10,8 @@ Three steps (the AllSides text stays outside the repository: the sample and the 
 
 ``measure`` writes ``benchmarks/results/realnews_allsides.json`` (figures only) and the seeded
 sample of aligned pairs to hand-check, ``benchmarks/results/aligned_check.csv`` (pair ids and
-empty verdict columns; the sentences are printed, never written). After filling in the
+empty verdict columns ``same_event``, ``same_event_opposite_slant`` (yes/no) and ``reason``
+(one word: match, event, slant); the sentences are printed, never written). After filling in the
 verdicts, ``python benchmarks/realnews_allsides.py precision`` writes
 ``benchmarks/results/aligned_check.json``.
 """
@@ -163,6 +164,7 @@ def measure(run_dir: Path, n_check: int, top: int, seed: int) -> None:
             "article_id_b": pick["article_id_b"].to_numpy(),
             "sentence_id_b": pick["sentence_id_b"].to_numpy(),
             "target": pick["target"].to_numpy(),
+            "same_event": "",
             "same_event_opposite_slant": "",
             "reason": "",
         }
@@ -187,12 +189,16 @@ def precision(command: str) -> None:
     verdicts = check["same_event_opposite_slant"].astype(str).str.strip().str.lower()
     if not verdicts.isin(["yes", "no"]).all():
         raise SystemExit(f"{CHECK_CSV}: every verdict must be yes or no.")
+    same = check["same_event"].astype(str).str.strip().str.lower()
     result = {
         "pairs_checked": len(check),
         "yes": int((verdicts == "yes").sum()),
         "precision": round(float((verdicts == "yes").mean()), 4),
         "question": "Do both sentences report the same event or claim, with opposite slant "
-        "towards the target?",
+        "towards the target (one clearly negative, the other clearly positive)?",
+        "precision_same_event_only": round(float((same == "yes").mean()), 4),
+        "question_same_event_only": "Do both sentences report the same event or claim "
+        "(whatever their slant)?",
         "reasons": {k: int(v) for k, v in check["reason"].value_counts().sort_index().items()},
         "command": command,
     }
