@@ -287,9 +287,10 @@ class CompareSettings:
     )
     aligned_min_shared: int = setting(
         1,
-        "... and the two sentences must share at least this many other names: capitalised "
-        "words (people, places, bodies; not the sentence's first word, not the target's "
-        "mentions, not titles, months or weekdays); 0 switches the check off.",
+        "Aligned claims must also share names: the two sentences have at least this many other "
+        "names in common, capitalised words (people, places, bodies; not the sentence's first "
+        "word, not the target's mentions, not titles, months or weekdays); 0 switches the "
+        "check off.",
         _at_least(0),
     )
     evidence_per_cell: int = setting(
