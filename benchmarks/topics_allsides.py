@@ -176,6 +176,11 @@ def run_stance(
         "share_noise_sentences": float((labels == NOISE).mean()),
         "share_noise_articles": float((pred == NOISE).mean()),
         "share_named_sentences": float(np.isin(labels, model.named_ids_).mean()),
+        "share_largest_discovered_topic": float(
+            max((labels == d).mean() for d in model.discovered_ids_)
+            if model.discovered_ids_
+            else 0.0
+        ),
     }
 
 
@@ -274,7 +279,13 @@ def main(argv: list[str] | None = None) -> None:
     truth = articles["topic"]
     print(f"{len(articles)} articles, {len(sentences)} sentences", file=sys.stderr)
     ours = run_stance(articles, sentences, vectors, encode, args.seed)
-    print("stance done", ours["seconds"], scores(truth, ours["pred"]), file=sys.stderr)
+    print(
+        "stance done",
+        ours["seconds"],
+        scores(truth, ours["pred"]),
+        f"largest discovered topic {ours['share_largest_discovered_topic']:.3f}",
+        file=sys.stderr,
+    )
     bt_s = run_bertopic_sentences(articles, sentences, vectors, title_vectors)
     print("bertopic sentences done", bt_s["seconds"], scores(truth, bt_s["pred"]), file=sys.stderr)
     bt_a = run_bertopic_articles(articles, sentences, vectors, title_vectors)
@@ -313,6 +324,7 @@ def main(argv: list[str] | None = None) -> None:
                 "share_noise_sentences": round(ours["share_noise_sentences"], 4),
                 "share_noise_articles": round(ours["share_noise_articles"], 4),
                 "share_named_sentences": round(ours["share_named_sentences"], 4),
+                "share_largest_discovered_topic": round(ours["share_largest_discovered_topic"], 4),
             },
             "bertopic_sentences_majority": {
                 **{k: round(v, 4) for k, v in s_bs.items()},

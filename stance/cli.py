@@ -29,8 +29,19 @@ def _parser() -> argparse.ArgumentParser:
         nargs="+",
         help="folders of .txt/.md/.html pages, or CSV/JSONL/Parquet tables with a 'text' column",
     )
-    a.add_argument("--sources", help="CSV with columns file,source naming each input file's outlet")
+    a.add_argument(
+        "--sources",
+        help="CSV with columns file,source[,more columns] naming each input file's outlet; "
+        "more columns are kept on the articles",
+    )
     a.add_argument("--config", help="TOML config merged over the defaults (see `stance config`)")
+    a.add_argument(
+        "--group-by",
+        default="source",
+        metavar="COLUMN",
+        help="article column to compare across (default: source), e.g. bias_text; extra "
+        "columns of table inputs and of the --sources CSV are article columns",
+    )
     a.add_argument("--out", required=True, help="run directory to write")
     a.add_argument(
         "--strict",
@@ -141,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 out=args.out,
                 strict=True if args.strict else None,
                 progress=progress,
+                group_by=args.group_by,
             )
             counts = result["run"]["counts"]
             print(

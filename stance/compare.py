@@ -11,6 +11,7 @@ which other cells exist or the order they are computed in, and two runs give ide
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
@@ -148,15 +149,17 @@ def stance_units(mentions: pd.DataFrame) -> pd.DataFrame:
     contribution of its mentions and ``model_score`` the mean model score; its ``stance`` label
     is the most frequent label among its mentions (reversed for disputed ones), ties broken
     towards the sign of the unit's score; ``voice`` is the most frequent voice (ties: author,
-    disputed, reported); ``mentions`` joins the distinct surface forms.
+    disputed, reported); ``mentions`` joins the distinct surface forms and ``kind`` (when the
+    mentions have one) their distinct kinds.
 
     Args:
         mentions: Requires ``article_id, source, sentence_id, sentence, target, mention, topic,
-            stance, stance_score``; optionally ``voice, author_score, weight``.
+            stance, stance_score``; optionally ``voice, author_score, weight`` and ``kind``.
 
     Returns:
         One row per unit with ``article_id, source, sentence_id, sentence, target, topic,
-        mentions, n_mentions, voice, stance, stance_score, model_score``, sorted by the unit key.
+        mentions, (kind,) n_mentions, voice, stance, stance_score, model_score``, sorted by the
+        unit key.
     """
     import numpy as np
     import pandas as pd
@@ -177,10 +180,16 @@ def stance_units(mentions: pd.DataFrame) -> pd.DataFrame:
         "stance_score",
         "model_score",
     ]
+    has_kind = "kind" in mentions.columns
+    if has_kind:
+        cols.insert(cols.index("n_mentions"), "kind")
     if mentions.empty:
         return pd.DataFrame({c: pd.Series(dtype=dtype_of(c)) for c in cols})
     attributed = {"voice", "author_score", "weight"} <= set(mentions.columns)
-    m = mentions.loc[:, needed + (["voice", "author_score", "weight"] if attributed else [])].copy()
+    optional = (["voice", "author_score", "weight"] if attributed else []) + (
+        ["kind"] if has_kind else []
+    )
+    m = mentions.loc[:, needed + optional].copy()
     m["model_score"] = m["stance_score"].astype("float64")
     if attributed:
         m["stance_score"] = m["author_score"].astype("float64") * m["weight"].astype("float64")
@@ -204,6 +213,10 @@ def stance_units(mentions: pd.DataFrame) -> pd.DataFrame:
     # Distinct surface forms in order of first appearance, deterministic given the input order.
     forms = grouped["mention"].agg(lambda s: "; ".join(dict.fromkeys(map(str, s))))
     units["mentions"] = forms.to_numpy()
+    if has_kind:
+        units["kind"] = (
+            grouped["kind"].agg(lambda s: "; ".join(dict.fromkeys(map(str, s)))).to_numpy()
+        )
     order = {"author": 0.2, "disputed": 0.1, "reported": 0.0}
     units["voice"] = (
         grouped["voice"]
@@ -499,7 +512,10 @@ def permutation_test(
 
 
 def contrasts(
-    units: pd.DataFrame, *, config: Settings | dict[str, Any] | None = None
+    units: pd.DataFrame,
+    *,
+    config: Settings | dict[str, Any] | None = None,
+    by: str = "source",
 ) -> pd.DataFrame:
     """Pairwise source differences per target and topic (plus topic ``"all"``).
 
@@ -513,6 +529,8 @@ def contrasts(
     Args:
         units: From :func:`stance_units`.
         config: Full configuration.
+        by: The column compared (default ``source``; e.g. ``bias_text`` merged into the units);
+            its pairs are named ``{by}_a, {by}_b`` in place of ``source_a, source_b``.
 
     Returns:
         A table with :data:`CONTRAST_COLUMNS`, sorted by target, topic, source_a, source_b.
@@ -521,16 +539,17 @@ def contrasts(
     import pandas as pd
 
     settings = compare_settings(config)
-    require_columns(units, ["source", "target", "topic", "article_id", "stance_score"], "units")
+    require_columns(units, [by, "target", "topic", "article_id", "stance_score"], "units")
+    columns = _renamed(CONTRAST_COLUMNS, by)
     if units.empty:
-        return _empty(CONTRAST_COLUMNS)
+        return _empty(columns)
     data = pd.concat([units, units.assign(topic=ALL_TOPICS)], ignore_index=True)
     alpha = 1.0 - settings["confidence"]
     rows = []
     for (target, topic), cell in data.groupby(["target", "topic"], sort=True):
         by_source = {
             s: (g["stance_score"].to_numpy(float), g["article_id"].astype(str).to_numpy())
-            for s, g in cell.groupby("source", sort=True)
+            for s, g in cell.groupby(by, sort=True)
         }
         names = sorted(by_source)
         for i, a in enumerate(names):
@@ -571,14 +590,20 @@ def contrasts(
                     )
                 )
     if not rows:
-        return _empty(CONTRAST_COLUMNS)
-    out = pd.DataFrame(rows, columns=list(CONTRAST_COLUMNS[:-2]))
+        return _empty(columns)
+    out = pd.DataFrame(rows, columns=list(columns[:-2]))
     out["p_adjusted"] = benjamini_hochberg(out["p_value"].to_numpy())
     out["significant"] = out["p_adjusted"] < alpha
-    out = _typed(out.loc[:, list(CONTRAST_COLUMNS)])
-    return out.sort_values(["target", "topic", "source_a", "source_b"], kind="stable").reset_index(
+    out = _typed(out.loc[:, list(columns)])
+    return out.sort_values(["target", "topic", f"{by}_a", f"{by}_b"], kind="stable").reset_index(
         drop=True
     )
+
+
+def _renamed(columns: tuple[str, ...], by: str) -> tuple[str, ...]:
+    """``columns`` with ``source`` (and ``source_a``/``source_b``) named after ``by``."""
+    names = {"source": by, "source_a": f"{by}_a", "source_b": f"{by}_b"}
+    return tuple(names.get(c, c) for c in columns)
 
 
 def _diff_interval(xa, aa, xb, ab, settings, rng) -> tuple[float, float]:
@@ -621,7 +646,11 @@ def _article_meta(articles: pd.DataFrame) -> pd.DataFrame:
 
 
 def evidence(
-    units: pd.DataFrame, articles: pd.DataFrame, *, config: Settings | dict[str, Any] | None = None
+    units: pd.DataFrame,
+    articles: pd.DataFrame,
+    *,
+    config: Settings | dict[str, Any] | None = None,
+    by: str = "source",
 ) -> pd.DataFrame:
     """Pick the strongest sentences behind every summary cell (source × target × topic, "all").
 
@@ -633,6 +662,8 @@ def evidence(
         units: From :func:`stance_units`.
         articles: Requires ``article_id``; ``title`` and ``date`` are used when present.
         config: Full configuration.
+        by: The column the cells are grouped by (default ``source``); another column takes
+            the place of ``source``, and the outlet moves to the last column.
 
     Returns:
         A table with :data:`EVIDENCE_COLUMNS`.
@@ -641,13 +672,14 @@ def evidence(
 
     settings = compare_settings(config)
     k = int(settings["evidence_per_cell"])
+    columns = EVIDENCE_COLUMNS if by == "source" else (*_renamed(EVIDENCE_COLUMNS, by), "source")
     if units.empty or k < 1:
-        return _empty(EVIDENCE_COLUMNS)
+        return _empty(columns)
     data = pd.concat([units, units.assign(topic=ALL_TOPICS)], ignore_index=True)
     data = data.merge(_article_meta(articles), on="article_id", how="left")
     data["title"] = data["title"].fillna("")
     data["date"] = data["date"].fillna("")
-    keys = ["source", "target", "topic"]
+    keys = [by, "target", "topic"]
     tiebreak = ["article_id", "sentence_id"]
     neg = data[data["stance_score"] < 0].sort_values(
         [*keys, "stance_score", *tiebreak], kind="stable"
@@ -658,15 +690,56 @@ def evidence(
     pos = pos.groupby(keys, sort=False).head(k).assign(side="positive").drop(columns="_neg")
     out = pd.concat([neg, pos], ignore_index=True)
     if out.empty:
-        return _empty(EVIDENCE_COLUMNS)
+        return _empty(columns)
     out["rank"] = out.groupby([*keys, "side"], sort=False).cumcount() + 1
-    out = _typed(out.loc[:, list(EVIDENCE_COLUMNS)])
+    out = _typed(out.loc[:, list(columns)])
     return out.sort_values([*keys, "side", "rank"], kind="stable").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------
 # Aligned claims
 # --------------------------------------------------------------------------------------------
+
+
+# Capitalised words that name no one: titles, honorifics, calendar words, pronouns and the
+# determiners and conjunctions that open clauses in headlines and quotes.
+_NOT_NAMES = frozenset(
+    """
+    The A An And But Or If In On At Of For To By With From As It He She They We I You His Her
+    Their Its Our This That These Those There Here What When Where Why How Who Which While
+    Mr Mrs Ms Dr Sir President Prime Minister Secretary Foreign Defense Defence State Senator
+    Sen Rep Representative Gov Governor General Gen Admiral Chancellor King Queen Prince
+    Ambassador Spokesman Spokeswoman Spokesperson Chief Director Leader Deputy Vice Officials
+    Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May
+    June July August September October November December Jan Feb Mar Apr Jun Jul Aug Sep Sept
+    Oct Nov Dec Today Yesterday Tomorrow Also However Still Yet So Now Then After Before But
+    """.split()
+)
+_CAPITALISED = re.compile(r"\b[A-Z][\w'’.-]*[\w]")
+
+
+def names(sentence: str, exclude: Iterable[str] = ()) -> frozenset[str]:
+    """Return the names a sentence mentions: its capitalised words, for event overlap.
+
+    Not counted: the sentence's first word, titles, honorifics, months, weekdays and function
+    words (:data:`_NOT_NAMES`), and words of ``exclude`` (the target's own mentions, so that
+    two sentences about Russia do not share an event by both saying "Russia"). A possessive
+    "'s" is dropped, so "Assad's" and "Assad" are one name.
+
+    Args:
+        sentence: The sentence.
+        exclude: Phrases whose words are no names here (e.g. the unit's ``mentions``).
+    """
+    skip = {w for phrase in exclude for w in re.findall(r"[\w.'’-]+", phrase)}
+    out = set()
+    for m in _CAPITALISED.finditer(sentence):
+        if not sentence[: m.start()].strip(" \"“‘'([-—–"):
+            continue  # the sentence's first word is capitalised whatever it is
+        word = re.sub(r"[’']s$", "", m.group(0))
+        if word in _NOT_NAMES or word in skip or len(word) < 2:
+            continue
+        out.add(word)
+    return frozenset(out)
 
 
 def aligned_claims(
@@ -681,7 +754,12 @@ def aligned_claims(
 
     A pair qualifies when both sentences mention the same target, come from different sources,
     their embedding cosine similarity is at least ``compare.aligned_similarity``, and one unit
-    is labelled negative and the other positive. Side ``a`` is the negative one. Pairs are
+    is labelled negative and the other positive. Similar wording about the same target is not
+    yet the same event, so the pair must also share the event: the articles' dates are at most
+    ``compare.aligned_max_days`` apart (when any article of the units is dated, an undated one
+    is paired with none; a wholly undated corpus skips the check), and the sentences share at least
+    ``compare.aligned_min_shared`` other names (see :func:`names`). Side ``a`` is the negative
+    one. Pairs are
     ranked by ``similarity × disagreement`` (``disagreement = score_b − score_a``), at most
     ``compare.aligned_max_pairs`` kept.
 
@@ -724,6 +802,20 @@ def aligned_claims(
     idx = pd.MultiIndex.from_arrays([u["article_id"].astype(str), u["sentence_id"].astype("int64")])
     u["_row"] = row_of.reindex(idx).to_numpy()
     u = u[u["_row"].notna()].reset_index(drop=True)
+    max_days = int(settings["aligned_max_days"])
+    min_shared = int(settings["aligned_min_shared"])
+    dates = parse_dates(u["article_id"].astype(str).map(meta["date"]))
+    day = ((dates - pd.Timestamp("1970-01-01")).dt.days).to_numpy(dtype=float)
+    dated = max_days > 0 and bool(np.isfinite(day).any())
+    name_cache: dict[int, frozenset[str]] = {}
+    sentence_u = u["sentence"].astype(str).to_numpy()
+    mentions_u = u["mentions"].astype(str).to_numpy()
+
+    def names_of(i: int) -> frozenset[str]:
+        if i not in name_cache:
+            name_cache[i] = names(sentence_u[i], str(mentions_u[i]).split("; "))
+        return name_cache[i]
+
     score = u["stance_score"].to_numpy(float)
     rows_u = u["_row"].astype(int).to_numpy()
     source_u = u["source"].astype(str).to_numpy()
@@ -740,7 +832,19 @@ def aligned_claims(
             block = neg[lo : lo + 1024]
             sim = np.asarray(vectors[rows_u[block]], dtype=np.float64) @ vp.T
             ok = (sim >= threshold) & (source_u[block][:, None] != source_u[pos][None, :])
+            if dated:
+                # an undated article cannot show that it reports the same event
+                ok &= np.abs(day[block][:, None] - day[pos][None, :]) <= max_days
             ii, jj = np.nonzero(ok)
+            if min_shared > 0 and len(ii):
+                shared = np.array(
+                    [
+                        len(names_of(int(block[i])) & names_of(int(pos[j]))) >= min_shared
+                        for i, j in zip(ii, jj, strict=True)
+                    ],
+                    dtype=bool,
+                )
+                ii, jj = ii[shared], jj[shared]
             cand_a.append(block[ii])
             cand_b.append(pos[jj])
             cand_sim.append(sim[ii, jj])
@@ -899,6 +1003,75 @@ def trends(
 # --------------------------------------------------------------------------------------------
 
 
+def check_group_by(articles: pd.DataFrame, group_by: str) -> None:
+    """Check that ``group_by`` names a column of the articles table.
+
+    Raises:
+        ValueError: Naming the column and the columns that could be compared instead.
+    """
+    if group_by not in articles.columns or group_by in ("article_id", "text"):
+        options = [c for c in articles.columns if c not in ("article_id", "text")]
+        raise ValueError(
+            f"The 'group_by' column {group_by!r} is not an article column. Available: {options}."
+        )
+
+
+def with_group(units: pd.DataFrame, articles: pd.DataFrame, group_by: str) -> pd.DataFrame:
+    """Return ``units`` with the articles' ``group_by`` column (as strings; missing → ``""``).
+
+    Args:
+        units: From :func:`stance_units` (``article_id``).
+        articles: Requires ``article_id`` and ``group_by``.
+        group_by: An article column, e.g. ``bias_text``.
+    """
+    check_group_by(articles, group_by)
+    if group_by in units.columns:
+        return units
+    values = articles.drop_duplicates("article_id").set_index(
+        articles.drop_duplicates("article_id")["article_id"].astype(str)
+    )[group_by]
+    group = units["article_id"].astype(str).map(values)
+    group = group.where(group.notna(), "").astype(str)
+    return units.assign(**{group_by: group.to_numpy()})
+
+
+def group_order(
+    articles: pd.DataFrame, column: str = "source", *, group: str | None = None
+) -> list[str]:
+    """Return the values of an article column in display order.
+
+    Ordered by their ``group`` (when given, e.g. ``bias_text`` for outlets: groups in order of
+    their own volume), then by volume (number of articles, largest first), then by name.
+
+    Args:
+        articles: Requires ``article_id``, ``column`` and ``group`` when given.
+        column: The column whose values are ordered, e.g. ``source``.
+        group: A column that groups the values, e.g. ``bias_text``.
+
+    Raises:
+        ValueError: When a column is not in the articles table.
+    """
+    check_group_by(articles, column)
+    a = articles.drop_duplicates("article_id")
+    volume = a[column].astype(str).value_counts()
+    if group is None:
+        return sorted(volume.index, key=lambda v: (-volume[v], v))
+    check_group_by(articles, group)
+    g = a[group].fillna("").astype(str)
+    group_volume = g.value_counts()
+    # An outlet belongs to the group most of its articles have (ties: the first by name).
+    first = (
+        a.assign(_g=g, _v=a[column].astype(str))
+        .groupby(["_v", "_g"], sort=True)
+        .size()
+        .reset_index(name="n")
+        .sort_values(["_v", "n", "_g"], ascending=[True, False, True], kind="stable")
+        .drop_duplicates("_v")
+        .set_index("_v")["_g"]
+    )
+    return sorted(volume.index, key=lambda v: (-group_volume[first[v]], first[v], -volume[v], v))
+
+
 def run_compare(
     mentions: pd.DataFrame,
     articles: pd.DataFrame,
@@ -907,20 +1080,29 @@ def run_compare(
     config: Settings | dict[str, Any] | None,
     *,
     progress: bool = True,
+    group_by: str = "source",
 ) -> dict[str, pd.DataFrame]:
     """Compute every comparison table of a run.
 
     Args:
-        mentions: Scored mentions (``MENTION_COLUMNS``; ``path``/``start``/``end`` unused).
+        mentions: Scored mentions (``MENTION_COLUMNS``; ``path``/``start``/``end`` unused; with
+            a ``kind`` column, the kinds in ``mentions.exclude_kinds`` are left out).
         articles: Requires ``article_id``; ``title`` and ``date`` are used when present.
         sentences: Requires ``article_id, sentence_id``; row ``i`` matches ``vectors[i]``.
         vectors: L2-normalised sentence embeddings or ``None``.
         config: Full configuration (``run.seed`` and the ``compare`` table).
         progress: Show a tqdm bar over the steps.
+        group_by: The article column compared (default ``source``): it takes the place of
+            ``source`` in summary, contrasts (``{group_by}_a/_b``), evidence and trends, and is
+            added to the units. Aligned claims always pair different sources.
 
     Returns:
         ``{"units", "summary", "contrasts", "evidence", "aligned", "trends"}`` → DataFrames, each
-        sorted deterministically (``units``: see :func:`stance_units`).
+        sorted deterministically (``units``: see :func:`stance_units`; ``summary``: groups by
+        volume, see :func:`group_order`, then target and topic).
+
+    Raises:
+        ValueError: When ``group_by`` is not an article column.
     """
     from tqdm.auto import tqdm
 
@@ -928,7 +1110,11 @@ def run_compare(
     require_columns(mentions, needed, "mentions")
     require_columns(articles, ["article_id"], "articles")
     require_columns(sentences, ["article_id", "sentence_id"], "sentences")
+    check_group_by(articles, group_by)
     config = as_settings(config)  # checked once, before any work
+    excluded = config.mentions.exclude_kinds
+    if excluded and "kind" in mentions.columns:
+        mentions = mentions[~mentions["kind"].isin(excluded)].reset_index(drop=True)
     steps = ["units", "summary", "contrasts", "evidence", "aligned", "trends"]
     out: dict[str, pd.DataFrame] = {}
     with tqdm(steps, desc="compare", disable=not progress, leave=False) as bar:
@@ -936,16 +1122,22 @@ def run_compare(
             bar.set_postfix_str(step)
             if step == "units":
                 units = stance_units(mentions)
+                if group_by != "source":
+                    units = with_group(units, articles, group_by)
                 out["units"] = units
             elif step == "summary":
-                s = summarize(units, config=config)
-                out["summary"] = s.loc[:, list(SUMMARY_OUT_COLUMNS)]
+                s = summarize(units, by=(group_by, "target", "topic"), config=config)
+                rank = {v: i for i, v in enumerate(group_order(articles, group_by))}
+                s = s.assign(_rank=s[group_by].map(rank).fillna(len(rank)))
+                s = s.sort_values(["_rank", group_by, "target", "topic"], kind="stable")
+                cols = _renamed(SUMMARY_OUT_COLUMNS, group_by)
+                out["summary"] = s.loc[:, list(cols)].reset_index(drop=True)
             elif step == "contrasts":
-                out["contrasts"] = contrasts(units, config=config)
+                out["contrasts"] = contrasts(units, config=config, by=group_by)
             elif step == "evidence":
-                out["evidence"] = evidence(units, articles, config=config)
+                out["evidence"] = evidence(units, articles, config=config, by=group_by)
             elif step == "aligned":
                 out["aligned"] = aligned_claims(units, sentences, vectors, articles, config=config)
             elif step == "trends":
-                out["trends"] = trends(units, articles, config=config)
+                out["trends"] = trends(units, articles, config=config, by=(group_by,))
     return out

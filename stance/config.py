@@ -27,6 +27,10 @@ from typing import Any, ClassVar
 
 TARGETS_FILE = "default_targets.toml"
 RESERVED_TOPICS = ("all", "noise")
+#: What a mention names (``mentions.kind``): the country's name, its demonym or an adjectival
+#: use of its name, its capital as metonym, one of its leaders or officials, one of its
+#: institutions, or a reference ("it", "he", "the country") resolved to it.
+MENTION_KINDS = ("name", "demonym", "capital", "leader", "institution", "reference")
 
 Check = Callable[[Any], str | None]
 
@@ -173,6 +177,19 @@ class MentionSettings:
         "(thousands of names without punctuation) can cause.",
         _at_least(1),
     )
+    exclude_kinds: list[str] = field(
+        default_factory=list,
+        metadata={
+            "doc": "Mention kinds left out of the comparison tables (summary, contrasts, "
+            'evidence, aligned claims, trends), e.g. ["demonym"]; mentions.parquet keeps '
+            f"every mention with its `kind`. Kinds: {', '.join(MENTION_KINDS)}.",
+            "check": lambda v: (
+                None
+                if set(v) <= set(MENTION_KINDS)
+                else f"a list of mention kinds from {list(MENTION_KINDS)}"
+            ),
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -231,6 +248,30 @@ class TopicSettings:
     )
     n_keywords: int = setting(8, "c-TF-IDF keywords per discovered topic.", _at_least(1))
     n_representative: int = setting(3, "Representative sentences per topic.", _at_least(0))
+    max_share: float = setting(
+        0.15,
+        "Largest share of the sentences one discovered topic may hold: a larger cluster is "
+        "split (k-means on its members, k = share / max_share rounded up) before assignment; "
+        "1 switches the cap off.",
+        _between(0.0, 1.0, open_=False),
+    )
+    rename: dict[str, str] = field(
+        default_factory=dict,
+        metadata={
+            "doc": "New labels for topics, by topic id (as in topics.parquet), e.g. "
+            'd03_syria_assad = "Syrian war". A discovered topic\'s label is otherwise its 2-3 '
+            "most distinctive c-TF-IDF keywords, capitalised as they are written.",
+            "check": None,
+        },
+    )
+    merge: dict[str, str] = field(
+        default_factory=dict,
+        metadata={
+            "doc": 'Topics merged into others, by topic id: d07_iran_deal = "d02_iran_nuclear" '
+            "relabels every sentence of the first as the second (sizes add up).",
+            "check": None,
+        },
+    )
 
     def check(self) -> str | None:
         """Return what is wrong across fields, or ``None``."""
@@ -269,6 +310,21 @@ class CompareSettings:
         "Cells and contrasts resting on fewer articles are marked in the reports and never "
         "reported as findings: one or two articles are an anecdote, however many sentences.",
         _at_least(1),
+    )
+    aligned_max_days: int = setting(
+        14,
+        "Aligned claims must be about the same event: the two articles' dates at most this many "
+        "days apart (an undated article pairs with none, unless no article is dated); 0 "
+        "switches the check off.",
+        _at_least(0),
+    )
+    aligned_min_shared: int = setting(
+        1,
+        "Aligned claims must also share names: the two sentences have at least this many other "
+        "names in common, capitalised words (people, places, bodies; not the sentence's first "
+        "word, not the target's mentions, not titles, months or weekdays); 0 switches the "
+        "check off.",
+        _at_least(0),
     )
     evidence_per_cell: int = setting(
         3, "Most negative and most positive sentences kept per summary cell.", _at_least(1)
@@ -321,12 +377,22 @@ class StanceSettings:
 
 @dataclass(frozen=True)
 class Target:
-    """One target actor: how it is named in text."""
+    """One target actor: how it is named in text.
+
+    ``people`` (leaders and officials), ``demonyms``, ``capitals`` and ``institutions`` give
+    aliases their mention kind (:data:`MENTION_KINDS`; other aliases are names);
+    ``attributive`` names become demonyms where they modify a noun (see
+    :func:`stance.mentions.mention_kind`).
+    """
 
     label: str
     aliases: list[str]
     people: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
+    demonyms: list[str] = field(default_factory=list)
+    capitals: list[str] = field(default_factory=list)
+    institutions: list[str] = field(default_factory=list)
+    attributive: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -374,7 +440,7 @@ class Settings:
         return out
 
     def targets_dict(self) -> dict[str, dict[str, Any]]:
-        """Return the targets as ``{name: {label, aliases, people, exclude}}``."""
+        """Return the targets as ``{name: {label, aliases, people, exclude, demonyms, ...}}``."""
         return {k: asdict(v) for k, v in self.targets.items()}
 
     def named_topics_dict(self) -> dict[str, dict[str, Any]]:
@@ -400,6 +466,11 @@ def _kind(annotation: Any) -> tuple[str, Callable[[Any], bool]]:
         return (
             "a list of strings",
             lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        )
+    if origin is dict and typing.get_args(annotation)[1] is str:
+        return (
+            "a table of strings",
+            lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
         )
     if origin is dict:
         return (
@@ -535,11 +606,20 @@ def _build(merged: dict[str, Any], source: str) -> Settings:
                 f"{source}: target {name!r} must have a non-empty list of strings 'aliases'. "
                 f"Got {aliases!r} instead."
             )
-        if not set(spec.get("people", [])) <= set(aliases):
-            raise ValueError(
-                f"{source}: 'targets.{name}.people' must be a list of some of its aliases. "
-                f"Got {spec.get('people')!r} instead."
-            )
+        for part in ("people", "demonyms", "capitals", "institutions", "attributive"):
+            if not set(spec.get(part, [])) <= set(aliases):
+                raise ValueError(
+                    f"{source}: 'targets.{name}.{part}' must be a list of some of its aliases. "
+                    f"Got {spec.get(part)!r} instead."
+                )
+        kinds = ("people", "demonyms", "capitals", "institutions")
+        for i, part in enumerate(kinds):
+            for other in kinds[i + 1 :]:
+                if both := sorted(set(spec.get(part, [])) & set(spec.get(other, []))):
+                    raise ValueError(
+                        f"{source}: alias(es) {both} of target {name!r} are in both "
+                        f"'{part}' and '{other}'; give each alias one kind."
+                    )
         targets[name] = Target(**spec)
     if not targets:
         raise ValueError(f"{source}: the 'targets' table must define at least one target.")

@@ -1445,4 +1445,84 @@ def ingest(
     rows = _drop_duplicates(rows, report)
     _check_dates(rows, report)
     df = pd.DataFrame(rows)
-    return df[[*ARTICLE_COLUMNS, *[c for c in df.columns if c not in ARTICLE_COLUMNS]]], report
+    df = df[[*ARTICLE_COLUMNS, *[c for c in df.columns if c not in ARTICLE_COLUMNS]]]
+    df = carry_columns(df, sources)
+    if df["article_id"].duplicated().any():
+        dups = df.loc[df["article_id"].duplicated(), "path"].tolist()
+        report.warn(f"Duplicate articles (same file, position and text) kept once: {dups[:5]}")
+        df = df.drop_duplicates("article_id").reset_index(drop=True)
+    return df, report
+
+
+_PART = re.compile(r"#(?:row)?\d+$")
+
+
+def read_source_columns(path: str | Path) -> dict[str, dict[str, str]]:
+    """Read the columns of a sources CSV beyond ``file`` (or ``path``) and ``source``.
+
+    Returns:
+        File key → ``{column: value}`` (values as strings, as written), for every row with a
+        file; empty when the CSV has no further column. The file is checked by
+        :func:`read_sources`.
+    """
+    import pandas as pd
+
+    df = pd.read_csv(Path(path), dtype=str, keep_default_na=False, comment="#")
+    key = "file" if "file" in df.columns else "path"
+    extra = [c for c in df.columns if c not in (key, "source", *ARTICLE_COLUMNS)]
+    return {
+        str(r[key]).strip(): {c: str(r[c]).strip() for c in extra}
+        for r in df.to_dict("records")
+        if str(r[key]).strip() and extra
+    }
+
+
+def carry_columns(
+    articles: pd.DataFrame, sources: str | Path | dict[str, str] | None = None
+) -> pd.DataFrame:
+    """Keep outlet metadata on the articles: extra columns as strings, plus the sources CSV's.
+
+    Every column after the contract's (``schema.ARTICLE_COLUMNS``) becomes a string column
+    (missing values stay missing), so ``bias_text`` or a numeric ``year`` compare as labels.
+    A sources CSV's columns beyond ``file,source`` (e.g. ``rating,country,owner``) are added to
+    the articles of the file they name (matched like the ``source``: by file name, path or
+    stem), after the table's own extra columns; a value in the CSV overrides the table's.
+
+    Args:
+        articles: The articles table (``path`` is ``FILE``, ``FILE#rowN`` or ``FILE#N``).
+        sources: What :func:`ingest` was given as ``sources``.
+
+    Returns:
+        The articles with the contract columns first and the extra ones after them.
+    """
+    import pandas as pd
+
+    out = articles.copy()
+    if isinstance(sources, (str, Path)):
+        by_file = read_source_columns(sources)
+        if by_file:
+            files = out["path"].astype(str).str.replace(_PART, "", regex=True)
+            for col in dict.fromkeys(c for cols in by_file.values() for c in cols):
+                values = []
+                for f in files:
+                    p = Path(f)
+                    key = next((k for k in (p.name, f, p.stem) if k in by_file), None)
+                    values.append(by_file[key].get(col) if key is not None else None)
+                given = pd.Series(values, index=out.index, dtype=object)
+                out[col] = given.where(given.notna(), out[col]) if col in out.columns else given
+    for col in out.columns:
+        if col not in ARTICLE_COLUMNS:
+            out[col] = pd.Series([_as_text(v) for v in out[col]], index=out.index, dtype=object)
+    return out
+
+
+def _as_text(value: Any) -> str | None:
+    """Return a table value as a string; missing stays ``None``.
+
+    A whole number that pandas widened to float (a column with gaps) reads as written: "2".
+    """
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

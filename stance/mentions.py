@@ -4,13 +4,15 @@ Each target (Russia, the US, ...) has aliases in the config: names, demonyms, ca
 metonyms, leaders and institutions. Aliases match case-sensitively as written or in ALL CAPS,
 as whole words, longest first, so "US" is found and "us" never is, and "Russian Foreign
 Ministry" is not also counted as "Russian". Phrases in a target's ``exclude`` list ("Latin
-America", "Washington Post") veto the matches they contain.
+America", "Washington Post") veto the matches they contain. Every mention records its kind
+(:data:`stance.config.MENTION_KINDS`): a name, a demonym or adjectival use of a name, the capital
+as metonym, a leader or official, an institution, or a resolved reference.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from stance.schema import MENTION_COLUMNS, require_columns
@@ -29,6 +31,8 @@ class Lexicon:
     exclude: re.Pattern[str] | None
     alias_target: dict[str, str]
     exclude_target: dict[str, str]
+    alias_kind: dict[str, str] = field(default_factory=dict)
+    attributive: frozenset[str] = frozenset()
 
 
 def _variants(alias: str) -> list[str]:
@@ -40,20 +44,36 @@ def _alternation(phrases: list[str]) -> str:
     return "|".join(re.escape(p) for p in ordered)
 
 
+_KIND_LISTS = (
+    ("people", "leader"),
+    ("demonyms", "demonym"),
+    ("capitals", "capital"),
+    ("institutions", "institution"),
+)
+
+
 def build_lexicon(targets: dict[str, dict[str, Any]]) -> Lexicon:
     """Compile the target table of the config into a :class:`Lexicon`.
 
     Args:
-        targets: ``config["targets"]``: name → ``{"aliases": [...], "exclude": [...]}``.
+        targets: ``config["targets"]``: name → ``{"aliases": [...], "exclude": [...]}`` and
+            optionally the kind lists ``people``, ``demonyms``, ``capitals``, ``institutions``
+            and ``attributive`` (aliases in none of the first four are names).
 
     Raises:
         ValueError: When one alias is given to two targets.
     """
     alias_target: dict[str, str] = {}
     exclude_target: dict[str, str] = {}
+    alias_kind: dict[str, str] = {}
+    attributive: set[str] = set()
     for name, spec in targets.items():
+        kinds = {a.strip(): kind for key, kind in _KIND_LISTS for a in spec.get(key, [])}
+        for alias in spec.get("attributive", []):
+            attributive.update(_variants(alias.strip()))
         for alias in spec["aliases"]:
             for variant in _variants(alias.strip()):
+                alias_kind.setdefault(variant, kinds.get(alias.strip(), "name"))
                 other = alias_target.get(variant)
                 if other is not None and other != name:
                     raise ValueError(
@@ -71,7 +91,55 @@ def build_lexicon(targets: dict[str, dict[str, Any]]) -> Lexicon:
         if exclude_target
         else None
     )
-    return Lexicon(pattern, exclude, alias_target, exclude_target)
+    return Lexicon(
+        pattern, exclude, alias_target, exclude_target, alias_kind, frozenset(attributive)
+    )
+
+
+# Lowercase words after an attributive name ("the U.S. said") that show it is the subject or
+# object, not a modifier: verbs, auxiliaries, conjunctions, prepositions, pronouns, adverbs.
+_NOT_A_NOUN = frozenset(
+    """
+    a an the and or but nor so yet if as than then that which who whom whose what when where
+    while because since until unless though although whether to of in on at for with by from
+    into onto over under about against between among through during before after above below
+    up down out off near via per is are was were be been being am has have had having do does
+    did done will would shall should can could may might must ought says said say saying tells
+    told asks asked wants wanted needs needed plans planned seeks sought tries tried hopes
+    hoped insists insisted warns warned claims claimed accuses accused blames blamed denies
+    denied rejects rejected refuses refused agrees agreed announced announces condemned
+    condemns imposed imposes launched launches sent sends made makes took takes gave gives
+    struck strikes killed kills withdrew withdraws pulled pulls remains remained became becomes
+    continues continued believes believed considers considered urged urges called calls
+    responded responds supported supports backed backs also still not never already now again
+    too just only even once first last really however therefore instead alone itself
+    themselves he she it they we you i him her them us me this these those there here
+    """.split()
+)
+_NEXT_WORD = re.compile(r"(-)?\s*([A-Za-z][\w'’-]*)?")
+
+
+def mention_kind(sentence: str, mention: str, end: int, lexicon: Lexicon) -> str:
+    """Return the kind of the alias ``mention`` that ends at ``end`` in ``sentence``.
+
+    The kind declared in the targets table (see :func:`build_lexicon`), except that an
+    ``attributive`` name ("US", "U.S.") modifying what follows is a ``demonym``: the next word
+    is joined to it by a hyphen ("U.S.-led"), or is a lowercase word that is not a verb,
+    auxiliary, pronoun or function word from a closed list ("U.S. officials", "U.S. military
+    aid"; but "the U.S. said", "the U.S. and Russia" stay names).
+    """
+    kind = lexicon.alias_kind.get(mention, "name")
+    if mention not in lexicon.attributive:
+        return kind
+    m = _NEXT_WORD.match(sentence, end)
+    hyphen, word = (m.group(1), m.group(2)) if m else (None, None)
+    if word is None:
+        return kind
+    if hyphen:
+        return "demonym"
+    if word[0].islower() and word.split("-")[0].lower() not in _NOT_A_NOUN:
+        return "demonym"
+    return kind
 
 
 def find_mentions(sentence: str, lexicon: Lexicon) -> list[tuple[str, str, int, int]]:
@@ -195,6 +263,7 @@ def resolve_references(
                 }
                 if "topic" in columns:
                     values["topic"] = getattr(rec, "topic", None)
+                values["kind"] = "reference"
                 added.append([values[c] for c in columns])
                 by_sentence.setdefault(key, []).append((target, text, start, end))
         previous = (rec.article_id, rec.sentence_id, rec.sentence)
@@ -219,7 +288,8 @@ def extract_mentions(
 
     Returns:
         One row per mention: ``article_id, source, sentence_id, sentence, target, mention,
-        start, end`` (and ``topic``), where ``sentence[start:end] == mention``, in sentence order.
+        start, end`` (and ``topic``), then ``kind`` (see :func:`mention_kind`; ``"reference"``
+        for resolved references), where ``sentence[start:end] == mention``, in sentence order.
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -238,8 +308,9 @@ def extract_mentions(
         unit="sent",
     ):
         for target, mention, start, end in find_mentions(rec.sentence, lexicon):
-            rows.append((*rec[:4], target, mention, start, end, *rec[4:]))
-    columns = [*MENTION_COLUMNS[: MENTION_COLUMNS.index("end") + 1], *carry[4:]]
+            kind = mention_kind(rec.sentence, mention, end, lexicon)
+            rows.append((*rec[:4], target, mention, start, end, *rec[4:], kind))
+    columns = [*MENTION_COLUMNS[: MENTION_COLUMNS.index("end") + 1], *carry[4:], "kind"]
     out = pd.DataFrame(rows, columns=columns)
     if resolve and len(out):
         refs = resolve_references(sentences[carry], out, targets)

@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stance.config import Settings, load_settings
-from stance.schema import MENTION_COLUMNS, SENTENCE_COLUMNS, SUMMARY_COLUMNS
+from stance.schema import (
+    MENTION_COLUMNS,
+    MENTION_EXTRA_COLUMNS,
+    SENTENCE_COLUMNS,
+    SUMMARY_COLUMNS,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -130,6 +135,7 @@ def analyze(
     encoder: Encoder | None = None,
     scorer: Scorer | None = None,
     progress: bool = True,
+    group_by: str = "source",
 ) -> dict[str, Any]:
     """Run the whole analysis.
 
@@ -145,6 +151,10 @@ def analyze(
         encoder: The sentence embedder (default: the bundled all-MiniLM-L6-v2).
         scorer: A function like :func:`stance.score_mentions` (default: the shipped model).
         progress: Show progress bars.
+        group_by: The article column compared across (default ``source``; e.g. ``bias_text``
+            from an AllSides table or a column of the sources CSV). It takes the place of
+            ``source`` in ``summary``, ``evidence`` and ``trends`` and names the pairs of
+            ``contrasts`` (``{group_by}_a``, ``{group_by}_b``).
 
     Returns:
         A dict of DataFrames (``articles``, ``sentences``, ``mentions``, ``summary``, ``topics``,
@@ -180,6 +190,8 @@ def analyze(
             rules=settings.ingest.boilerplate,
             **({"strict": True} if strict else {}),  # TEMP
         )
+    # An unknown group column is an error before the heavy stages.
+    compare.check_group_by(articles, group_by)
     with timer.stage("segment"):
         sentences = segment.segment(
             articles, progress=progress, max_chars=settings.segment.max_sentence_chars
@@ -230,7 +242,7 @@ def analyze(
             scored = scorer(found, progress=progress)
         else:
             scored = found.assign(stance=[], stance_score=[])
-        scored = scored[list(MENTION_COLUMNS)].reset_index(drop=True)
+        scored = scored[[*MENTION_COLUMNS, *MENTION_EXTRA_COLUMNS]].reset_index(drop=True)
         scored["stance_score"] = scored["stance_score"].astype("float64")
         attributed = scored
         if settings.stance.attribution:
@@ -239,7 +251,7 @@ def analyze(
             )
     with timer.stage("compare"):
         tables = compare.run_compare(
-            attributed, articles, sentences, vectors, settings, progress=progress
+            attributed, articles, sentences, vectors, settings, progress=progress, group_by=group_by
         )
 
     result: dict[str, Any] = {
@@ -251,7 +263,7 @@ def analyze(
         **tables,
         "vectors": vectors,
     }
-    result["summary"] = result["summary"][list(SUMMARY_COLUMNS)]
+    result["summary"] = result["summary"][[group_by, *SUMMARY_COLUMNS[1:]]]
     run = {
         "stance_version": _versions().get("stance"),
         "git_commit": git_commit(),
@@ -260,6 +272,7 @@ def analyze(
         if isinstance(sources, (str, Path))
         else ("dict" if sources else None),
         "config_file": config_path,
+        "group_by": group_by,
         "config": settings.to_dict(),
         "seeds": {
             "run": seed,
@@ -276,6 +289,9 @@ def analyze(
             "mentions": len(scored),
             "mentions_by_target": {
                 k: int(v) for k, v in sorted(scored["target"].value_counts().items())
+            },
+            "mentions_by_kind": {
+                k: int(v) for k, v in sorted(scored["kind"].value_counts().items())
             },
             "mentions_by_voice": {
                 k: int(v) for k, v in sorted(attributed["voice"].value_counts().items())

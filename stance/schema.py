@@ -34,6 +34,9 @@ MENTION_COLUMNS: tuple[str, ...] = (
     "stance",
     "stance_score",
 )
+#: Columns mentions.parquet has after the contract's: what each mention names (see
+#: ``stance.config.MENTION_KINDS``).
+MENTION_EXTRA_COLUMNS: tuple[str, ...] = ("kind",)
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "source",
     "target",

@@ -25,7 +25,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -365,6 +365,44 @@ def _ctfidf_keywords(texts: list[str], labels: list[str], n_keywords: int) -> di
     return out
 
 
+def topic_title(keywords: list[str], texts: Iterable[str], n: int = 3) -> str:
+    """Return a short readable title from c-TF-IDF keywords, e.g. "Lavrov / Syria / Idlib".
+
+    The first ``n`` keywords that are not part of an earlier one (so "syria" does not follow
+    "syrian"), each written as it is most often written in the topic's sentences (proper
+    nouns and acronyms keep their capitals) and capitalised.
+
+    Args:
+        keywords: Lower-case keywords, most distinctive first.
+        texts: The topic's sentences.
+        n: Keywords in the title.
+    """
+    from collections import Counter
+
+    chosen: list[str] = []
+    for word in keywords:
+        if any(word in c or c in word for c in chosen):
+            continue
+        chosen.append(word)
+        if len(chosen) == n:
+            break
+    if not chosen:
+        return ""
+    pattern = re.compile(
+        r"(?<![\w-])(" + "|".join(re.escape(w) for w in chosen) + r")(?![\w-])", re.IGNORECASE
+    )
+    forms: dict[str, Counter[str]] = {w: Counter() for w in chosen}
+    for text in texts:
+        for m in pattern.finditer(text):
+            forms[m.group(0).lower()][m.group(0)] += 1
+    out = []
+    for w in chosen:
+        # most frequent written form; ties: the alphabetically first (capitals sort first)
+        best = min(forms[w].items(), key=lambda kv: (-kv[1], kv[0]))[0] if forms[w] else w
+        out.append(best[0].upper() + best[1:])
+    return " / ".join(out)
+
+
 # --- the estimator ---------------------------------------------------------------------------
 
 
@@ -401,6 +439,9 @@ class TopicModel:
         max_fit_sentences: int = _DEFAULTS.max_fit_sentences,
         n_keywords: int = _DEFAULTS.n_keywords,
         n_representative: int = _DEFAULTS.n_representative,
+        max_share: float = _DEFAULTS.max_share,
+        rename: dict[str, str] | None = None,
+        merge: dict[str, str] | None = None,
         seed: int = RunSettings.seed,
         coords: bool = True,
         progress: bool = False,
@@ -424,6 +465,9 @@ class TopicModel:
         self.max_fit_sentences = max_fit_sentences
         self.n_keywords = n_keywords
         self.n_representative = n_representative
+        self.max_share = max_share
+        self.rename = rename
+        self.merge = merge
         self.seed = seed
         self.coords = coords
         self.progress = progress
@@ -669,10 +713,13 @@ class TopicModel:
 
         # the final labels are exactly what assign() gives. Discovered topics that (almost)
         # nobody joins are dropped and the labels recomputed until nothing changes.
+        # A discovered topic holding more than max_share of the sentences is split first.
         min_size = max(2, self.min_cluster_size // 2)
         for _ in range(10):
             labels = self._assign_features(vectors, ctx, hits, level, aids)
             sizes = [int((labels[self.fit_mask_] == d).sum()) for d in self.discovered_ids_]
+            if self._split_largest(vectors, level, aids, labels, sizes):
+                continue
             keep = [i for i, size in enumerate(sizes) if size >= min_size]
             if len(keep) == len(self.discovered_ids_):
                 break
@@ -680,6 +727,7 @@ class TopicModel:
             self.centroids_ = self.centroids_[keep]
             self.thresholds_ = self.thresholds_[keep]
         labels = self._name_discovered(sentences, labels)
+        labels = self._merged(labels)
         self.labels_ = pd.Series(labels, index=sentences.index, name="topic")
         _advance(bar, steps)
         self.table_ = self._table(sentences, ctx, labels)
@@ -688,6 +736,68 @@ class TopicModel:
         _advance(bar, steps)
         bar.close()
         return self
+
+    def _split_largest(
+        self,
+        vectors: np.ndarray,
+        level: np.ndarray,
+        aids: np.ndarray,
+        labels: np.ndarray,
+        sizes: list[int],
+    ) -> bool:
+        """Split the largest discovered topic if it holds more than ``max_share`` of the fit.
+
+        Its segments are re-clustered by seeded k-means, ``k = ceil(share / max_share)``; the
+        k centroids (and thresholds, as in :meth:`_discover`) take its place. Returns whether
+        a topic was split.
+        """
+        import math
+
+        import numpy as np
+        from sklearn.cluster import KMeans
+
+        n = int(self.fit_mask_.sum())
+        if not sizes or n == 0 or self.max_share >= 1.0:
+            return False
+        i = int(np.argmax(sizes))
+        share = sizes[i] / n
+        if share <= self.max_share:
+            return False
+        d = self.discovered_ids_[i]
+        _, _, seg_vectors = self._segments(vectors, (labels == d) & self.fit_mask_, level, aids)
+        k = min(math.ceil(share / self.max_share), len(seg_vectors))
+        if k < 2:
+            return False
+        clusters = KMeans(n_clusters=k, random_state=self.seed, n_init=4).fit_predict(
+            seg_vectors.astype(np.float64)
+        )
+        ids = sorted(set(clusters.tolist()), key=lambda c: (-int((clusters == c).sum()), c))
+        centroids, thresholds = [], []
+        for c in ids:
+            members = seg_vectors[clusters == c]
+            centroid = _normalize(members.mean(axis=0))
+            centroids.append(centroid)
+            sims = np.round(members @ centroid, 10)
+            thresholds.append(float(min(np.quantile(sims, _DISC_Q), _MAX_DISCOVERED_THRESHOLD)))
+        self._log("topics: split %s (%.0f%% of the sentences) into %d", d, 100 * share, k)
+        self.discovered_ids_ = [
+            *self.discovered_ids_[:i],
+            *(f"{d}s{j + 1}" for j in range(k)),
+            *self.discovered_ids_[i + 1 :],
+        ]
+        self.centroids_ = np.vstack([self.centroids_[:i], *centroids, self.centroids_[i + 1 :]])
+        self.thresholds_ = np.concatenate(
+            [self.thresholds_[:i], thresholds, self.thresholds_[i + 1 :]]
+        )
+        return True
+
+    def _merged(self, labels: np.ndarray) -> np.ndarray:
+        """Labels with the ``merge`` setting applied (topic id → the topic it joins)."""
+        import numpy as np
+
+        if not self.merge:
+            return labels
+        return np.array([self.merge.get(t, t) for t in labels], dtype=object).astype(str)
 
     def _name_discovered(self, sentences: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
         """Rename discovered topics ``dNN_<keyword>_<keyword>`` from their final members.
@@ -858,7 +968,7 @@ class TopicModel:
             raise ValueError("This TopicModel is not fitted yet. Call 'fit' first.")
         ctx, level, aids = self._features(sentences, vectors, articles)
         hits = self._term_hits(sentences, level, aids)
-        labels = self._assign_features(np.asarray(vectors), ctx, hits, level, aids)
+        labels = self._merged(self._assign_features(np.asarray(vectors), ctx, hits, level, aids))
         return pd.Series(labels, index=sentences.index, name="topic")
 
     transform = assign
@@ -873,7 +983,10 @@ class TopicModel:
         topics = [*self.named_ids_, *self.discovered_ids_, NOISE]
         vecs = {k: self.named_vectors_[i] for i, k in enumerate(self.named_ids_)}
         vecs.update({k: self.centroids_[i] for i, k in enumerate(self.discovered_ids_)})
+        merged = set(self.merge or {})
         for t in topics:
+            if t in merged:
+                continue
             idx = np.flatnonzero(labels == t)
             if t in self.named_ids_:
                 kind, label = "named", self.named_[t]["label"]
@@ -881,7 +994,9 @@ class TopicModel:
                 kind, label = "noise", "Noise (no topic)"
             else:
                 kind = "discovered"
-                label = "_".join((self.keywords_.get(t) or kw.get(t, []))[:3]) or t
+                words = self.keywords_.get(t) or kw.get(t, [])
+                label = topic_title(words, texts[idx]) or t
+            label = (self.rename or {}).get(t, label)
             reps: list[str] = []
             if len(idx) and t in vecs and self.n_representative:
                 sims = np.round(ctx[idx] @ vecs[t], 10)

@@ -28,6 +28,10 @@ def test_cli_config_prints_defaults(capsys: pytest.CaptureFixture[str]) -> None:
             "Config file 'nope.toml' does not exist",
         ),
         (["report", "--run", "does/not/exist", "--out", "x"], "does/not/exist"),
+        (
+            ["analyze", "tests/data/articles", "--group-by", "rating", "--out", "x"],
+            "'group_by' column 'rating' is not an article column. Available: ['source', 'path'",
+        ),
     ],
 )
 def test_cli_user_errors_exit_2_without_traceback(

@@ -405,3 +405,126 @@ def test_compare_empty_mentions_give_empty_tables(corpus):
 def test_compare_missing_columns_are_named():
     with pytest.raises(ValueError, match="stance_score"):
         compare.stance_units(pd.DataFrame({"article_id": ["a"]}))
+
+
+def _grouped_corpus(corpus):
+    mentions, articles, sentences, vectors = corpus
+    lean = {"S0": "left", "S1": "right", "S2": "left"}
+    return mentions, articles.assign(bias_text=articles["source"].map(lean)), sentences, vectors
+
+
+def test_compare_group_by_takes_the_place_of_source(corpus):
+    mentions, articles, sentences, vectors = _grouped_corpus(corpus)
+    out = compare.run_compare(
+        mentions, articles, sentences, vectors, FAST, progress=False, group_by="bias_text"
+    )
+    s = out["summary"]
+    assert list(s.columns[:3]) == ["bias_text", "target", "topic"] and "source" not in s
+    # left has twice the articles of right, so it comes first
+    assert s["bias_text"].drop_duplicates().tolist() == ["left", "right"]
+    left = s[(s["bias_text"] == "left") & (s["target"] == "us") & (s["topic"] == "all")].iloc[0]
+    units = out["units"]
+    expected = units.loc[(units["bias_text"] == "left") & (units["target"] == "us")]
+    assert left["n"] == len(expected)
+    assert left["mean"] == pytest.approx(expected["stance_score"].mean())
+    assert {"bias_text_a", "bias_text_b"} <= set(out["contrasts"].columns)
+    assert set(out["contrasts"]["bias_text_a"]) == {"left"}
+    assert out["evidence"].columns[0] == "bias_text" and "source" in out["evidence"]
+    assert out["trends"].columns[0] == "bias_text"
+
+
+def test_compare_unknown_group_column_names_the_options(corpus):
+    mentions, articles, sentences, vectors = corpus
+    with pytest.raises(ValueError, match=r"'group_by' column 'rating' is not an article column"):
+        compare.run_compare(
+            mentions, articles, sentences, vectors, FAST, progress=False, group_by="rating"
+        )
+
+
+def test_compare_group_order_by_group_then_volume():
+    arts = pd.DataFrame(
+        {
+            "article_id": [f"a{i}" for i in range(7)],
+            "source": ["Z", "Z", "Y", "X", "X", "X", "W"],
+            "bias_text": ["left", "left", "right", "right", "right", "right", "left"],
+        }
+    )
+    assert compare.group_order(arts) == ["X", "Z", "W", "Y"]
+    # right has 4 articles, left 3: right's outlets first, each group by volume
+    assert compare.group_order(arts, "source", group="bias_text") == ["X", "Y", "Z", "W"]
+
+
+def test_compare_exclude_kinds_leaves_mentions_out(corpus):
+    mentions, articles, sentences, vectors = corpus
+    kinds = np.where(mentions["sentence_id"] % 3 == 0, "demonym", "name")
+    m = mentions.assign(kind=kinds)
+    config = {**FAST, "mentions": {"exclude_kinds": ["demonym"]}}
+    out = compare.run_compare(m, articles, sentences, vectors, config, progress=False)
+    assert set(out["units"]["kind"]) == {"name"}
+    assert out["units"]["n_mentions"].sum() == int((kinds == "name").sum())
+
+
+def test_compare_names_skip_first_word_titles_and_the_target():
+    got = compare.names("Russia's President Putin met Erdogan in Sochi's port.", ["Putin"])
+    assert got == {"Erdogan", "Sochi"}
+
+
+@pytest.mark.parametrize(
+    ("date_b", "sentence_b", "found"),
+    [
+        ("2020-01-10", "Russia wrecked Libya near Sirte.", True),
+        ("2020-03-10", "Russia wrecked Libya near Sirte.", False),  # weeks apart
+        ("2020-01-10", "Russia wrecked the trade talks.", False),  # no shared name
+        (None, "Russia wrecked Libya near Sirte.", False),  # undated among dated articles
+    ],
+)
+def test_compare_aligned_claims_need_the_same_event(date_b, sentence_b, found):
+    sents = pd.DataFrame(
+        {
+            "article_id": ["a1", "b1"],
+            "sentence_id": [0, 0],
+            "source": ["A", "B"],
+            "sentence": ["Russia saved Libya at Sirte.", sentence_b],
+        }
+    )
+    v = np.array([[1, 0], [0.99, 0.141]], dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    m = sents.assign(
+        target="russia",
+        mention="Russia",
+        start=0,
+        end=6,
+        topic="libya",
+        stance=["positive", "negative"],
+        stance_score=[0.8, -0.7],
+    )
+    arts = pd.DataFrame(
+        {"article_id": ["a1", "b1"], "title": ["TA", "TB"], "date": ["2020-01-01", date_b]}
+    )
+    out = compare.aligned_claims(compare.stance_units(m), sents, v, arts, config=FAST)
+    assert (len(out) == 1) is found
+
+
+def test_compare_aligned_claims_in_an_undated_corpus_skip_the_date_check():
+    sents = pd.DataFrame(
+        {
+            "article_id": ["a1", "b1"],
+            "sentence_id": [0, 0],
+            "source": ["A", "B"],
+            "sentence": ["Russia saved Libya at Sirte.", "Russia wrecked Libya near Sirte."],
+        }
+    )
+    v = np.array([[1, 0], [0.99, 0.141]], dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    m = sents.assign(
+        target="russia",
+        mention="Russia",
+        start=0,
+        end=6,
+        topic="libya",
+        stance=["positive", "negative"],
+        stance_score=[0.8, -0.7],
+    )
+    arts = pd.DataFrame({"article_id": ["a1", "b1"], "title": ["TA", "TB"], "date": [None, None]})
+    out = compare.aligned_claims(compare.stance_units(m), sents, v, arts, config=FAST)
+    assert len(out) == 1

@@ -251,3 +251,25 @@ def test_ingest_seeds_split_and_clean(seed_dir: Path) -> None:
         sentences == "West Combats Terrorism with Words, Russia with Deeds, Says Lavrov"
     ).sum() == 1
     assert report.boilerplate["comment_forms"] >= 5
+
+
+def test_ingest_keeps_extra_columns_as_strings(tmp_path: Path, fixture_corpus: Path) -> None:
+    table = tmp_path / "t.jsonl"
+    pd.DataFrame(
+        {
+            "text": ["Russia and Turkey met in Ankara."] * 2,
+            "bias_text": ["left", None],
+            "year": [1, 2],
+        }
+    ).to_json(table, orient="records", lines=True)
+    sources = tmp_path / "sources.csv"
+    sources.write_text(
+        "file,source,rating,country\nankara_talks.txt,Outlet A,center,TR\nt.jsonl,Outlet B,left,\n"
+    )
+    df, _ = ing.ingest([fixture_corpus / "ankara_talks.txt", table], sources=sources)
+    assert list(df.columns[:6]) == ["article_id", "source", "path", "title", "date", "text"]
+    assert list(df.columns[6:]) == ["bias_text", "year", "rating", "country"]
+    assert df["year"].tolist() == [None, "1", "2"]
+    assert df["bias_text"].tolist() == [None, "left", None]
+    assert df["rating"].tolist() == ["center", "left", "left"]
+    assert df["country"].tolist() == ["TR", "", ""]

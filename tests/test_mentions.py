@@ -150,3 +150,55 @@ def test_mentions_resolve_references(
     assert list(zip(refs["sentence_id"], refs["target"], refs["mention"], strict=True)) == expected
     for row in refs.itertuples():
         assert row.sentence[row.start : row.end] == row.mention
+
+
+@pytest.mark.parametrize(
+    ("sentence", "mention", "kind"),
+    [
+        ("The United States warned Iran.", "United States", "name"),
+        ("Russian diplomats left.", "Russian", "demonym"),
+        ("Moscow denied it.", "Moscow", "capital"),
+        ("Lavrov denied it.", "Lavrov", "leader"),
+        ("The Pentagon denied it.", "Pentagon", "institution"),
+        ("Senior U.S. officials met.", "U.S.", "demonym"),
+        ("They lost U.S. jobs.", "U.S.", "demonym"),
+        ("A U.S.-led coalition formed.", "U.S.", "demonym"),
+        ("Then the U.S. said no.", "U.S.", "name"),
+        ("Talks between the US and Iran.", "US", "name"),
+        ("The talks ended in the U.S.", "U.S.", "name"),
+        ("Trade with the U.S. Treasury grew.", "U.S.", "name"),
+    ],
+)
+def test_mentions_record_their_kind(sentence: str, mention: str, kind: str) -> None:
+    df = pd.DataFrame(
+        {"article_id": ["a"], "source": ["s"], "sentence_id": [0], "sentence": [sentence]}
+    )
+    out = extract_mentions(df, TARGETS, progress=False)
+    assert out.loc[out["mention"] == mention, "kind"].tolist() == [kind]
+    assert list(out.columns[-1:]) == ["kind"]
+
+
+def test_mentions_resolved_references_are_their_own_kind() -> None:
+    df = pd.DataFrame(
+        {
+            "article_id": ["a", "a"],
+            "source": ["s", "s"],
+            "sentence_id": [0, 1],
+            "sentence": ["Russia mediated the talks.", "It succeeded."],
+        }
+    )
+    out = extract_mentions(df, TARGETS, progress=False, resolve=True)
+    assert out[["mention", "kind"]].to_numpy().tolist() == [["Russia", "name"], ["It", "reference"]]
+
+
+def test_mentions_kind_lists_must_be_aliases_of_one_kind() -> None:
+    from stance.config import load_settings
+
+    with pytest.raises(ValueError, match=r"'targets.x.capitals' must be a list of some of its"):
+        load_settings(overrides={"targets": {"x": {"aliases": ["X"], "capitals": ["Y"]}}})
+    with pytest.raises(ValueError, match=r"are in both 'people' and 'capitals'"):
+        load_settings(
+            overrides={"targets": {"x": {"aliases": ["X"], "people": ["X"], "capitals": ["X"]}}}
+        )
+    with pytest.raises(ValueError, match=r"'mentions.exclude_kinds' must be a list of mention"):
+        load_settings(overrides={"mentions": {"exclude_kinds": ["adjective"]}})

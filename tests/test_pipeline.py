@@ -117,3 +117,33 @@ def test_pipeline_caps_mentions_per_article(tmp_path: Path, fixture_corpus: Path
     capped = result["run"]["counts"]["mentions_not_scored_by_article"]
     assert capped and all(n > 0 for n in capped.values())
     assert any("mentions.max_per_article" in w for w in result["run"]["ingest"]["warnings"])
+
+
+def test_pipeline_group_by_an_outlet_column(tmp_path: Path, fixture_corpus: Path) -> None:
+    sources = tmp_path / "sources.csv"
+    files = sorted(p.name for p in fixture_corpus.iterdir() if p.is_file())
+    lines = [f"{f},Outlet {i % 3},{('left', 'right')[i % 2]}" for i, f in enumerate(files)]
+    sources.write_text("file,source,lean\n" + "\n".join(lines) + "\n")
+    cfg = FAST | {"embed": {"cache_dir": str(tmp_path / "cache")}}
+    result = stance.analyze(
+        [fixture_corpus],
+        sources=sources,
+        config=cfg,
+        out=tmp_path / "run",
+        encoder=FakeEncoder(),
+        scorer=fake_scorer,
+        progress=False,
+        group_by="lean",
+    )
+    articles = pd.read_parquet(tmp_path / "run" / "articles.parquet")
+    assert list(articles.columns) == [*ARTICLE_COLUMNS, "lean"]
+    summary = pd.read_parquet(tmp_path / "run" / "summary.parquet")
+    assert list(summary.columns[:3]) == ["lean", "target", "topic"]
+    assert set(summary["lean"]) <= {"left", "right"}
+    mentions = pd.read_parquet(tmp_path / "run" / "mentions.parquet")
+    assert list(mentions.columns) == [*MENTION_COLUMNS, "kind"]
+    assert result["run"]["group_by"] == "lean"
+    with pytest.raises(ValueError, match=r"'group_by' column 'owner' is not an article column"):
+        stance.analyze(
+            [fixture_corpus], sources=sources, config=cfg, encoder=FakeEncoder(), group_by="owner"
+        )

@@ -433,7 +433,9 @@ def test_topics_defaults_match_packaged_config():
     assert set(table) - {"named"} == set(declared)
     params = inspect.signature(topics.TopicModel.__init__).parameters
     for key, value in declared.items():
-        assert table[key] == value and params[key].default == value, key
+        # table settings default to None (no mutable default) and mean an empty table
+        default = {} if params[key].default is None else params[key].default
+        assert table[key] == value and default == value, key
 
 
 def test_topics_term_support_scales_gate(fitted):
@@ -522,3 +524,46 @@ def test_topics_progress_bar_changes_nothing(fitted, config, capsys, monkeypatch
     assert "topics" in err and "6/6" in err
     assert first.topic.equals(shown.topic)
     assert _parquet_bytes(first.table) == _parquet_bytes(shown.table)
+
+
+def test_topics_largest_discovered_topic_is_split(config):
+    sentences, articles = fake_corpus(n_syria=6)
+    vectors = fake_encode(sentences["sentence"].tolist())
+    shares = {}
+    for cap in (1.0, 0.3):
+        cfg = copy.deepcopy(config)
+        cfg["topics"]["max_share"] = cap
+        result = topics.run_topics(
+            sentences, vectors, cfg, fake_encode, articles=articles, progress=False
+        )
+        disc = result.table[result.table["kind"] == "discovered"]
+        shares[cap] = (len(disc), disc["size"].max() / len(sentences))
+    assert shares[1.0][1] > 0.3  # without the cap, one topic holds most Syria articles
+    assert shares[0.3][0] >= 2 and shares[0.3][1] <= 0.3
+
+
+def test_topics_rename_and_merge(fitted, config):
+    sentences, articles, vectors, result = fitted
+    disc = result.table.loc[result.table["kind"] == "discovered", "topic"].tolist()
+    cfg = copy.deepcopy(config)
+    cfg["topics"]["rename"] = {"libya": "War in Libya", disc[0]: "Syria"}
+    cfg["topics"]["merge"] = {"catalonia": "aegean"}
+    out = topics.run_topics(sentences, vectors, cfg, fake_encode, articles=articles, progress=False)
+    table = out.table.set_index("topic")
+    assert table.loc["libya", "label"] == "War in Libya" and table.loc[disc[0], "label"] == "Syria"
+    assert "catalonia" not in table.index and "catalonia" not in set(out.topic)
+    before = result.table.set_index("topic")["size"]
+    assert table.loc["aegean", "size"] == before["aegean"] + before["catalonia"]
+
+
+def test_topics_title_is_readable():
+    texts = ["Lavrov met the Syrian envoy.", "Syrian rebels of Hayat Tahrir al-Sham left Idlib."]
+    title = topics.topic_title(["lavrov", "syrian", "syria", "al-sham", "idlib"], texts)
+    assert title == "Lavrov / Syrian / Al-Sham"
+    assert topics.topic_title(["nato"], ["NATO met.", "nato"]) == "NATO"
+    assert topics.topic_title([], texts) == ""
+
+
+def test_topics_rename_must_be_strings(config):
+    with pytest.raises(ValueError, match=r"'topics.rename' must be a table of strings"):
+        topics.TopicModel.from_config({"topics": {"rename": {"d01": 3}}})
