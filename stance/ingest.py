@@ -255,6 +255,16 @@ _PHOTO_CREDIT = re.compile(
     r"|\bfile\s+photo\b|^\s*(?:source|credit)\s*:)",
     re.IGNORECASE,
 )
+# Photo captions of the common news formats: an image widget's caption toggle ("Enlarge this
+# image toggle caption CREDIT", "hide caption"), a gallery's numbered captions ("Hide Caption
+# 3 of 12 Photos: ..."), and caption credits ("(Photo: X/Getty Images)", "Image caption ...",
+# "Image copyright ...", "Caption: ..."). A paragraph holding a gallery marker is the gallery.
+_CAPTION_WIDGET = re.compile(
+    r"\b(?:hide|toggle)\s+caption\b|\benlarge\s+this\s+image\b|^\s*(?:image|photo)\s+"
+    r"(?:caption|copyright)\b|^\s*caption\s*:",
+    re.IGNORECASE,
+)
+_GALLERY = re.compile(r"\bhide\s+caption\s+\d+\s+of\s+\d+\b", re.IGNORECASE)
 _BYLINE = re.compile(
     r"^(?:[Bb]y|BY|[Ww]ritten\s+by|[Pp]osted\s+by)\s+[A-Z][a-z][\w.'-]*(?:\s+(?:[A-Z][\w.'-]+|de|van|von|al-\w+)){0,3}\s*$"
 )
@@ -267,6 +277,7 @@ RULES: tuple[str, ...] = (
     "author_footers",
     "signature_junk",
     "photo_credits",
+    "photo_captions",
     "bylines",
     "duplicate_lines",
 )
@@ -323,6 +334,10 @@ def _rule_for(text: str, enabled: dict[str, bool]) -> str | None:
         return "submission_promos"
     if enabled.get("photo_credits", True) and words < 20 and _PHOTO_CREDIT.search(t):
         return "photo_credits"
+    if enabled.get("photo_captions", True) and (
+        (words < 60 and _CAPTION_WIDGET.search(t)) or _GALLERY.search(t)
+    ):
+        return "photo_captions"
     if enabled.get("bylines", True) and _BYLINE.match(t):
         return "bylines"
     return None

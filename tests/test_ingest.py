@@ -257,7 +257,8 @@ def test_ingest_keeps_extra_columns_as_strings(tmp_path: Path, fixture_corpus: P
     table = tmp_path / "t.jsonl"
     pd.DataFrame(
         {
-            "text": ["Russia and Turkey met in Ankara."] * 2,
+            # distinct texts: an exact duplicate would be dropped
+            "text": ["Russia and Turkey met in Ankara.", "Iran and Turkey met in Tehran."],
             "bias_text": ["left", None],
             "year": [1, 2],
         }
@@ -273,3 +274,25 @@ def test_ingest_keeps_extra_columns_as_strings(tmp_path: Path, fixture_corpus: P
     assert df["bias_text"].tolist() == [None, "left", None]
     assert df["rating"].tolist() == ["center", "left", "left"]
     assert df["country"].tolist() == ["TR", "", ""]
+
+
+@pytest.mark.parametrize(
+    "caption",
+    [
+        "Enlarge this image toggle caption Jane Doe/AP Jane Doe/AP",
+        "Hide caption Officials gather outside the ministry on Monday.",
+        "Image copyright Reuters Image caption The minister spoke to reporters in the capital",
+        "Photos: A week in pictures – Crowds gather. Hide Caption 2 of 14 Photos: A week in "
+        "pictures – A parade passes the square.",
+    ],
+)
+def test_ingest_photo_captions_rule(caption: str) -> None:
+    en = dict.fromkeys(ing.RULES, True)
+    assert ing._rule_for(caption, en) == "photo_captions"
+    assert ing._rule_for(caption, en | {"photo_captions": False}) != "photo_captions"
+
+
+def test_ingest_photo_captions_rule_spares_prose() -> None:
+    en = dict.fromkeys(ing.RULES, True)
+    prose = "The minister said the caption on the official photo had been changed overnight."
+    assert ing._rule_for(prose, en) is None
