@@ -1094,6 +1094,11 @@ def _read_csv(
     finally:
         csv.field_size_limit(previous_limit)
     problems.flush(report)
+    return _usable(records, problems)
+
+
+def _usable(records: list[dict[str, Any]], problems: _RowProblems) -> list[dict[str, Any]]:
+    """Return a table's records, or say why it has none."""
     if not records:
         raise _Unusable(
             f"no usable row ({problems.first()})" if problems.count else "the table has no rows"
@@ -1145,11 +1150,7 @@ def _read_parquet(
             f"the file is damaged after row {index} ({broken}); the rows before it are kept",
             row=index,
         )
-    if not records:
-        raise _Unusable(
-            f"no usable row ({problems.first()})" if problems.count else "the table has no rows"
-        )
-    return records
+    return _usable(records, problems)
 
 
 def _read_json(
@@ -1180,11 +1181,7 @@ def _read_json(
         if rec is not None:
             records.append(rec)
     problems.flush(report)
-    if not records:
-        raise _Unusable(
-            f"no usable row ({problems.first()})" if problems.count else "the table has no rows"
-        )
-    return records
+    return _usable(records, problems)
 
 
 def _read_table(
