@@ -98,6 +98,22 @@ def _parser() -> argparse.ArgumentParser:
         "--checkpoint-every", type=float, default=900.0, help="seconds between checkpoints"
     )
     t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    t.add_argument(
+        "--transfer",
+        metavar="SHARDS",
+        help="distil: folder of teacher soft-label shards (benchmarks/distill_transfer.py)",
+    )
+    t.add_argument(
+        "--transfer-data",
+        metavar="ALLSIDES",
+        help="the AllSides folder or .jsonl.gz the transfer shards point into",
+    )
+    t.add_argument(
+        "--distill-weight", type=float, default=0.5, help="weight of the KL term on transfer pairs"
+    )
+    t.add_argument(
+        "--gold-repeat", type=int, default=1, help="passes over NewsMTSC train per epoch"
+    )
 
     e = sub.add_parser("evaluate", help="evaluate the stance model")
     e.add_argument("dataset", choices=["newsmtsc", "opinion"])
@@ -185,8 +201,13 @@ def main(argv: list[str] | None = None) -> int:
             for path in paths:
                 print(path)
         elif args.command == "train":
-            from stance.training import train_newsmtsc
+            from stance.training import load_transfer, train_newsmtsc
 
+            if bool(args.transfer) != bool(args.transfer_data):
+                raise ValueError("--transfer and --transfer-data go together.")
+            transfer = (
+                load_transfer(args.transfer, args.transfer_data) if args.transfer else None
+            )
             kwargs = {
                 "seed": args.seed,
                 "epochs": args.epochs,
@@ -203,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
                 "checkpoint_every_s": args.checkpoint_every,
                 "resume": args.resume,
                 "progress": progress,
+                "transfer": transfer,
+                "distill_weight": args.distill_weight,
+                "gold_repeat": args.gold_repeat,
             } | ({"out_dir": args.out} if args.out else {})
             print(json.dumps(train_newsmtsc(args.data, **kwargs), indent=2, default=str))
         elif args.command == "evaluate":

@@ -473,6 +473,92 @@ class _Checkpointer:
         return load_file(str(self.directory / "best.safetensors"))
 
 
+def load_transfer(
+    shards: str | Path, data: str | Path, *, exclude: set[str] | None = None
+) -> tuple[list[Pair], Any]:
+    """Rebuild a distillation transfer set: unlabelled mentions and the teacher's probabilities.
+
+    ``benchmarks/distill_transfer.py`` stores references only (article id, sentence and mention
+    offsets, the target's other mentions) with the teacher's three probabilities, in Parquet
+    shards; the sentences are cut again from the AllSides file they point into.
+
+    Args:
+        shards: Folder of ``shard-*.parquet`` files.
+        data: The AllSides folder or its ``.jsonl.gz`` file.
+        exclude: Article ids to leave out (default: the articles of the opinion evaluation set,
+            so no sentence of its dev or test split is ever trained on, even unlabelled).
+
+    Returns:
+        The pairs (``label`` −1: no gold label) and a ``(n, 3)`` float32 array of the teacher's
+        probabilities (negative, neutral, positive), in shard order.
+
+    Raises:
+        FileNotFoundError: No shard in ``shards``, or the AllSides file is missing.
+        ValueError: A shard lacks a column, or an article is missing from the AllSides file.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from stance.opinion import iter_articles, load_pairs
+
+    files = sorted(Path(shards).glob("shard-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"No transfer shard (shard-*.parquet) in {str(shards)!r}.")
+    need = [
+        "article_id", "sent_start", "sent_end", "mention_start", "mention_end", "others",
+        "p_negative", "p_neutral", "p_positive",
+    ]  # fmt: skip
+    frames = []
+    for f in files:
+        frame = pd.read_parquet(f)
+        missing = [c for c in need if c not in frame.columns]
+        if missing:
+            raise ValueError(f"Transfer shard {str(f)!r} lacks the columns {missing}.")
+        frames.append(frame[need])
+    table = pd.concat(frames, ignore_index=True)
+    table["article_id"] = table["article_id"].astype(str)
+    if exclude is None:
+        exclude = set(load_pairs()["article_id"].astype(str))
+    table = table[~table["article_id"].isin(exclude)].reset_index(drop=True)
+    wanted = set(table["article_id"])
+    texts = {str(a["id"]): a.get("text") or "" for a in iter_articles(data, wanted)}
+    lost = sorted(wanted - set(texts))
+    if lost:
+        raise ValueError(
+            f"{len(lost)} transfer article(s) are not in the AllSides file, e.g. {lost[:3]}."
+        )
+    pairs = []
+    for row in table.itertuples(index=False):
+        sentence = texts[row.article_id][int(row.sent_start) : int(row.sent_end)]
+        further = tuple(tuple(int(x) for x in o) for o in json.loads(row.others))
+        pairs.append(
+            Pair(sentence, int(row.mention_start), int(row.mention_end), -1, further)  # type: ignore[arg-type]
+        )
+    probs = table[["p_negative", "p_neutral", "p_positive"]].to_numpy(dtype=np.float32)
+    return pairs, probs
+
+
+def _transfer_loss(
+    logits: Any, labels: Any, soft: Any, weights: Any, distill_weight: float, smoothing: float
+) -> Any:
+    """Mean over the batch of ``(1 - w)·CE`` (gold rows) and ``w·KL(teacher‖student)`` (the rest)."""
+    import torch
+
+    gold = labels >= 0
+    total = logits.new_zeros(())
+    if gold.any():
+        ce = torch.nn.functional.cross_entropy(
+            logits[gold], labels[gold], weight=weights, reduction="none", label_smoothing=smoothing
+        )
+        total = total + (1.0 - distill_weight) * ce.sum()
+    if (~gold).any():
+        p = soft[~gold]
+        logq = torch.log_softmax(logits[~gold], dim=-1)
+        kl = (torch.special.xlogy(p, p) - p * logq).sum(dim=-1)
+        total = total + distill_weight * kl.sum()
+    return total / len(labels)
+
+
 def train_newsmtsc(
     data_dir: str | Path,
     out_dir: str | Path | None = None,
@@ -495,6 +581,8 @@ def train_newsmtsc(
     precision: str = "auto",
     teacher: str | Path | None = None,
     distill_weight: float = 0.5,
+    transfer: tuple[Sequence[Pair], Any] | None = None,
+    gold_repeat: int = 1,
     calibrate: bool = True,
     num_threads: int | None = 1,
     limit: int | None = None,
@@ -542,7 +630,13 @@ def train_newsmtsc(
         teacher: Folder of a trained stance model (e.g. a seed ensemble) to distil from: the
             loss becomes ``(1 - distill_weight) * CE(gold) + distill_weight * KL(teacher‖student)``
             with the teacher's probabilities on the training pairs.
-        distill_weight: Weight of the distillation term (only with ``teacher``).
+        distill_weight: Weight of the distillation term (with ``teacher`` or ``transfer``).
+        transfer: Unlabelled pairs and a teacher's probabilities on them (``load_transfer``):
+            they join the training set, each contributing ``distill_weight * KL(teacher‖student)``
+            while every NewsMTSC pair contributes ``(1 - distill_weight) * CE(gold)``; the
+            per-pair terms are averaged over the batch.
+        gold_repeat: Passes over the NewsMTSC pairs per epoch (upsampling the gold set against a
+            large transfer set).
         calibrate: Fit a softmax temperature on the dev sets afterwards (``fit_temperature``).
         num_threads: torch intra-op threads while training (restored afterwards); one thread
             was both faster and far more robust to other busy processes on a 2-core machine.
@@ -571,6 +665,10 @@ def train_newsmtsc(
 
     if epochs < 1 or n_members < 1:
         raise ValueError(f"'epochs' and 'n_members' must be >= 1. Got {epochs}, {n_members}.")
+    if gold_repeat < 1:
+        raise ValueError(f"'gold_repeat' must be >= 1. Got {gold_repeat!r}.")
+    if teacher is not None and transfer is not None:
+        raise ValueError("Pass either 'teacher' or 'transfer', not both.")
     if not 0.0 <= distill_weight <= 1.0:
         raise ValueError(f"'distill_weight' must be in [0, 1]. Got {distill_weight!r}.")
     if precision not in (*PRECISIONS, "auto"):
@@ -623,6 +721,25 @@ def train_newsmtsc(
             dev = {k: v[:limit] for k, v in dev.items()}
         if coref_augment:
             train = _expand_coref(train)
+        gold = train * gold_repeat
+        train = list(gold)
+        if transfer is not None:
+            t_pairs, t_probs = transfer
+            if len(t_pairs) != len(t_probs):
+                raise ValueError(
+                    f"'transfer' holds {len(t_pairs)} pairs but {len(t_probs)} probability rows."
+                )
+            t_pairs, t_probs = list(t_pairs), np.asarray(t_probs, dtype=np.float32)
+            if limit is not None:
+                t_pairs, t_probs = t_pairs[:limit], t_probs[:limit]
+            train.extend(t_pairs)
+            hyper["transfer"] = {
+                "pairs": len(t_pairs),
+                "distill_weight": distill_weight,
+                "gold_repeat": gold_repeat,
+                "loss": "(1 - w) * CE(gold) on NewsMTSC pairs + w * KL(teacher || student) on "
+                "transfer pairs, summed per pair and averaged over the batch",
+            }
         logger.info("train pairs: %d; dev: %s", len(train), {k: len(v) for k, v in dev.items()})
 
         base_dir = base_spec.directory()
@@ -643,9 +760,13 @@ def train_newsmtsc(
             )
 
         ids, types, markers = encode(train)
-        pool = name_pool(train)
+        pool = name_pool(gold)
         labels = torch.tensor([p.label for p in train], dtype=torch.long)
-        counts = np.bincount(labels.numpy(), minlength=len(LABELS)).astype(float)
+        counts = np.bincount([p.label for p in gold], minlength=len(LABELS)).astype(float)
+        soft = None
+        if transfer is not None:
+            soft = torch.zeros((len(train), len(LABELS)), dtype=torch.float32)
+            soft[len(gold) :] = torch.from_numpy(t_probs)
         weights = None
         if class_weighted:
             w = counts.sum() / (len(LABELS) * np.maximum(counts, 1.0))
@@ -792,7 +913,13 @@ def train_newsmtsc(
                     )
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=train_bf16):
                         logits = model(**batch)
-                    loss = loss_fn(logits.float(), labels[idx])
+                    if soft is not None:
+                        loss = _transfer_loss(
+                            logits.float(), labels[idx], soft[idx], weights, distill_weight,
+                            label_smoothing,
+                        )  # fmt: skip
+                    else:
+                        loss = loss_fn(logits.float(), labels[idx])
                     if teacher_probs is not None:
                         kl = torch.nn.functional.kl_div(
                             torch.log_softmax(logits.float(), dim=-1),

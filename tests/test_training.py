@@ -278,3 +278,94 @@ def test_training_resume_after_a_crash_gives_the_uninterrupted_result(
 
     assert without_time(resumed) == without_time(full)
     assert resumed["dev_metrics"] == full["dev_metrics"]
+
+
+def test_training_transfer_loss_mixes_gold_ce_and_teacher_kl():
+    import torch
+
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.2, 0.1], [0.0, 1.0, 0.0]])
+    labels = torch.tensor([0, -1, -1])
+    soft = torch.tensor([[0.0, 0.0, 0.0], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])
+    w = 0.3
+    got = training._transfer_loss(logits, labels, soft, None, w, 0.0)
+    ce = torch.nn.functional.cross_entropy(logits[:1], labels[:1], reduction="sum")
+    kl = torch.nn.functional.kl_div(
+        torch.log_softmax(logits[1:], -1), soft[1:], reduction="sum"
+    )
+    assert torch.isclose(got, ((1 - w) * ce + w * kl) / 3)
+    # A student that matches the teacher pays nothing for the transfer rows.
+    only_transfer = training._transfer_loss(
+        torch.log(soft[1:]), labels[1:], soft[1:], None, 1.0, 0.0
+    )
+    assert abs(float(only_transfer)) < 1e-6
+
+
+def _fake_allsides(path: Path, articles: dict[str, str]) -> Path:
+    import gzip
+
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for aid, text in articles.items():
+            f.write(json.dumps({"id": aid, "source": "X", "text": text}) + "\n")
+    return path
+
+
+def test_training_load_transfer_rebuilds_sentences_and_leaves_out_excluded(tmp_path):
+    import pandas as pd
+
+    text = "Intro line. Russia praised the deal. Later, Iran and Iran met."
+    file = _fake_allsides(tmp_path / "a.jsonl.gz", {"1": text, "2": text})
+    s0 = text.index("Russia")
+    s1 = text.index("Later")
+    s2 = len(text)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    pd.DataFrame(
+        {
+            "article_id": ["1", "1", "2"],
+            "sent_start": [s0, s1, s0],
+            "sent_end": [s1 - 1, s2, s1 - 1],
+            "mention_start": [0, 7, 0],
+            "mention_end": [6, 11, 6],
+            "others": ["[]", "[[16, 20]]", "[]"],
+            "p_negative": [0.1, 0.2, 0.3],
+            "p_neutral": [0.2, 0.7, 0.3],
+            "p_positive": [0.7, 0.1, 0.4],
+        }
+    ).to_parquet(shards / "shard-0000.parquet")
+    pairs, probs = training.load_transfer(shards, file, exclude={"2"})
+    assert len(pairs) == 2 and probs.shape == (2, 3)
+    assert pairs[0].sentence == "Russia praised the deal."
+    assert pairs[0].sentence[pairs[0].start : pairs[0].end] == "Russia"
+    assert pairs[1].sentence[pairs[1].start : pairs[1].end] == "Iran"
+    assert pairs[1].further == ((16, 20),) and pairs[1].label == -1
+    assert np.allclose(probs[1], [0.2, 0.7, 0.1])
+    with pytest.raises(FileNotFoundError, match="No transfer shard"):
+        training.load_transfer(tmp_path / "none", file)
+
+
+@pytest.mark.slow
+def test_training_smoke_train_with_a_transfer_set(tiny_newsmtsc, tmp_path):
+    pairs = [
+        training.Pair(t.format(t=n), 0, len(n), -1)
+        for n in ("Chile", "Peru")
+        for t in (*POS, *NEG)
+        if t.startswith("{t}")
+    ]
+    probs = np.tile(np.array([[0.1, 0.3, 0.6]], dtype=np.float32), (len(pairs), 1))
+    config = training.train_newsmtsc(
+        tiny_newsmtsc,
+        tmp_path / "student",
+        epochs=1,
+        batch_size=8,
+        progress=False,
+        calibrate=False,
+        transfer=(pairs, probs),
+        gold_repeat=2,
+        distill_weight=0.5,
+    )
+    assert config["hyperparameters"]["transfer"]["pairs"] == len(pairs)
+    assert config["hyperparameters"]["transfer"]["gold_repeat"] == 2
+    with pytest.raises(ValueError, match="probability rows"):
+        training.train_newsmtsc(
+            tiny_newsmtsc, tmp_path / "bad", transfer=(pairs, probs[:1]), progress=False
+        )
