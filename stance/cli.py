@@ -109,6 +109,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the AllSides folder or .jsonl.gz the transfer shards point into",
     )
     t.add_argument(
+        "--transfer-bias",
+        metavar="NEG,NEU,POS",
+        help="offsets added to the teacher's log-probabilities (benchmarks/teacher_bias.py)",
+    )
+    t.add_argument(
         "--distill-weight", type=float, default=0.5, help="weight of the KL term on transfer pairs"
     )
     t.add_argument(
@@ -206,7 +211,15 @@ def main(argv: list[str] | None = None) -> int:
             if bool(args.transfer) != bool(args.transfer_data):
                 raise ValueError("--transfer and --transfer-data go together.")
             transfer = (
-                load_transfer(args.transfer, args.transfer_data) if args.transfer else None
+                load_transfer(
+                    args.transfer,
+                    args.transfer_data,
+                    logit_bias=[float(x) for x in args.transfer_bias.split(",")]
+                    if args.transfer_bias
+                    else None,
+                )
+                if args.transfer
+                else None
             )
             kwargs = {
                 "seed": args.seed,

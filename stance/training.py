@@ -474,7 +474,11 @@ class _Checkpointer:
 
 
 def load_transfer(
-    shards: str | Path, data: str | Path, *, exclude: set[str] | None = None
+    shards: str | Path,
+    data: str | Path,
+    *,
+    exclude: set[str] | None = None,
+    logit_bias: Sequence[float] | None = None,
 ) -> tuple[list[Pair], Any]:
     """Rebuild a distillation transfer set: unlabelled mentions and the teacher's probabilities.
 
@@ -487,6 +491,9 @@ def load_transfer(
         data: The AllSides folder or its ``.jsonl.gz`` file.
         exclude: Article ids to leave out (default: the articles of the opinion evaluation set,
             so no sentence of its dev or test split is ever trained on, even unlabelled).
+        logit_bias: Offsets added to the teacher's log-probabilities (negative, neutral,
+            positive) before renormalising: a prior shift, e.g. the one
+            ``benchmarks/teacher_bias.py`` fits on the opinion set's dev split.
 
     Returns:
         The pairs (``label`` −1: no gold label) and a ``(n, 3)`` float32 array of the teacher's
@@ -534,8 +541,13 @@ def load_transfer(
         pairs.append(
             Pair(sentence, int(row.mention_start), int(row.mention_end), -1, further)  # type: ignore[arg-type]
         )
-    probs = table[["p_negative", "p_neutral", "p_positive"]].to_numpy(dtype=np.float32)
-    return pairs, probs
+    probs = table[["p_negative", "p_neutral", "p_positive"]].to_numpy(dtype=np.float64)
+    if logit_bias is not None:
+        if len(logit_bias) != len(LABELS):
+            raise ValueError(f"'logit_bias' needs {len(LABELS)} values. Got {list(logit_bias)}.")
+        probs = probs * np.exp(np.asarray(logit_bias, dtype=np.float64))
+        probs = probs / probs.sum(axis=1, keepdims=True)
+    return pairs, probs.astype(np.float32)
 
 
 def _transfer_loss(

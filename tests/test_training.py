@@ -369,3 +369,23 @@ def test_training_smoke_train_with_a_transfer_set(tiny_newsmtsc, tmp_path):
         training.train_newsmtsc(
             tiny_newsmtsc, tmp_path / "bad", transfer=(pairs, probs[:1]), progress=False
         )
+
+
+def test_training_load_transfer_applies_a_logit_bias(tmp_path):
+    import pandas as pd
+
+    text = "Russia praised the deal."
+    file = _fake_allsides(tmp_path / "a.jsonl.gz", {"1": text})
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    pd.DataFrame(
+        {
+            "article_id": ["1"], "sent_start": [0], "sent_end": [len(text)],
+            "mention_start": [0], "mention_end": [6], "others": ["[]"],
+            "p_negative": [0.25], "p_neutral": [0.25], "p_positive": [0.5],
+        }
+    ).to_parquet(shards / "shard-0000.parquet")  # fmt: skip
+    _, probs = training.load_transfer(shards, file, exclude=set(), logit_bias=[0, np.log(2), 0])
+    assert np.allclose(probs[0], [0.2, 0.4, 0.4])
+    with pytest.raises(ValueError, match="needs 3 values"):
+        training.load_transfer(shards, file, exclude=set(), logit_bias=[0, 1])
