@@ -24,7 +24,7 @@
 # %% tags=["parameters"]
 run_dir = "../runs/sample"
 min_n = 1
-min_articles = 3
+min_articles = None  # None: the run's [compare] min_articles
 
 # %% [markdown]
 # ## Findings
@@ -39,6 +39,8 @@ from stance import plots, views
 from stance.run import load_run
 
 run = load_run(run_dir)
+if min_articles is None:
+    min_articles = run["run"]["config"]["compare"]["min_articles"]
 summary, evidence = run["summary"], run["evidence"]
 labels = views.target_labels(run["run"])
 topic_names = views.topic_labels(run.get("topics"))

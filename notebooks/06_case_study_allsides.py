@@ -26,7 +26,7 @@ max_chars = 6000
 seed = 42
 case_run_dir = "../runs/allsides_case"
 trend_freq = "year"
-min_articles = 3
+min_articles = None  # None: the case run's [compare] min_articles
 run_dir = "../runs/sample"
 
 # %%
@@ -48,6 +48,8 @@ stance.analyze([sample_file], config=config, out=case_run_dir, progress=False)
 sample_file.unlink()
 sample_file.parent.rmdir()
 case = load_run(case_run_dir)
+if min_articles is None:
+    min_articles = case["run"]["config"]["compare"]["min_articles"]
 views.table_html(
     sample.groupby("bias_text")
     .agg(
