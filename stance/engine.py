@@ -236,6 +236,8 @@ def open_engine(
     if engine == "local":
         yield Runner(EngineInfo("local", None, 1, 0))
         return
+    import distributed  # noqa: F401  (importing it sets its loggers' levels: do that first)
+
     # the scheduler's and workers' INFO lines would drown the run's own log
     with (
         _log_levels({"distributed": logging.WARNING}),
