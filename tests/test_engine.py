@@ -133,3 +133,24 @@ def _slow_identity(x: int, *, scale: int) -> int:
 
     time.sleep(0.2 * x)  # later partitions finish first
     return x * scale
+
+
+def test_engine_runs_on_a_scheduler_address(
+    tmp_path: Path, fixture_corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distributed import LocalCluster
+
+    monkeypatch.setattr(engine, "CONNECT_TIMEOUT_S", 1.0)
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as cluster:
+        address = cluster.scheduler_address
+        with pytest.raises(ValueError, match=r"has fewer than 2 worker\(s\)"):
+            with engine.open_engine("dask", address, workers=2):
+                pass
+        _fake_run(fixture_corpus, tmp_path / "local", tmp_path, 500)
+        result = _fake_run(
+            fixture_corpus, tmp_path / "remote", tmp_path, 4, engine="dask", scheduler=address
+        )
+    assert (result["run"]["scheduler"], result["run"]["workers"]) == (address, 1)
+    assert _digests(tmp_path / "remote") == _digests(tmp_path / "local")
