@@ -48,6 +48,26 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop at the first unusable file, table or line instead of skipping it",
     )
+    a.add_argument(
+        "--engine",
+        choices=["local", "dask"],
+        default="local",
+        help="where partitions of articles are segmented, embedded and scored: this process "
+        "(local, default) or Dask tasks (dask); the tables are the same",
+    )
+    a.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: a running Dask scheduler, e.g. tcp://host:8786 "
+        "(default: a LocalCluster for this run)",
+    )
+    a.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="with --engine dask: worker processes of the LocalCluster (default: one per "
+        "core), or how many workers to wait for at --scheduler (default: 1)",
+    )
 
     r = sub.add_parser("report", help="render the HTML reports of a finished run")
     r.add_argument("--run", required=True, help="run directory written by `stance analyze`")
@@ -174,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
                 strict=True if args.strict else None,
                 progress=progress,
                 group_by=args.group_by,
+                engine=args.engine,
+                scheduler=args.scheduler,
+                workers=args.workers,
             )
             counts = result["run"]["counts"]
             print(

@@ -85,13 +85,20 @@ def _boilerplate_defaults() -> dict[str, bool]:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Seeds."""
+    """Seeds and partitions."""
 
     TABLE: ClassVar[str] = "run"
     seed: int = setting(
         42,
         "Every random choice (UMAP, HDBSCAN sampling, bootstrap, permutation tests) derives "
         "from it.",
+    )
+    partition_articles: int = setting(
+        500,
+        "Articles per partition: segmentation, embedding, mentions and stance scores run one "
+        "partition at a time (in this process, or as Dask tasks with `--engine dask`). Smaller "
+        "partitions use less memory per worker; the tables do not depend on it.",
+        _at_least(1),
     )
 
 

@@ -61,19 +61,37 @@ def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
 class SentenceEncoder:
     """A sentence-transformers model on the CPU, loaded lazily from a local folder.
 
+    A text's vector does not depend on the other texts encoded with it: batches hold texts of
+    one token length (no padding) and run on ``num_threads`` intra-op threads (one by default;
+    torch's matrix products split their sums differently with more threads and other batch
+    shapes, which moves the last bits). So a corpus gives the same vectors whole or in any
+    partition; parallelism comes from partitions (``stance analyze --engine dask``).
+
     Args:
         model: ``"all-MiniLM-L6-v2"`` (the bundled copy) or a model directory.
         batch_size: Sentences per forward pass.
         progress: Show a progress bar while encoding.
+        num_threads: Intra-op threads while encoding (torch's setting is restored afterwards);
+            ``None`` keeps torch's setting (faster on many cores, not bit-reproducible across
+            batchings).
     """
 
     def __init__(
-        self, model: str = DEFAULT_MODEL, batch_size: int = 64, progress: bool = True
+        self,
+        model: str = DEFAULT_MODEL,
+        batch_size: int = 64,
+        progress: bool = True,
+        num_threads: int | None = 1,
     ) -> None:
         self.model = model
         self.batch_size = batch_size
         self.progress = progress
+        self.num_threads = num_threads
         self._st = None
+
+    def __getstate__(self) -> dict[str, object]:
+        # A copy sent to another process (a Dask worker) loads the model there, once.
+        return self.__dict__ | {"_st": None}
 
     @property
     def path(self) -> Path:
@@ -105,15 +123,57 @@ class SentenceEncoder:
 
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
+        import torch
+        from tqdm.auto import tqdm
+
         st = self._load()
-        vectors = st.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            show_progress_bar=self.progress and len(texts) > self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-        )
-        return vectors.astype(np.float32, copy=False)
+        texts = list(texts)
+        # token lengths exactly as the model sees them (its own preprocessing and truncation)
+        lengths: list[int] = []
+        for lo in range(0, len(texts), 1024):
+            mask = st.preprocess(texts[lo : lo + 1024])["attention_mask"]
+            lengths += mask.sum(dim=1).tolist()
+        out = np.zeros((len(texts), 0), dtype=np.float32)
+        previous_threads = torch.get_num_threads()
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
+        try:
+            with tqdm(
+                total=len(texts),
+                desc="embed",
+                unit="sentence",
+                disable=not (self.progress and len(texts) > self.batch_size),
+            ) as bar:
+                for idx in _uniform_batches(lengths, self.batch_size):
+                    vectors = st.encode(
+                        [texts[i] for i in idx],
+                        batch_size=self.batch_size,
+                        show_progress_bar=False,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                    )
+                    if out.shape[1] == 0:
+                        out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+                    out[idx] = vectors
+                    bar.update(len(idx))
+        finally:
+            torch.set_num_threads(previous_threads)
+        return out
+
+
+def _uniform_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Split row indices into batches of one length, at most ``batch_size`` rows each.
+
+    Rows go in order of length (stable): the batches are a pure function of ``lengths``.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and lengths[batches[-1][0]] == lengths[i]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def text_key(text: str) -> str:

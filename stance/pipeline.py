@@ -1,9 +1,13 @@
 """Pipeline: the one orchestrator that runs the stages in order and writes a run directory.
 
-ingest → segment → embed → topics → mentions → stance (model scores, then attribution) →
-compare. Stages never import each other; this module passes their tables along, times them
-and records what happened in ``run.json`` (config, versions, seeds, timings, counts, skipped
-inputs).
+ingest (whole) → per partition of articles: segment → embed → mentions (capped per article) →
+stance model scores → gathered in partition order: topics (fitted on the whole corpus) →
+attribution → compare. Partitions run in this process or as Dask tasks (:mod:`stance.engine`);
+every per-partition stage works article by article and the models score a text the same
+whatever else is in its batch, so the tables do not depend on the engine or the partition
+size. Stages never import each other; this module passes their tables along, times them and
+records what happened in ``run.json`` (config, versions, seeds, engine, timings, counts,
+skipped inputs).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +33,11 @@ from stance.schema import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    import numpy as np
     import pandas as pd
 
     from stance.embed import Encoder
+    from stance.engine import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +59,8 @@ def _versions() -> dict[str, str]:
         "pyarrow",
         "numpy",
         "syntok",
+        "dask",
+        "distributed",
     ):
         try:
             out[dist] = metadata.version(dist)
@@ -88,26 +97,44 @@ def git_commit() -> str | None:
 
 
 class _Timer:
-    def __init__(self) -> None:
+    def __init__(self, log: bool = True) -> None:
         self.seconds: dict[str, float] = {}
+        self.log = log
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        logger.info("stage %s ...", name)
+        if self.log:
+            logger.info("stage %s ...", name)
         t0 = time.perf_counter()
         yield
         self.seconds[name] = round(time.perf_counter() - t0, 3)
-        logger.info("stage %s done in %.1f s", name, self.seconds[name])
+        if self.log:
+            logger.info("stage %s done in %.1f s", name, self.seconds[name])
+
+
+def _score_with_model(df: pd.DataFrame, *, model_dir: str, progress: bool = True) -> pd.DataFrame:
+    """Score with the stance model in ``model_dir``, loaded once per process, on one thread.
+
+    One intra-op thread keeps a pair's score independent of the batch it is scored in (see
+    ``StanceScorer.predict_proba``); partitions bring the parallelism.
+    """
+    import dataclasses
+
+    from stance.scoring import load_model, score_mentions
+
+    model = dataclasses.replace(load_model(model_dir), num_threads=1)
+    return score_mentions(df, model=model, progress=progress)
 
 
 def _model_scorer(model: str | None) -> tuple[Scorer, dict[str, Any]]:
     """Return the shipped (or configured) stance model as a scorer, and its provenance."""
     import functools
 
-    from stance.scoring import model_info, resolve_model_dir, score_mentions
+    from stance.scoring import model_info, resolve_model_dir
 
     model_dir = resolve_model_dir(model)
-    return functools.partial(score_mentions, model=model_dir), dict(model_info(model_dir))
+    info = dict(model_info(model_dir)) | {"num_threads": 1}
+    return functools.partial(_score_with_model, model_dir=str(model_dir)), info
 
 
 def _scorer_info(scorer: Scorer) -> dict[str, Any]:
@@ -125,6 +152,92 @@ def _cap_per_article(found: pd.DataFrame, cap: int) -> tuple[pd.DataFrame, dict[
     return found[rank < cap].reset_index(drop=True), {str(k): int(v) for k, v in over.items()}
 
 
+@dataclass
+class PartitionResult:
+    """What one partition of articles gives: its sentences, their vectors, scored mentions.
+
+    ``mentions`` has no ``topic`` yet (topics are fitted on the gathered sentences); ``empty``
+    lists the partition's articles without a sentence, ``capped`` the mentions past
+    ``mentions.max_per_article`` per article; ``seconds`` times the stages.
+    """
+
+    sentences: pd.DataFrame
+    vectors: np.ndarray
+    mentions: pd.DataFrame
+    empty: list[str] = field(default_factory=list)
+    capped: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def analyze_partition(
+    articles: pd.DataFrame,
+    *,
+    settings: Settings,
+    encoder: Encoder,
+    scorer: Scorer,
+    cache_dir: str | Path | None,
+    progress: bool = False,
+) -> PartitionResult:
+    """Segment, embed, find mentions and score them for one partition of whole articles.
+
+    Args:
+        articles: Columns ``article_id, source, text``; every article of the partition.
+        settings: The run's settings (``segment``, ``mentions``, targets).
+        encoder: The sentence embedder.
+        scorer: A function like :func:`stance.score_mentions`.
+        cache_dir: The embedding cache folder (``None``: no cache).
+        progress: Show the stages' progress bars.
+
+    Returns:
+        A :class:`PartitionResult`; every row depends on its own article alone.
+    """
+    from stance import embed, mentions, segment
+
+    timer = _Timer(log=False)
+    with timer.stage("segment"):
+        sentences = segment.segment(
+            articles, progress=progress, max_chars=settings.segment.max_sentence_chars
+        )
+    empty = sorted(set(articles["article_id"]) - set(sentences["article_id"]))
+    with timer.stage("embed"):
+        vectors = embed.embed_sentences(
+            sentences["sentence"].tolist(), encoder, cache_dir=cache_dir
+        )
+    with timer.stage("mentions"):
+        found = mentions.extract_mentions(
+            sentences,
+            settings.targets_dict(),
+            progress=progress,
+            resolve=settings.mentions.resolve_references,
+        )
+        found, capped = _cap_per_article(found, settings.mentions.max_per_article)
+    with timer.stage("stance"):
+        if len(found):
+            scored = scorer(found, progress=progress)
+        else:
+            scored = found.assign(stance=[], stance_score=[])
+    return PartitionResult(sentences, vectors, scored, empty, capped, timer.seconds)
+
+
+def _gather(parts: list[PartitionResult]) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """Concatenate the partitions' sentences, vectors and mentions, in partition order."""
+    import numpy as np
+    import pandas as pd
+
+    def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        # an empty frame's columns have no real dtype: leave it out unless all are empty
+        full = [f for f in frames if len(f)] or frames[:1]
+        if len(full) == 1:
+            return full[0].reset_index(drop=True)
+        return pd.concat(full, ignore_index=True)
+
+    sentences = concat([p.sentences for p in parts])
+    mentions = concat([p.mentions for p in parts])
+    blocks = [p.vectors for p in parts if len(p.vectors)]
+    vectors = np.concatenate(blocks) if blocks else np.zeros((0, 384), dtype=np.float32)
+    return sentences, vectors, mentions
+
+
 def analyze(
     inputs: list[str | Path] | str | Path,
     *,
@@ -136,6 +249,9 @@ def analyze(
     scorer: Scorer | None = None,
     progress: bool = True,
     group_by: str = "source",
+    engine: Engine = "local",
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Run the whole analysis.
 
@@ -155,16 +271,24 @@ def analyze(
             from an AllSides table or a column of the sources CSV). It takes the place of
             ``source`` in ``summary``, ``evidence`` and ``trends`` and names the pairs of
             ``contrasts`` (``{group_by}_a``, ``{group_by}_b``).
+        engine: Where the partitions (``run.partition_articles`` articles each) are segmented,
+            embedded and scored: ``"local"`` (this process, one after another) or ``"dask"``
+            (one task per partition on a ``distributed`` cluster). The tables are the same.
+        scheduler: With ``engine="dask"``, a scheduler address (``tcp://host:8786``); ``None``
+            starts a ``LocalCluster`` for the run and closes it after.
+        workers: With ``engine="dask"``: worker processes of the ``LocalCluster`` (default:
+            one per core), or how many workers to wait for at ``scheduler`` (default: one).
 
     Returns:
         A dict of DataFrames (``articles``, ``sentences``, ``mentions``, ``summary``, ``topics``,
         ``topic_map``, ``units``, ``contrasts``, ``evidence``, ``aligned``, ``trends``), the sentence
         ``vectors`` and the ``run`` record.
     """
-    import numpy as np
+    import pandas as pd
 
-    from stance import attribution, compare, embed, ingest, mentions, segment, topics
+    from stance import attribution, compare, embed, ingest, topics
     from stance import run as run_dir
+    from stance.engine import open_engine
 
     timer = _Timer()
     started = time.time()
@@ -183,65 +307,80 @@ def analyze(
     seed = settings.run.seed
     input_list = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
 
-    with timer.stage("ingest"):
-        articles, report = ingest.ingest(
-            input_list,
-            sources=sources,
-            rules=settings.ingest.boilerplate,
-            **({"strict": True} if strict else {}),  # TEMP
-        )
-    # An unknown group column is an error before the heavy stages.
-    compare.check_group_by(articles, group_by)
-    with timer.stage("segment"):
-        sentences = segment.segment(
-            articles, progress=progress, max_chars=settings.segment.max_sentence_chars
-        )
-    for aid in sorted(set(articles["article_id"]) - set(sentences["article_id"])):
-        path = articles.loc[articles["article_id"] == aid, "path"].iloc[0]
-        report.warn(f"{path}: the article has no sentence after segmentation.")
-    with timer.stage("embed"):
+    # A Dask cluster starts (or a scheduler is reached) before any work and is closed
+    # once the partitions are back.
+    with open_engine(engine, scheduler, workers) as runner:
+        with timer.stage("ingest"):
+            articles, report = ingest.ingest(
+                input_list,
+                sources=sources,
+                rules=settings.ingest.boilerplate,
+                **({"strict": True} if strict else {}),  # TEMP
+            )
+        # An unknown group column is an error before the heavy stages.
+        compare.check_group_by(articles, group_by)
+        size = settings.run.partition_articles
+        columns = articles[["article_id", "source", "text"]]
+        parts = [columns.iloc[lo : lo + size] for lo in range(0, max(len(articles), 1), size)]
+        # one partition in this process shows the stages' bars; otherwise one bar over partitions
+        inner = progress and engine == "local" and len(parts) == 1
         enc: Encoder = (
             encoder
             if encoder is not None
             else embed.SentenceEncoder(
-                settings.embed.model, batch_size=settings.embed.batch_size, progress=progress
+                settings.embed.model, batch_size=settings.embed.batch_size, progress=inner
             )
         )
-        cache_dir = settings.embed.cache_path()
-        vectors = embed.embed_sentences(sentences["sentence"].tolist(), enc, cache_dir=cache_dir)
-        if len(vectors) == 0:
-            vectors = np.zeros((0, 384), dtype=np.float32)
-
-        def encode(texts: list[str]) -> np.ndarray:
-            return embed.embed_sentences(list(texts), enc, cache_dir=cache_dir)
-
-    with timer.stage("topics"):
-        topic_result = topics.run_topics(
-            sentences, vectors, settings, encode, articles=articles, progress=progress
-        )
-        sentences["topic"] = topic_result.topic.astype(str).to_numpy()
-    with timer.stage("mentions"):
-        found = mentions.extract_mentions(
-            sentences,
-            settings.targets_dict(),
-            progress=progress,
-            resolve=settings.mentions.resolve_references,
-        )
-        found, capped = _cap_per_article(found, settings.mentions.max_per_article)
-        for aid, n in capped.items():
-            report.warn(
-                f"Article {aid}: {n} mention(s) past the first "
-                f"{settings.mentions.max_per_article} were not scored (mentions.max_per_article)."
-            )
-    with timer.stage("stance"):
         if scorer is None:
             scorer, scorer_info = _model_scorer(settings.stance.model)
         else:
             scorer_info = _scorer_info(scorer)
-        if len(found):
-            scored = scorer(found, progress=progress)
-        else:
-            scored = found.assign(stance=[], stance_score=[])
+        cache_dir = settings.embed.cache_path()
+        with timer.stage("partitions"):
+            results = runner.map(
+                analyze_partition,
+                parts,
+                shared={
+                    "settings": settings,
+                    "encoder": enc,
+                    "scorer": scorer,
+                    "cache_dir": cache_dir,
+                    "progress": inner,
+                },
+                progress=progress and not inner,
+            )
+        # the stages' time summed over partitions (on Dask: worker time, not wall time)
+        for name in ("segment", "embed", "mentions", "stance"):
+            timer.seconds[name] = round(sum(r.seconds.get(name, 0.0) for r in results), 3)
+        empty = sorted(a for r in results for a in r.empty)
+        capped = {k: v for r in results for k, v in r.capped.items()}
+        capped = {k: capped[k] for k in sorted(capped)}
+        sentences, vectors, scored = _gather(results)
+    del results, parts, columns
+    for aid in empty:
+        path = articles.loc[articles["article_id"] == aid, "path"].iloc[0]
+        report.warn(f"{path}: the article has no sentence after segmentation.")
+    for aid, n in capped.items():
+        report.warn(
+            f"Article {aid}: {n} mention(s) past the first "
+            f"{settings.mentions.max_per_article} were not scored (mentions.max_per_article)."
+        )
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return embed.embed_sentences(list(texts), enc, cache_dir=cache_dir)
+
+    with timer.stage("topics"):
+        # on the gathered corpus: the topic table's keywords, representative sentences and map
+        # are whole-corpus statistics (the clustering itself sees a seeded sample)
+        topic_result = topics.run_topics(
+            sentences, vectors, settings, encode, articles=articles, progress=progress
+        )
+        sentences["topic"] = topic_result.topic.astype(str).to_numpy()
+    with timer.stage("attribution"):
+        row = pd.MultiIndex.from_frame(sentences[["article_id", "sentence_id"]]).get_indexer(
+            pd.MultiIndex.from_frame(scored[["article_id", "sentence_id"]])
+        )
+        scored["topic"] = sentences["topic"].to_numpy()[row].tolist()
         scored = scored[[*MENTION_COLUMNS, *MENTION_EXTRA_COLUMNS]].reset_index(drop=True)
         scored["stance_score"] = scored["stance_score"].astype("float64")
         attributed = scored
@@ -280,6 +419,10 @@ def analyze(
             "compare (bootstrap, permutations)": f"per cell: default_rng([{seed}, crc32(key)...])",
         },
         "strict": strict,
+        "engine": runner.info.engine,
+        "scheduler": runner.info.scheduler,
+        "workers": runner.info.workers,
+        "partitions": runner.info.partitions,
         "versions": _versions(),
         "models": {"embedding": enc.model_id, "stance": scorer_info},
         "counts": {

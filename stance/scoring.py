@@ -456,6 +456,22 @@ def encode_pairs(
     return all_ids, all_types, markers
 
 
+def _uniform_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Split row indices into batches of equal length, at most ``batch_size`` rows each.
+
+    Rows are taken in order of length (stable), so the batches are a pure function of
+    ``lengths``; no batch needs padding.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and lengths[batches[-1][0]] == lengths[i]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
 def collate(
     ids: Sequence[list[int]], types: Sequence[list[int]], markers: Sequence[tuple[int, int]]
 ) -> dict[str, Any]:
@@ -848,9 +864,10 @@ class StanceScorer:
             others=others,
             names_only=self.config.get("mask_target") == "names",
         )
-        # Length-sorted batches waste little padding; a stable sort keeps results a pure function
-        # of the input.
-        order = sorted(range(n), key=lambda i: len(ids[i]))
+        # Batches of equal-length pairs (length-sorted, stable) need no padding, and with one
+        # intra-op thread a row's probabilities do not depend on the other rows of its batch:
+        # a pair scores the same whatever else is scored with it (any partition of a corpus).
+        batches = _uniform_batches([len(x) for x in ids], batch_size)
         previous_threads = torch.get_num_threads()
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)
@@ -859,8 +876,7 @@ class StanceScorer:
                 torch.inference_mode(),
                 tqdm(total=n, disable=not progress, desc="stance", unit="pair") as bar,
             ):
-                for lo in range(0, n, batch_size):
-                    idx = order[lo : lo + batch_size]
+                for idx in batches:
                     batch = collate(
                         [ids[i] for i in idx], [types[i] for i in idx], [markers[i] for i in idx]
                     )

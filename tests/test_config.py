@@ -42,6 +42,7 @@ def test_config_overrides_dict() -> None:
         ("[run\nseed=1", "not valid TOML"),
         ('[targets.x]\naliases = []\nlabel = "X"\n', "non-empty list of strings .aliases."),
         ('[run]\nseed = "a"\n', "'run.seed' must be an integer"),
+        ("[run]\npartition_articles = 0\n", r"'run.partition_articles' must be a number >= 1"),
         ('[topics.named.all]\ndescription = "x"\n', "reserved"),
         ('[topics.named.x]\nterms = ["a"]\n', "needs a 'description'"),
     ],

@@ -54,3 +54,29 @@ def test_embed_real_model_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)
     assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2]
     assert enc.model_id.startswith("all-MiniLM-L6-v2@")
+
+
+def test_embed_uniform_batches_are_pure_and_unpadded() -> None:
+    from stance.embed import _uniform_batches
+
+    lengths = [5, 3, 5, 7, 3, 5]
+    batches = _uniform_batches(lengths, 2)
+    assert batches == [[1, 4], [0, 2], [5], [3]]
+    assert all(len({lengths[i] for i in b}) == 1 for b in batches)
+
+
+@pytest.mark.slow
+def test_embed_vector_does_not_depend_on_its_batch() -> None:
+    texts = [
+        "Russia and Turkey discussed Libya.",
+        "Moscow and Ankara talked about Tripoli on Tuesday, officials said.",
+        "Catalan protesters filled Barcelona.",
+        "Iran's foreign minister met his Azerbaijani counterpart in Baku to discuss the corridor.",
+        "The US said nothing.",
+    ]
+    enc = SentenceEncoder(progress=False, batch_size=2)
+    together = enc.encode(texts)
+    alone = np.concatenate([enc.encode([t]) for t in texts])
+    shuffled = enc.encode(texts[::-1])[::-1]
+    assert np.array_equal(together, alone)
+    assert np.array_equal(together, shuffled)

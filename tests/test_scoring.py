@@ -571,3 +571,19 @@ def test_scoring_accurate_model_is_small_and_scores():
         progress=False,
     )
     assert out["stance"].tolist() == ["negative", "positive"]
+
+
+@pytest.mark.slow
+def test_scoring_pair_does_not_depend_on_its_batch(model):
+    import dataclasses
+
+    one_thread = dataclasses.replace(model, num_threads=1)
+    df = pd.read_csv(SEED_CHECK).head(24)
+    together = score_mentions(df, progress=False, model=one_thread, batch_size=8)
+    halves = pd.concat(
+        [
+            score_mentions(df.iloc[i::2], progress=False, model=one_thread, batch_size=3)
+            for i in (0, 1)
+        ]
+    ).loc[df.index]
+    assert np.array_equal(together["stance_score"], halves["stance_score"])
