@@ -40,7 +40,7 @@ from stance.run import load_run
 
 run = load_run(run_dir)
 if min_articles is None:
-    min_articles = run["run"]["config"]["compare"]["min_articles"]
+    min_articles = views.min_articles(run["run"])
 summary, evidence = run["summary"], run["evidence"]
 labels = views.target_labels(run["run"])
 topic_names = views.topic_labels(run.get("topics"))

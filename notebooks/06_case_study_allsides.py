@@ -49,7 +49,7 @@ sample_file.unlink()
 sample_file.parent.rmdir()
 case = load_run(case_run_dir)
 if min_articles is None:
-    min_articles = case["run"]["config"]["compare"]["min_articles"]
+    min_articles = views.min_articles(case["run"])
 views.table_html(
     sample.groupby("bias_text")
     .agg(

@@ -745,6 +745,13 @@ def target_labels(run_info: Mapping[str, Any]) -> dict[str, str]:
     return {k: str(v.get("label", k)) for k, v in targets.items() if isinstance(v, Mapping)}
 
 
+def min_articles(run_info: Mapping[str, Any]) -> int:
+    """The run's ``[compare] min_articles`` (the package default for runs that do not record it)."""
+    compare = (run_info.get("config") or {}).get("compare") or {}
+    value = compare.get("min_articles") if isinstance(compare, Mapping) else None
+    return int(value) if value is not None else MIN_ARTICLES
+
+
 def topic_labels(topics: pd.DataFrame | None) -> dict[str, str]:
     """Map topic ids to display labels (``{}`` without a topics table)."""
     if topics is None or topics.empty or "label" not in topics:
