@@ -100,14 +100,17 @@ class _Timer:
         logger.info("stage %s done in %.1f s", name, self.seconds[name])
 
 
-def _model_scorer(model: str | None) -> tuple[Scorer, dict[str, Any]]:
+def _model_scorer(
+    model: str | None, cache_dir: Path | None = None
+) -> tuple[Scorer, dict[str, Any]]:
     """Return the shipped (or configured) stance model as a scorer, and its provenance."""
     import functools
 
     from stance.scoring import model_info, resolve_model_dir, score_mentions
 
     model_dir = resolve_model_dir(model)
-    return functools.partial(score_mentions, model=model_dir), dict(model_info(model_dir))
+    scorer = functools.partial(score_mentions, model=model_dir, cache_dir=cache_dir)
+    return scorer, dict(model_info(model_dir))
 
 
 def _scorer_info(scorer: Scorer) -> dict[str, Any]:
@@ -235,7 +238,7 @@ def analyze(
             )
     with timer.stage("stance"):
         if scorer is None:
-            scorer, scorer_info = _model_scorer(settings.stance.model)
+            scorer, scorer_info = _model_scorer(settings.stance.model, settings.stance.cache_path())
         else:
             scorer_info = _scorer_info(scorer)
         if len(found):
