@@ -94,10 +94,12 @@ def numba_cache_dir(default: str | Path | None = None) -> None:
     it every run. The default is the user cache folder (``stance.config.user_cache_dir``), never
     the working directory. Must run before ``umap`` is first imported.
 
-    umap-learn and pynndescent mark only some of their numba functions ``cache=True``; the
-    rest (the layout epoch, ``smooth_knn_dist``, the membership strengths, ...) were measured
-    to recompile for ~15 s in every new process even with a warm cache. With a cache folder set,
-    caching is switched on for those too, so a warm process compiles nothing (same results).
+    umap-learn and pynndescent mark only some of their numba functions ``cache=True``; the rest
+    (the layout epoch, ``smooth_knn_dist``, the membership strengths, NN-descent's helpers)
+    were measured to recompile in every new process even with a warm cache: ~15 s for 900
+    points, ~45 s for 13,000 (where UMAP switches to NN-descent). With a cache folder set,
+    caching is switched on for those too (same results); only pynndescent's ``nn_descent``
+    itself cannot be cached (~15 s per process).
     """
     if "NUMBA_CACHE_DIR" not in os.environ:
         path = Path(default) if default is not None else user_cache_dir() / "numba"
@@ -107,6 +109,10 @@ def numba_cache_dir(default: str | Path | None = None) -> None:
         except OSError:  # read-only working directory: compile in memory as usual
             return
     _cache_umap_kernels()
+
+
+#: pynndescent functions numba refuses to cache ("uses dynamic globals"): asking only warns.
+_UNCACHEABLE = frozenset({"nn_descent", "nn_descent_internal"})
 
 
 @functools.cache
@@ -122,11 +128,13 @@ def _cache_umap_kernels() -> int:
         from numba.core.dispatcher import Dispatcher
 
         for name, module in list(sys.modules.items()):
-            if module is None or not name.startswith(("umap", "pynndescent")):
+            if module is None or name.split(".")[0] not in ("umap", "pynndescent"):
                 continue
-            for obj in list(vars(module).values()):
-                if isinstance(obj, Dispatcher) and isinstance(
-                    getattr(obj, "_cache", None), NullCache
+            for attr, obj in list(vars(module).items()):
+                if (
+                    isinstance(obj, Dispatcher)
+                    and isinstance(getattr(obj, "_cache", None), NullCache)
+                    and attr not in _UNCACHEABLE
                 ):
                     obj.enable_caching()
                     n += 1
