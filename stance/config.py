@@ -380,6 +380,26 @@ class StanceSettings:
         "with their sign reversed.",
         _between(0.0, 1.0),
     )
+    cache: bool = setting(
+        True,
+        "Reuse the model's probabilities for every (sentence, mention) pair scored before with "
+        "the same model, weights, precision and library versions, so a warm run scores only new "
+        "pairs; false scores every pair afresh and writes no cache.",
+    )
+    cache_dir: str = setting(
+        "",
+        "Stance probabilities are cached here, keyed by model fingerprint and the pair's model "
+        "input (token ids). Empty: the `stance-scores` folder of the user cache folder "
+        "($STANCE_CACHE_DIR, else $XDG_CACHE_HOME/stance, else ~/.cache/stance).",
+    )
+
+    def cache_path(self) -> Path | None:
+        """Return the stance score cache folder, or ``None`` when ``cache`` is false."""
+        if not self.cache:
+            return None
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        return user_cache_dir() / "stance-scores"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -221,12 +223,18 @@ class EmbeddingCache:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha1("".join(keys).encode()).hexdigest()[:16]
-        np.save(
-            self.dir / f"shard-{name}.npy",
-            np.ascontiguousarray(vectors, dtype=np.float32),
-            allow_pickle=False,
-        )
-        pd.DataFrame({"key": keys}).to_parquet(self.dir / f"shard-{name}.parquet", index=False)
+        # Each file is written under a private name and renamed into place, vectors before the
+        # index that makes them visible, so a concurrent reader never sees half a shard.
+        tmp = f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
+        vec_tmp, key_tmp = self.dir / f"{tmp}.npy", self.dir / f"{tmp}.parquet"
+        try:
+            np.save(vec_tmp, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+            os.replace(vec_tmp, self.dir / f"shard-{name}.npy")
+            pd.DataFrame({"key": keys}).to_parquet(key_tmp, index=False)
+            os.replace(key_tmp, self.dir / f"shard-{name}.parquet")
+        finally:
+            vec_tmp.unlink(missing_ok=True)
+            key_tmp.unlink(missing_ok=True)
 
 
 def embed_sentences(

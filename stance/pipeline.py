@@ -112,7 +112,9 @@ class _Timer:
             logger.info("stage %s done in %.1f s", name, self.seconds[name])
 
 
-def _score_with_model(df: pd.DataFrame, *, model_dir: str, progress: bool = True) -> pd.DataFrame:
+def _score_with_model(
+    df: pd.DataFrame, *, model_dir: str, cache_dir: Path | None = None, progress: bool = True
+) -> pd.DataFrame:
     """Score with the stance model in ``model_dir``, loaded once per process, on one thread.
 
     One intra-op thread keeps a pair's score independent of the batch it is scored in (see
@@ -123,10 +125,12 @@ def _score_with_model(df: pd.DataFrame, *, model_dir: str, progress: bool = True
     from stance.scoring import load_model, score_mentions
 
     model = dataclasses.replace(load_model(model_dir), num_threads=1)
-    return score_mentions(df, model=model, progress=progress)
+    return score_mentions(df, model=model, cache_dir=cache_dir, progress=progress)
 
 
-def _model_scorer(model: str | None) -> tuple[Scorer, dict[str, Any]]:
+def _model_scorer(
+    model: str | None, cache_dir: Path | None = None
+) -> tuple[Scorer, dict[str, Any]]:
     """Return the shipped (or configured) stance model as a scorer, and its provenance."""
     import functools
 
@@ -134,7 +138,8 @@ def _model_scorer(model: str | None) -> tuple[Scorer, dict[str, Any]]:
 
     model_dir = resolve_model_dir(model)
     info = dict(model_info(model_dir)) | {"num_threads": 1}
-    return functools.partial(_score_with_model, model_dir=str(model_dir)), info
+    scorer = functools.partial(_score_with_model, model_dir=str(model_dir), cache_dir=cache_dir)
+    return scorer, info
 
 
 def _scorer_info(scorer: Scorer) -> dict[str, Any]:
@@ -332,7 +337,7 @@ def analyze(
             )
         )
         if scorer is None:
-            scorer, scorer_info = _model_scorer(settings.stance.model)
+            scorer, scorer_info = _model_scorer(settings.stance.model, settings.stance.cache_path())
         else:
             scorer_info = _scorer_info(scorer)
         cache_dir = settings.embed.cache_path()

@@ -18,8 +18,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import numbers
+import os
 import re
+import uuid
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
+logger = logging.getLogger(__name__)
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
 #: The default model: trained and applied with the target's name hidden (``mask_target =
@@ -496,6 +502,107 @@ def collate(
 
 
 # --------------------------------------------------------------------------------------------
+# Score cache
+# --------------------------------------------------------------------------------------------
+
+#: Columns of a score cache shard: the pair key and its class probabilities, in ``LABELS`` order.
+_CACHE_COLUMNS = ("key", *(f"p_{label}" for label in LABELS))
+
+
+def pair_keys(
+    ids: Sequence[list[int]], types: Sequence[list[int]], markers: Sequence[tuple[int, int]]
+) -> list[str]:
+    """Return the cache key of each encoded pair: a hash of exactly what the model reads.
+
+    Keying on the encoder input rather than on (sentence, span, other spans) covers everything
+    that decides it (the mention span, the other mentions a blind model masks, the context
+    window, the tokenizer), and pairs that encode alike share one entry. The layout (n ids, n
+    types, two markers) fixes the byte length, so the concatenation is unambiguous.
+    """
+    keys = []
+    for x, t, m in zip(ids, types, markers, strict=True):
+        h = hashlib.blake2b(digest_size=16)
+        h.update(array("q", x).tobytes())
+        h.update(bytes(t))
+        h.update(array("q", m).tobytes())
+        keys.append(h.hexdigest())
+    return keys
+
+
+class ScoreCache:
+    """Stance probabilities on disk under ``root/<namespace>/`` as ``shard-*.parquet`` files.
+
+    ``namespace`` names one model fingerprint (``StanceScorer.cache_namespace``). A shard holds
+    ``key`` and the float64 probabilities exactly as ``predict_proba`` computed them, so labels
+    and scores derived from a cached row are bit-identical to the first run's. Shards are only
+    ever added: each is written under a private temporary name and renamed into place (atomic
+    on POSIX), named by the hash of its keys, so concurrent processes never see a partial file
+    and two writers of the same pairs just replace one complete shard with another. An
+    unreadable or malformed shard is skipped with a warning and its pairs are scored again.
+    """
+
+    def __init__(self, root: str | Path, namespace: str) -> None:
+        self.dir = Path(root) / namespace.replace("/", "_")
+
+    def load(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Return the cached probability rows for those of ``keys`` that are on disk."""
+        import numpy as np
+        import pandas as pd
+
+        wanted = set(keys)
+        found: dict[str, np.ndarray] = {}
+        if not wanted or not self.dir.is_dir():
+            return found
+        for path in sorted(self.dir.glob("shard-*.parquet")):
+            try:
+                shard = pd.read_parquet(path)
+                probs = shard[list(_CACHE_COLUMNS[1:])].to_numpy(dtype=np.float64)
+                shard_keys = shard["key"].tolist()
+                problem = (
+                    "not float64 probabilities"
+                    if any(shard[c].dtype != np.float64 for c in _CACHE_COLUMNS[1:])
+                    else "probabilities outside [0, 1]"
+                    if not (np.isfinite(probs).all() and (probs >= 0).all() and (probs <= 1).all())
+                    else "keys that are not 32-character hex strings"
+                    if not all(isinstance(k, str) and len(k) == 32 for k in shard_keys)
+                    else None
+                )
+            except Exception as exc:  # any damage: a cache must never stop a run
+                problem = f"{type(exc).__name__}: {exc}"
+            if problem is not None:
+                logger.warning(
+                    "Ignoring unreadable stance score cache shard %s (%s)", path, problem
+                )
+                continue
+            hit = np.flatnonzero([k in wanted for k in shard_keys])
+            for i in hit:
+                found[shard_keys[i]] = probs[i]
+        return found
+
+    def save(self, keys: Sequence[str], probs: np.ndarray) -> Path | None:
+        """Add a shard holding ``probs`` (one row per key); return its path."""
+        import numpy as np
+        import pandas as pd
+
+        if not len(keys):
+            return None
+        probs = np.asarray(probs, dtype=np.float64)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256("".join(keys).encode()).hexdigest()[:24]
+        table = pd.DataFrame({"key": list(keys)})
+        for j, column in enumerate(_CACHE_COLUMNS[1:]):
+            table[column] = probs[:, j]
+        final = self.dir / f"shard-{name}.parquet"
+        tmp = self.dir / f".tmp-{name}-{os.getpid()}-{uuid.uuid4().hex}.parquet"
+        try:
+            table.to_parquet(tmp, index=False)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return final
+
+
+# --------------------------------------------------------------------------------------------
 # Model
 # --------------------------------------------------------------------------------------------
 
@@ -819,6 +926,18 @@ class StanceScorer:
     #: Intra-op threads while scoring (torch's setting is restored afterwards); ``None`` keeps
     #: torch's setting. ``load_model`` sets ``choose_threads()``.
     num_threads: int | None = 1
+    #: sha256 over everything besides the input that decides the probabilities (config, weight
+    #: file hashes, precision, library versions; ``model_fingerprint``); ``None`` (a scorer
+    #: built by hand) disables the score cache.
+    fingerprint: str | None = None
+
+    @property
+    def cache_namespace(self) -> str | None:
+        """The score cache folder name of this model, or ``None`` without a fingerprint."""
+        if self.fingerprint is None:
+            return None
+        name = str(self.config.get("model_id", "model"))
+        return f"{name}-{self.precision}-{self.fingerprint[:16]}"
 
     @property
     def mask_id(self) -> int | None:
@@ -836,11 +955,15 @@ class StanceScorer:
         others: Sequence[Sequence[tuple[int, int]]] | None = None,
         batch_size: int = 64,
         progress: bool = False,
+        cache: ScoreCache | None = None,
     ) -> np.ndarray:
         """Return an ``(n, 3)`` array of class probabilities in ``LABELS`` order.
 
         ``others[i]`` lists the spans of the same target's other mentions in ``sentences[i]``;
         a target-masked model (``config["mask_target"]``) hides them behind its placeholder.
+        Pairs that encode to the same model input are scored once; with ``cache`` (a
+        ``ScoreCache`` of this model's ``cache_namespace``) only pairs not on disk are scored,
+        and those are added to it.
         """
         import numpy as np
         import torch
@@ -864,17 +987,24 @@ class StanceScorer:
             others=others,
             names_only=self.config.get("mask_target") == "names",
         )
+        keys = pair_keys(ids, types, markers)
+        first: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        known = cache.load(list(first)) if cache is not None else {}
+        todo = [i for key, i in first.items() if key not in known]
         # Batches of equal-length pairs (length-sorted, stable) need no padding, and with one
         # intra-op thread a row's probabilities do not depend on the other rows of its batch:
-        # a pair scores the same whatever else is scored with it (any partition of a corpus).
-        batches = _uniform_batches([len(x) for x in ids], batch_size)
+        # a pair scores the same whatever else is scored with it (any partition of a corpus, a
+        # cold or a warm cache).
+        batches = [[todo[j] for j in b] for b in _uniform_batches([len(ids[i]) for i in todo], batch_size)]
         previous_threads = torch.get_num_threads()
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)
         try:
             with (
                 torch.inference_mode(),
-                tqdm(total=n, disable=not progress, desc="stance", unit="pair") as bar,
+                tqdm(total=len(todo), disable=not progress, desc="stance", unit="pair") as bar,
             ):
                 for idx in batches:
                     batch = collate(
@@ -888,6 +1018,19 @@ class StanceScorer:
                     bar.update(len(idx))
         finally:
             torch.set_num_threads(previous_threads)
+        if cache is not None and todo:
+            cache.save([keys[i] for i in todo], out[todo])
+        for key, row in known.items():
+            out[first[key]] = row
+        # Repeated inputs (the same sentence in two articles) copy their first occurrence's row.
+        out[:] = out[[first[key] for key in keys]]
+        logger.info(
+            "Stance: %d pairs, %d distinct inputs, %d from cache, %d scored",
+            n,
+            len(first),
+            len(known),
+            len(todo),
+        )
         return out
 
 
@@ -981,7 +1124,41 @@ def load_model(model_dir: str | Path | None = None, precision: str | None = None
         config=config,
         precision=precision,
         num_threads=choose_threads(),
+        fingerprint=model_fingerprint(
+            model_dir,
+            config,
+            precision,
+            base_sha256=expected or base.sha256 or file_sha256(base_dir / "model.safetensors"),
+        ),
     )
+
+
+def model_fingerprint(
+    model_dir: str | Path, config: dict[str, Any], precision: str, *, base_sha256: str
+) -> str:
+    """Return the sha256 naming everything but the input that decides a model's probabilities.
+
+    The model's whole ``config.json`` (model id, max_len, temperature, masking, LoRA, base),
+    the sha256 of every member weight file and of the base encoder's weights, the inference
+    precision, and the versions of torch and transformers (kernels and model code). The score
+    cache keeps one folder per fingerprint, so a change to any of them misses.
+    """
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for dist in ("torch", "transformers"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    record = {
+        "config": config,
+        "members": {name: file_sha256(Path(model_dir) / name) for name in config["members"]},
+        "base_sha256": base_sha256,
+        "precision": precision,
+        "versions": versions,
+    }
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
 def model_info(model_dir: str | Path | None = None) -> dict[str, Any]:
@@ -1088,6 +1265,7 @@ def score_mentions(
     batch_size: int = 64,
     progress: bool = True,
     model: StanceScorer | str | Path | None = None,
+    cache_dir: str | Path | None = None,
 ) -> pd.DataFrame:
     """Score the stance of each sentence towards the mention at ``[start, end)``.
 
@@ -1100,6 +1278,9 @@ def score_mentions(
         progress: Show a tqdm progress bar.
         model: A ``StanceScorer`` from ``load_model``, the name of a shipped model (see
             ``available_models``) or a model folder; defaults to ``MODEL_NAME``.
+        cache_dir: A folder of cached probabilities (``ScoreCache``, one sub-folder per model
+            fingerprint): pairs scored before by the same model are read from it, new ones are
+            scored and added. ``None`` scores everything and writes nothing.
 
     Returns:
         A copy of ``df`` (same index and order) with ``stance`` (``"negative"``, ``"neutral"``
@@ -1125,8 +1306,15 @@ def score_mentions(
         else model
     )
     others = _same_target_spans(df, sentences, starts, ends) if "target" in df.columns else None
+    extra: dict[str, Any] = {}
+    if cache_dir is not None:
+        namespace = getattr(scorer, "cache_namespace", None)
+        if namespace is None:
+            logger.warning("Stance scores are not cached: the model has no fingerprint.")
+        else:
+            extra["cache"] = ScoreCache(cache_dir, namespace)
     probs = scorer.predict_proba(
-        sentences, starts, ends, others=others, batch_size=batch_size, progress=progress
+        sentences, starts, ends, others=others, batch_size=batch_size, progress=progress, **extra
     )
     out["stance"] = [LABELS[i] for i in probs.argmax(axis=1)]
     out["stance_score"] = (probs[:, 2] - probs[:, 0]).clip(-1.0, 1.0)

@@ -339,7 +339,9 @@ def test_awkward_cli_run_exits_0_and_names_every_skip(
     folder = awkward.build(tmp_path / "in", big_chars=30_000)
     monkeypatch.setattr(ing, "MAX_ARTICLE_CHARS", 20_000)
     monkeypatch.setattr(stance.embed, "SentenceEncoder", lambda *a, **k: FakeEncoder())
-    monkeypatch.setattr(stance.pipeline, "_model_scorer", lambda model: (fake_scorer, {}))
+    monkeypatch.setattr(
+        stance.pipeline, "_model_scorer", lambda model, cache_dir=None: (fake_scorer, {})
+    )
     config = tmp_path / "fast.toml"
     config.write_text(
         "[compare]\nbootstrap_resamples = 200\npermutation_resamples = 200\n"

@@ -69,6 +69,8 @@ def test_config_stance_defaults() -> None:
         "model": "newsmtsc-minilm-l6-blind",
         "attribution": True,
         "reported_weight": 0.25,
+        "cache": True,
+        "cache_dir": "",
     }
 
 
@@ -144,5 +146,7 @@ def test_config_cache_dirs_never_point_into_the_working_directory(monkeypatch, t
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert user_cache_dir() == tmp_path / "xdg" / "stance"
     assert load_settings().embed.cache_path() == tmp_path / "xdg" / "stance" / "embeddings"
+    assert load_settings().stance.cache_path() == tmp_path / "xdg" / "stance" / "stance-scores"
+    assert load_settings(overrides={"stance": {"cache": False}}).stance.cache_path() is None
     monkeypatch.setenv("STANCE_CACHE_DIR", str(tmp_path / "mine"))
     assert user_cache_dir() == tmp_path / "mine"

@@ -34,6 +34,20 @@ def test_embed_cache_reuses_vectors(tmp_path: Path) -> None:
     np.testing.assert_array_equal(third[1], first[1])
 
 
+def test_embed_cache_leaves_no_partial_shard(tmp_path: Path, monkeypatch) -> None:
+    import pandas as pd
+
+    def crash(self, path, **kw):
+        Path(path).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", crash)
+    with pytest.raises(OSError, match="disk full"):
+        embed_sentences(["Iran objected."], CountingEncoder(), cache_dir=tmp_path)
+    assert not list(tmp_path.rglob("*.parquet"))  # no index, so the vectors stay invisible
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+
 def test_embed_unknown_bundled_model_raises() -> None:
     with pytest.raises(ValueError, match="No bundled model named 'bert-large'"):
         bundled_model_path("bert-large")

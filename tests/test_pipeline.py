@@ -80,9 +80,14 @@ def test_pipeline_seeds_with_real_models(tmp_path: Path, seed_dir: Path) -> None
         [seed_dir],
         sources=seed_dir.parent.parent / "sources.csv",
         out=tmp_path / "run",
-        config={"embed": {"cache_dir": str(tmp_path / "cache")}},
+        config={
+            "embed": {"cache_dir": str(tmp_path / "cache")},
+            "stance": {"cache_dir": str(tmp_path / "stance-cache")},
+        },
         progress=False,
     )
+    # the stance stage scored through its cache (one shard, in the configured folder)
+    assert len(list((tmp_path / "stance-cache").rglob("shard-*.parquet"))) == 1
     arts = result["articles"]
     assert (arts["path"].str.contains("001_")).sum() == 9
     assert set(result["mentions"]["target"]) == {"russia", "us", "turkey", "iran"}

@@ -587,3 +587,192 @@ def test_scoring_pair_does_not_depend_on_its_batch(model):
         ]
     ).loc[df.index]
     assert np.array_equal(together["stance_score"], halves["stance_score"])
+
+
+# -------------------------------------------------------------------------------------------
+# Score cache
+# -------------------------------------------------------------------------------------------
+
+
+class CountingMember:
+    """A stand-in model member: logits from the token ids, counting the pairs it reads."""
+
+    def __init__(self) -> None:
+        self.pairs = 0
+
+    def __call__(self, input_ids, token_type_ids, attention_mask, markers):
+        import torch
+
+        self.pairs += len(input_ids)
+        x = (input_ids * attention_mask).to(torch.float64)
+        pos = torch.arange(1, x.shape[1] + 1, dtype=torch.float64)
+        return torch.stack(
+            [(x * pos).sum(1) % 7 / 3, x.sum(1) % 5 / 2, markers[:, 0].to(torch.float64) / 9], 1
+        ).float()
+
+
+def _fake_model(tokenizer, *, precision="fp32", fingerprint="f" * 64):
+    return scoring.StanceScorer(
+        tokenizer=tokenizer,
+        members=[CountingMember()],
+        config={"model_id": "fake-v1", "mask_target": "names"},
+        precision=precision,
+        num_threads=None,
+        fingerprint=fingerprint,
+    )
+
+
+S1 = "Russia accused Turkey of lying, and Russia said so twice."
+S2 = "Iran welcomed the deal."
+CACHE_PAIRS = pd.DataFrame(
+    {
+        "sentence": [S1, S1, S1, S2, S2],
+        "start": [0, 15, 36, 0, 0],
+        "end": [6, 21, 42, 4, 4],
+        "target": ["russia", "turkey", "russia", "iran", "iran"],
+    },
+    index=[10, 11, 12, 13, 14],
+)
+
+
+def test_scoring_cache_hit_returns_identical_frame(tokenizer, tmp_path):
+    plain = score_mentions(CACHE_PAIRS, model=_fake_model(tokenizer), progress=False)
+    model = _fake_model(tokenizer)
+    cold = score_mentions(CACHE_PAIRS, model=model, progress=False, cache_dir=tmp_path)
+    # rows 13 and 14 are one model input: scored once
+    assert model.members[0].pairs == 4
+    pd.testing.assert_frame_equal(cold, plain, check_exact=True)
+    warm = score_mentions(CACHE_PAIRS, model=model, progress=False, cache_dir=tmp_path)
+    assert model.members[0].pairs == 4  # nothing scored again
+    pd.testing.assert_frame_equal(warm, cold, check_exact=True)
+    files = [p.name for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) == 1 and files[0].startswith("shard-") and files[0].endswith(".parquet")
+    assert list(tmp_path.iterdir()) == [tmp_path / model.cache_namespace]
+
+
+def test_scoring_cache_scores_only_new_pairs(tokenizer, tmp_path):
+    model = _fake_model(tokenizer)
+    score_mentions(CACHE_PAIRS, model=model, progress=False, cache_dir=tmp_path)
+    more = pd.concat(
+        [CACHE_PAIRS, pd.DataFrame({"sentence": ["Putin met Erdogan."], "start": [0], "end": [5]})]
+    )
+    more["target"] = more["target"].fillna("russia")
+    before = model.members[0].pairs
+    out = score_mentions(more, model=model, progress=False, cache_dir=tmp_path)
+    assert model.members[0].pairs == before + 1
+    fresh = score_mentions(more, model=_fake_model(tokenizer), progress=False)
+    pd.testing.assert_frame_equal(out, fresh, check_exact=True)
+
+
+@pytest.mark.parametrize(
+    ("change", "scored"),
+    [
+        # another span of the same sentence
+        (lambda df, kw: (df.assign(start=[0, 22, 36, 0, 0], end=[6, 28, 42, 4, 4]), kw), 1),
+        # the other Russia mention (masked by a blind model) moves: both Russia rows change
+        (lambda df, kw: (df.assign(target=["russia", "turkey", "x", "iran", "iran"]), kw), 2),
+        (lambda df, kw: (df, kw | {"precision": "bf16"}), 4),
+        (lambda df, kw: (df, kw | {"fingerprint": "e" * 64}), 4),
+    ],
+    ids=["span", "other-mentions", "precision", "model"],
+)
+def test_scoring_cache_misses_when_an_input_changes(tokenizer, tmp_path, change, scored):
+    score_mentions(CACHE_PAIRS, model=_fake_model(tokenizer), progress=False, cache_dir=tmp_path)
+    df, kw = change(CACHE_PAIRS, {})
+    model = _fake_model(tokenizer, **kw)
+    out = score_mentions(df, model=model, progress=False, cache_dir=tmp_path)
+    assert model.members[0].pairs == scored
+    fresh = score_mentions(df, model=_fake_model(tokenizer, **kw), progress=False)
+    pd.testing.assert_frame_equal(out, fresh, check_exact=True)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_bytes(b"not parquet"),
+        lambda p: p.write_bytes(p.read_bytes()[:-20]),
+        lambda p: pd.read_parquet(p).assign(p_neutral=np.nan).to_parquet(p),
+        lambda p: pd.read_parquet(p).drop(columns="p_positive").to_parquet(p),
+    ],
+    ids=["garbage", "truncated", "nan", "missing-column"],
+)
+def test_scoring_cache_ignores_a_damaged_shard_with_a_warning(tokenizer, tmp_path, caplog, damage):
+    model = _fake_model(tokenizer)
+    cold = score_mentions(CACHE_PAIRS, model=model, progress=False, cache_dir=tmp_path)
+    (shard,) = tmp_path.rglob("shard-*.parquet")
+    damage(shard)
+    with caplog.at_level("WARNING", logger="stance.scoring"):
+        warm = score_mentions(CACHE_PAIRS, model=model, progress=False, cache_dir=tmp_path)
+    assert "Ignoring unreadable stance score cache shard" in caplog.text
+    assert model.members[0].pairs == 8  # everything scored again
+    pd.testing.assert_frame_equal(warm, cold, check_exact=True)
+
+
+def test_scoring_cache_needs_a_fingerprint(tokenizer, tmp_path, caplog):
+    model = _fake_model(tokenizer, fingerprint=None)
+    with caplog.at_level("WARNING", logger="stance.scoring"):
+        score_mentions(CACHE_PAIRS, model=model, progress=False, cache_dir=tmp_path)
+    assert "not cached" in caplog.text
+    assert not list(tmp_path.iterdir())
+    # a duck-typed scorer without the cache protocol still works with a cache_dir
+    out = score_mentions(_df(), model=FakeScorer(), progress=False, cache_dir=tmp_path)
+    assert out["stance"].isin(LABELS).all()
+
+
+def test_scoring_cache_shards_are_written_atomically(tmp_path, monkeypatch):
+    cache = scoring.ScoreCache(tmp_path, "ns")
+    probs = np.array([[0.1, 0.2, 0.7], [0.3, 0.3, 0.4]])
+
+    def crash(self, path, **kw):
+        Path(path).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", crash)
+    with pytest.raises(OSError, match="disk full"):
+        cache.save(["a" * 32, "b" * 32], probs)
+    assert not list((tmp_path / "ns").iterdir())  # no partial shard, no temporary file left
+    monkeypatch.undo()
+    path = cache.save(["a" * 32, "b" * 32], probs)
+    assert path is not None and path.name.startswith("shard-")
+    loaded = cache.load(["b" * 32, "c" * 32])
+    assert list(loaded) == ["b" * 32]
+    assert loaded["b" * 32].tobytes() == probs[1].tobytes()
+
+
+def test_scoring_model_fingerprint_changes_with_weights_config_and_precision(tmp_path):
+    (tmp_path / "m.safetensors").write_bytes(b"weights")
+    config = {"model_id": "x", "members": ["m.safetensors"], "temperature": 1.0}
+    base = scoring.model_fingerprint(tmp_path, config, "fp32", base_sha256="0" * 64)
+    assert base == scoring.model_fingerprint(tmp_path, config, "fp32", base_sha256="0" * 64)
+    assert base != scoring.model_fingerprint(tmp_path, config, "bf16", base_sha256="0" * 64)
+    assert base != scoring.model_fingerprint(tmp_path, config, "fp32", base_sha256="1" * 64)
+    other = config | {"temperature": 1.5}
+    assert base != scoring.model_fingerprint(tmp_path, other, "fp32", base_sha256="0" * 64)
+    (tmp_path / "m.safetensors").write_bytes(b"weights, retrained")
+    assert base != scoring.model_fingerprint(tmp_path, config, "fp32", base_sha256="0" * 64)
+
+
+@pytest.mark.slow
+def test_scoring_cache_real_model_bit_identical(model, tmp_path):
+    df = pd.read_csv(SEED_CHECK)
+    plain = score_mentions(df, progress=False, model=model)
+    cold = score_mentions(df, progress=False, model=model, cache_dir=tmp_path)
+    warm = score_mentions(df, progress=False, model=model, cache_dir=tmp_path)
+    pd.testing.assert_frame_equal(cold, plain, check_exact=True)
+    pd.testing.assert_frame_equal(warm, plain, check_exact=True)
+    assert model.cache_namespace.startswith(f"{scoring.MODEL_ID}-{model.precision}-")
+    other = scoring.load_model(precision="fp32" if model.precision != "fp32" else "int8")
+    assert other.cache_namespace != model.cache_namespace
+
+
+@pytest.mark.slow
+def test_scoring_partly_warm_cache_equals_fresh(model, tmp_path):
+    """Half the pairs cached by an earlier run, the rest scored now: the same bits as fresh."""
+    import dataclasses
+
+    one_thread = dataclasses.replace(model, num_threads=1)
+    df = pd.read_csv(SEED_CHECK).head(24)
+    fresh = score_mentions(df, progress=False, model=one_thread)
+    score_mentions(df.iloc[::2], progress=False, model=one_thread, cache_dir=tmp_path)
+    mixed = score_mentions(df, progress=False, model=one_thread, cache_dir=tmp_path)
+    pd.testing.assert_frame_equal(mixed, fresh, check_exact=True)

@@ -480,6 +480,28 @@ def test_topics_import_is_light():
     assert out.stdout.strip() == "False"
 
 
+def test_topics_numba_cache_covers_umaps_uncached_kernels(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os; from stance.topics import numba_cache_dir; numba_cache_dir()\n"
+        "import umap.layouts as L, umap.umap_ as U, pynndescent.utils as P\n"
+        "import pynndescent.pynndescent_ as N; from numba.core.caching import NullCache\n"
+        "print(os.environ['NUMBA_CACHE_DIR'])\n"
+        "print(any(isinstance(f._cache, NullCache) for f in "
+        "(L._nb_optimize_layout_euclidean_single_epoch, U.smooth_knn_dist, P.deheap_sort)))\n"
+        "print(isinstance(N.nn_descent._cache, NullCache))"  # uncacheable: left alone
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["STANCE_CACHE_DIR"] = str(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.split() == [str((tmp_path / "numba").resolve()), "False", "True"]
+
+
 # --- real model ----------------------------------------------------------------------------------
 
 
