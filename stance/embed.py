@@ -12,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from stance.batching import map_batches, uniform_batches
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,15 +70,17 @@ class SentenceEncoder:
     one token length (no padding) and run on ``num_threads`` intra-op threads (one by default;
     torch's matrix products split their sums differently with more threads and other batch
     shapes, which moves the last bits). So a corpus gives the same vectors whole or in any
-    partition; parallelism comes from partitions (``stance analyze --engine dask``).
+    partition; parallelism comes from ``workers`` batches at once and from partitions
+    (``stance analyze --engine dask``).
 
     Args:
         model: ``"all-MiniLM-L6-v2"`` (the bundled copy) or a model directory.
         batch_size: Sentences per forward pass.
         progress: Show a progress bar while encoding.
         num_threads: Intra-op threads while encoding (torch's setting is restored afterwards);
-            ``None`` keeps torch's setting (faster on many cores, not bit-reproducible across
-            batchings).
+            ``None`` keeps torch's setting (not bit-reproducible across batchings).
+        workers: Batches encoded at once, each on its own thread with one intra-op thread
+            (``stance.batching.map_batches``); the vectors do not depend on it.
     """
 
     def __init__(
@@ -84,11 +89,13 @@ class SentenceEncoder:
         batch_size: int = 64,
         progress: bool = True,
         num_threads: int | None = 1,
+        workers: int = 1,
     ) -> None:
         self.model = model
         self.batch_size = batch_size
         self.progress = progress
         self.num_threads = num_threads
+        self.workers = workers
         self._st = None
 
     def __getstate__(self) -> dict[str, object]:
@@ -116,7 +123,18 @@ class SentenceEncoder:
             from sentence_transformers import SentenceTransformer
 
             torch.manual_seed(0)
-            self._st = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+            st = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+            # The tokenizer is not safe to call from two threads at once (``workers``); the
+            # forward pass is.
+            lock = threading.Lock()
+            preprocess = st.preprocess
+
+            def locked_preprocess(*args: object, **kwargs: object) -> object:
+                with lock:
+                    return preprocess(*args, **kwargs)
+
+            st.preprocess = locked_preprocess
+            self._st = st
         return self._st
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -125,7 +143,6 @@ class SentenceEncoder:
 
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        import torch
         from tqdm.auto import tqdm
 
         st = self._load()
@@ -135,47 +152,31 @@ class SentenceEncoder:
         for lo in range(0, len(texts), 1024):
             mask = st.preprocess(texts[lo : lo + 1024])["attention_mask"]
             lengths += mask.sum(dim=1).tolist()
-        out = np.zeros((len(texts), 0), dtype=np.float32)
-        previous_threads = torch.get_num_threads()
-        if self.num_threads is not None:
-            torch.set_num_threads(self.num_threads)
-        try:
-            with tqdm(
-                total=len(texts),
-                desc="embed",
-                unit="sentence",
-                disable=not (self.progress and len(texts) > self.batch_size),
-            ) as bar:
-                for idx in _uniform_batches(lengths, self.batch_size):
-                    vectors = st.encode(
-                        [texts[i] for i in idx],
-                        batch_size=self.batch_size,
-                        show_progress_bar=False,
-                        normalize_embeddings=True,
-                        convert_to_numpy=True,
-                    )
-                    if out.shape[1] == 0:
-                        out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
-                    out[idx] = vectors
-                    bar.update(len(idx))
-        finally:
-            torch.set_num_threads(previous_threads)
+        out: np.ndarray | None = None
+        with tqdm(
+            total=len(texts),
+            desc="embed",
+            unit="sentence",
+            disable=not (self.progress and len(texts) > self.batch_size),
+        ) as bar:
+            for idx, vectors in map_batches(
+                lambda idx: st.encode(
+                    [texts[i] for i in idx],
+                    batch_size=self.batch_size,
+                    show_progress_bar=False,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                ),
+                uniform_batches(lengths, self.batch_size),
+                workers=self.workers,
+                num_threads=self.num_threads,
+            ):
+                if out is None:
+                    out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+                out[idx] = vectors
+                bar.update(len(idx))
+        assert out is not None
         return out
-
-
-def _uniform_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Split row indices into batches of one length, at most ``batch_size`` rows each.
-
-    Rows go in order of length (stable): the batches are a pure function of ``lengths``.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    for i in order:
-        if batches and len(batches[-1]) < batch_size and lengths[batches[-1][0]] == lengths[i]:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
 
 
 def text_key(text: str) -> str:

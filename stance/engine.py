@@ -11,11 +11,12 @@ module knows nothing of the stages.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from stance.batching import usable_cores
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +67,7 @@ def check_engine(engine: str, scheduler: str | None, workers: int | None) -> Non
 
 def default_workers() -> int:
     """Worker processes of a ``LocalCluster`` when none are asked for: one per usable core."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stance.batching import usable_cores
 from stance.config import Settings, load_settings
 from stance.schema import (
     MENTION_COLUMNS,
@@ -113,23 +114,28 @@ class _Timer:
 
 
 def _score_with_model(
-    df: pd.DataFrame, *, model_dir: str, cache_dir: Path | None = None, progress: bool = True
+    df: pd.DataFrame,
+    *,
+    model_dir: str,
+    cache_dir: Path | None = None,
+    workers: int = 1,
+    progress: bool = True,
 ) -> pd.DataFrame:
-    """Score with the stance model in ``model_dir``, loaded once per process, on one thread.
+    """Score with the stance model in ``model_dir``, loaded once per process.
 
-    One intra-op thread keeps a pair's score independent of the batch it is scored in (see
-    ``StanceScorer.predict_proba``); partitions bring the parallelism.
+    One intra-op thread per batch keeps a pair's score independent of the batch it is scored
+    in (``stance.batching``); ``workers`` batches at once and partitions bring the parallelism.
     """
     import dataclasses
 
     from stance.scoring import load_model, score_mentions
 
-    model = dataclasses.replace(load_model(model_dir), num_threads=1)
+    model = dataclasses.replace(load_model(model_dir), num_threads=1, workers=workers)
     return score_mentions(df, model=model, cache_dir=cache_dir, progress=progress)
 
 
 def _model_scorer(
-    model: str | None, cache_dir: Path | None = None
+    model: str | None, cache_dir: Path | None = None, workers: int = 1
 ) -> tuple[Scorer, dict[str, Any]]:
     """Return the shipped (or configured) stance model as a scorer, and its provenance."""
     import functools
@@ -137,8 +143,10 @@ def _model_scorer(
     from stance.scoring import model_info, resolve_model_dir
 
     model_dir = resolve_model_dir(model)
-    info = dict(model_info(model_dir)) | {"num_threads": 1}
-    scorer = functools.partial(_score_with_model, model_dir=str(model_dir), cache_dir=cache_dir)
+    info = dict(model_info(model_dir)) | {"num_threads": 1, "batch_workers": workers}
+    scorer = functools.partial(
+        _score_with_model, model_dir=str(model_dir), cache_dir=cache_dir, workers=workers
+    )
     return scorer, info
 
 
@@ -329,15 +337,23 @@ def analyze(
         parts = [columns.iloc[lo : lo + size] for lo in range(0, max(len(articles), 1), size)]
         # one partition in this process shows the stages' bars; otherwise one bar over partitions
         inner = progress and engine == "local" and len(parts) == 1
+        # In this process, several one-thread batches at once use the cores; a Dask worker is
+        # one single-threaded process (the cluster brings the parallelism).
+        batch_workers = usable_cores() if engine == "local" else 1
         enc: Encoder = (
             encoder
             if encoder is not None
             else embed.SentenceEncoder(
-                settings.embed.model, batch_size=settings.embed.batch_size, progress=inner
+                settings.embed.model,
+                batch_size=settings.embed.batch_size,
+                progress=inner,
+                workers=batch_workers,
             )
         )
         if scorer is None:
-            scorer, scorer_info = _model_scorer(settings.stance.model, settings.stance.cache_path())
+            scorer, scorer_info = _model_scorer(
+                settings.stance.model, settings.stance.cache_path(), batch_workers
+            )
         else:
             scorer_info = _scorer_info(scorer)
         cache_dir = settings.embed.cache_path()

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stance.batching import map_batches, uniform_batches
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -460,22 +462,6 @@ def encode_pairs(
         all_types.append([0] * len(first) + [1] * len(second))
         markers.append((pos1, pos2))
     return all_ids, all_types, markers
-
-
-def _uniform_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Split row indices into batches of equal length, at most ``batch_size`` rows each.
-
-    Rows are taken in order of length (stable), so the batches are a pure function of
-    ``lengths``; no batch needs padding.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    for i in order:
-        if batches and len(batches[-1]) < batch_size and lengths[batches[-1][0]] == lengths[i]:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
 
 
 def collate(
@@ -926,6 +912,9 @@ class StanceScorer:
     #: Intra-op threads while scoring (torch's setting is restored afterwards); ``None`` keeps
     #: torch's setting. ``load_model`` sets ``choose_threads()``.
     num_threads: int | None = 1
+    #: Batches scored at once, each on its own thread with one intra-op thread (only with
+    #: ``num_threads == 1``; ``stance.batching.map_batches``). The scores do not depend on it.
+    workers: int = 1
     #: sha256 over everything besides the input that decides the probabilities (config, weight
     #: file hashes, precision, library versions; ``model_fingerprint``); ``None`` (a scorer
     #: built by hand) disables the score cache.
@@ -997,27 +986,26 @@ class StanceScorer:
         # intra-op thread a row's probabilities do not depend on the other rows of its batch:
         # a pair scores the same whatever else is scored with it (any partition of a corpus, a
         # cold or a warm cache).
-        batches = [[todo[j] for j in b] for b in _uniform_batches([len(ids[i]) for i in todo], batch_size)]
-        previous_threads = torch.get_num_threads()
-        if self.num_threads is not None:
-            torch.set_num_threads(self.num_threads)
-        try:
-            with (
-                torch.inference_mode(),
-                tqdm(total=len(todo), disable=not progress, desc="stance", unit="pair") as bar,
+        batches = [
+            [todo[j] for j in b] for b in uniform_batches([len(ids[i]) for i in todo], batch_size)
+        ]
+
+        def run(idx: list[int]) -> np.ndarray:
+            batch = collate(
+                [ids[i] for i in idx], [types[i] for i in idx], [markers[i] for i in idx]
+            )
+            probs = torch.zeros((len(idx), len(LABELS)), dtype=torch.float64)
+            for member in self.members:
+                logits = member(**batch).to(torch.float64)
+                probs += torch.softmax(logits / temperature, dim=-1)
+            return (probs / len(self.members)).numpy()
+
+        with tqdm(total=len(todo), disable=not progress, desc="stance", unit="pair") as bar:
+            for idx, rows in map_batches(
+                run, batches, workers=self.workers, num_threads=self.num_threads
             ):
-                for idx in batches:
-                    batch = collate(
-                        [ids[i] for i in idx], [types[i] for i in idx], [markers[i] for i in idx]
-                    )
-                    probs = torch.zeros((len(idx), len(LABELS)), dtype=torch.float64)
-                    for member in self.members:
-                        logits = member(**batch).to(torch.float64)
-                        probs += torch.softmax(logits / temperature, dim=-1)
-                    out[idx] = (probs / len(self.members)).numpy()
-                    bar.update(len(idx))
-        finally:
-            torch.set_num_threads(previous_threads)
+                out[idx] = rows
+                bar.update(len(idx))
         if cache is not None and todo:
             cache.save([keys[i] for i in todo], out[todo])
         for key, row in known.items():

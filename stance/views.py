@@ -746,7 +746,7 @@ def target_labels(run_info: Mapping[str, Any]) -> dict[str, str]:
 
 
 def min_articles(run_info: Mapping[str, Any]) -> int:
-    """The run's ``[compare] min_articles`` (the package default for runs that do not record it)."""
+    """Return the run's ``[compare] min_articles`` (the default where the run has none)."""
     compare = (run_info.get("config") or {}).get("compare") or {}
     value = compare.get("min_articles") if isinstance(compare, Mapping) else None
     return int(value) if value is not None else MIN_ARTICLES

@@ -71,7 +71,7 @@ def test_embed_real_model_offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_embed_uniform_batches_are_pure_and_unpadded() -> None:
-    from stance.embed import _uniform_batches
+    from stance.batching import uniform_batches as _uniform_batches
 
     lengths = [5, 3, 5, 7, 3, 5]
     batches = _uniform_batches(lengths, 2)
@@ -94,3 +94,14 @@ def test_embed_vector_does_not_depend_on_its_batch() -> None:
     shuffled = enc.encode(texts[::-1])[::-1]
     assert np.array_equal(together, alone)
     assert np.array_equal(together, shuffled)
+
+
+@pytest.mark.slow
+def test_embed_batch_workers_give_the_same_vectors() -> None:
+    """Several one-thread batches at once (threads) give the bits of one batch at a time."""
+    texts = [
+        f"Sentence {i}: Russia and Turkey discussed Libya {'again ' * (i % 7)}." for i in range(200)
+    ]
+    one = SentenceEncoder(progress=False, batch_size=8, workers=1).encode(texts)
+    three = SentenceEncoder(progress=False, batch_size=8, workers=3).encode(texts)
+    assert np.array_equal(one, three)

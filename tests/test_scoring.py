@@ -574,6 +574,19 @@ def test_scoring_accurate_model_is_small_and_scores():
 
 
 @pytest.mark.slow
+def test_scoring_batch_workers_give_the_same_scores(model):
+    """Several one-thread batches at once (threads) give the bits of one batch at a time."""
+    import dataclasses
+
+    df = pd.read_csv(SEED_CHECK)
+    one = score_mentions(df, progress=False, model=dataclasses.replace(model, num_threads=1))
+    many = score_mentions(
+        df, progress=False, model=dataclasses.replace(model, num_threads=1, workers=3), batch_size=4
+    )
+    pd.testing.assert_frame_equal(one, many, check_exact=True)
+
+
+@pytest.mark.slow
 def test_scoring_pair_does_not_depend_on_its_batch(model):
     import dataclasses
 

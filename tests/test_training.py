@@ -289,9 +289,7 @@ def test_training_transfer_loss_mixes_gold_ce_and_teacher_kl():
     w = 0.3
     got = training._transfer_loss(logits, labels, soft, None, w, 0.0)
     ce = torch.nn.functional.cross_entropy(logits[:1], labels[:1], reduction="sum")
-    kl = torch.nn.functional.kl_div(
-        torch.log_softmax(logits[1:], -1), soft[1:], reduction="sum"
-    )
+    kl = torch.nn.functional.kl_div(torch.log_softmax(logits[1:], -1), soft[1:], reduction="sum")
     assert torch.isclose(got, ((1 - w) * ce + w * kl) / 3)
     # A student that matches the teacher pays nothing for the transfer rows.
     only_transfer = training._transfer_loss(
