@@ -61,7 +61,10 @@ def main() -> None:
     out = {
         "model": args.model,
         "bias": [float(b) for b in bias],
-        "dev_macro_f1": {"before": round(f1(np.zeros(3), dev), 4), "after": round(f1(bias, dev), 4)},
+        "dev_macro_f1": {
+            "before": round(f1(np.zeros(3), dev), 4),
+            "after": round(f1(bias, dev), 4),
+        },
         "n_dev": int(dev.sum()),
     }
     if args.report_test:

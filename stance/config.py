@@ -114,6 +114,12 @@ class EmbedSettings:
         _non_empty,
     )
     batch_size: int = setting(64, "Sentences per encoder batch.", _at_least(1))
+    precision: str = setting(
+        "auto",
+        '"fp32", "bf16", or "auto": bf16 where the CPU computes bf16 natively (AVX512-BF16 or '
+        "AMX), else fp32. Part of the vector cache key; run.json records it in the model id.",
+        _one_of("auto", "fp32", "bf16"),
+    )
     cache_dir: str = setting(
         "",
         "Vectors are cached here, keyed by model id and sentence text hash. Empty: the user "

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+#: Encoder precisions (``SentenceEncoder(precision=...)``, ``[embed] precision``).
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 
 
 @runtime_checkable
@@ -81,6 +83,8 @@ class SentenceEncoder:
             ``None`` keeps torch's setting (not bit-reproducible across batchings).
         workers: Batches encoded at once, each on its own thread with one intra-op thread
             (``stance.batching.map_batches``); the vectors do not depend on it.
+        precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (``choose_precision``: bf16 where the
+            CPU computes it natively). It is part of ``model_id``, so of the cache key.
     """
 
     def __init__(
@@ -90,12 +94,19 @@ class SentenceEncoder:
         progress: bool = True,
         num_threads: int | None = 1,
         workers: int = 1,
+        precision: str = "auto",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"The 'precision' parameter must be one of {set(PRECISIONS)}. "
+                f"Got {precision!r} instead."
+            )
         self.model = model
         self.batch_size = batch_size
         self.progress = progress
         self.num_threads = num_threads
         self.workers = workers
+        self.precision = choose_precision(precision)
         self._st = None
 
     def __getstate__(self) -> dict[str, object]:
@@ -115,7 +126,9 @@ class SentenceEncoder:
         """A stable identifier: model name plus a hash of its weights file's size and name."""
         weights = sorted(self.path.glob("*.safetensors")) or sorted(self.path.glob("*.bin"))
         tag = "-".join(f"{w.name}:{w.stat().st_size}" for w in weights)
-        return f"{self.path.name if Path(self.model).is_dir() else self.model}@{hashlib.sha1(tag.encode()).hexdigest()[:10]}"
+        name = self.path.name if Path(self.model).is_dir() else self.model
+        suffix = "" if self.precision == "fp32" else f"-{self.precision}"
+        return f"{name}@{hashlib.sha1(tag.encode()).hexdigest()[:10]}{suffix}"
 
     def _load(self):
         if self._st is None:
@@ -134,6 +147,8 @@ class SentenceEncoder:
                     return preprocess(*args, **kwargs)
 
             st.preprocess = locked_preprocess
+            if self.precision == "bf16":
+                st.to(torch.bfloat16)
             self._st = st
         return self._st
 
@@ -160,12 +175,15 @@ class SentenceEncoder:
             disable=not (self.progress and len(texts) > self.batch_size),
         ) as bar:
             for idx, vectors in map_batches(
-                lambda idx: st.encode(
-                    [texts[i] for i in idx],
-                    batch_size=self.batch_size,
-                    show_progress_bar=False,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
+                lambda idx: _normalised(
+                    st.encode(
+                        [texts[i] for i in idx],
+                        batch_size=self.batch_size,
+                        show_progress_bar=False,
+                        normalize_embeddings=self.precision == "fp32",
+                        convert_to_numpy=True,
+                    ),
+                    again=self.precision != "fp32",
                 ),
                 uniform_batches(lengths, self.batch_size),
                 workers=self.workers,
@@ -177,6 +195,32 @@ class SentenceEncoder:
                 bar.update(len(idx))
         assert out is not None
         return out
+
+
+def choose_precision(precision: str = "auto", *, flags: frozenset[str] | None = None) -> str:
+    """Return the encoder's precision: as given, else bf16 where the CPU has native bf16.
+
+    ``"auto"`` takes bf16 only where the CPU computes it natively (AVX512-BF16 or AMX; emulated
+    bf16 is slower than fp32), else fp32. Measured on a 2-core AVX512-BF16 machine: bf16 encodes ~1.8x as fast as fp32 (one thread),
+    with cosine >= 0.998 between a sentence's two vectors; the topic benchmark's figures for
+    both are in the README.
+    """
+    if precision != "auto":
+        return precision
+    from stance.scoring import native_bf16
+
+    return "bf16" if native_bf16(flags) else "fp32"
+
+
+def _normalised(vectors: np.ndarray, *, again: bool) -> np.ndarray:
+    """Vectors as float32; ``again``: L2-normalised here, in float32 (after a bf16 model)."""
+    import numpy as np
+
+    out = np.asarray(vectors, dtype=np.float32)
+    if again:
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        out = out / np.maximum(norms, np.float32(1e-12))
+    return out
 
 
 def text_key(text: str) -> str:

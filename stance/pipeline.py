@@ -348,6 +348,7 @@ def analyze(
                 batch_size=settings.embed.batch_size,
                 progress=inner,
                 workers=batch_workers,
+                precision=settings.embed.precision,
             )
         )
         if scorer is None:

@@ -105,3 +105,27 @@ def test_embed_batch_workers_give_the_same_vectors() -> None:
     one = SentenceEncoder(progress=False, batch_size=8, workers=1).encode(texts)
     three = SentenceEncoder(progress=False, batch_size=8, workers=3).encode(texts)
     assert np.array_equal(one, three)
+
+
+def test_embed_precision_auto_takes_bf16_only_with_native_support() -> None:
+    from stance.embed import choose_precision
+
+    assert choose_precision("auto", flags=frozenset({"avx512f", "avx512_bf16"})) == "bf16"
+    assert choose_precision("auto", flags=frozenset({"avx512f", "amx_bf16"})) == "bf16"
+    assert choose_precision("auto", flags=frozenset({"avx512f", "avx2"})) == "fp32"
+    assert choose_precision("fp32", flags=frozenset({"avx512_bf16"})) == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        SentenceEncoder(precision="fp16")
+
+
+@pytest.mark.slow
+def test_embed_bf16_vectors_are_unit_float32_close_to_fp32() -> None:
+    texts = ["Russia and Turkey discussed Libya.", "Catalan protesters filled Barcelona.", "Hi."]
+    fp32 = SentenceEncoder(progress=False, precision="fp32")
+    bf16 = SentenceEncoder(progress=False, precision="bf16")
+    a, b = fp32.encode(texts), bf16.encode(texts)
+    assert b.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert float((a * b).sum(axis=1).min()) > 0.99
+    # the precision is part of the cache key
+    assert fp32.model_id != bf16.model_id and bf16.model_id.endswith("-bf16")
