@@ -340,7 +340,7 @@ def test_awkward_cli_run_exits_0_and_names_every_skip(
     monkeypatch.setattr(ing, "MAX_ARTICLE_CHARS", 20_000)
     monkeypatch.setattr(stance.embed, "SentenceEncoder", lambda *a, **k: FakeEncoder())
     monkeypatch.setattr(
-        stance.pipeline, "_model_scorer", lambda model, cache_dir=None: (fake_scorer, {})
+        stance.pipeline, "_model_scorer", lambda model, cache_dir=None, workers=1: (fake_scorer, {})
     )
     config = tmp_path / "fast.toml"
     config.write_text(
