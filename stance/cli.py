@@ -262,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
                 "progress": progress,
                 "transfer": transfer,
                 "distill_weight": args.distill_weight,
+                "transfer_bias": [float(x) for x in args.transfer_bias.split(",")]
+                if args.transfer_bias
+                else None,
                 "gold_repeat": args.gold_repeat,
             } | ({"out_dir": args.out} if args.out else {})
             print(json.dumps(train_newsmtsc(args.data, **kwargs), indent=2, default=str))

@@ -594,6 +594,7 @@ def train_newsmtsc(
     teacher: str | Path | None = None,
     distill_weight: float = 0.5,
     transfer: tuple[Sequence[Pair], Any] | None = None,
+    transfer_bias: Sequence[float] | None = None,
     gold_repeat: int = 1,
     calibrate: bool = True,
     num_threads: int | None = 1,
@@ -647,6 +648,8 @@ def train_newsmtsc(
             they join the training set, each contributing ``distill_weight * KL(teacher‖student)``
             while every NewsMTSC pair contributes ``(1 - distill_weight) * CE(gold)``; the
             per-pair terms are averaged over the batch.
+        transfer_bias: The offsets ``load_transfer(..., logit_bias=...)`` added to the teacher's
+            log-probabilities, recorded in ``config.json`` (provenance only).
         gold_repeat: Passes over the NewsMTSC pairs per epoch (upsampling the gold set against a
             large transfer set).
         calibrate: Fit a softmax temperature on the dev sets afterwards (``fit_temperature``).
@@ -752,6 +755,9 @@ def train_newsmtsc(
                 "loss": "(1 - w) * CE(gold) on NewsMTSC pairs + w * KL(teacher || student) on "
                 "transfer pairs, summed per pair and averaged over the batch",
             }
+            if transfer_bias is not None:
+                # provenance only: load_transfer already applied it to the probabilities
+                hyper["transfer"]["teacher_logit_bias"] = [float(b) for b in transfer_bias]
         logger.info("train pairs: %d; dev: %s", len(train), {k: len(v) for k, v in dev.items()})
 
         base_dir = base_spec.directory()
