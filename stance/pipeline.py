@@ -150,6 +150,101 @@ def _model_scorer(
     return scorer, info
 
 
+def _topics_key(
+    sentences: pd.DataFrame,
+    vectors: np.ndarray,
+    settings: Settings,
+    articles: pd.DataFrame | None,
+    encoder_id: str,
+) -> str:
+    """sha256 of everything the topics stage reads: the same key means the same result."""
+    import dataclasses
+    import hashlib
+    import json
+    from importlib import metadata
+
+    import numpy as np
+    import pandas as pd
+
+    import stance
+    from stance import topics
+
+    h = hashlib.sha256()
+    spec = {
+        "stance": stance.__version__,
+        # the code and the libraries that fit, so an upgrade or an edit never reuses old fits
+        "code": hashlib.sha256(Path(topics.__file__).read_bytes()).hexdigest(),
+        "libraries": {
+            name: metadata.version(name)
+            for name in ("numpy", "scikit-learn", "umap-learn", "pynndescent", "numba")
+        },
+        "encoder": encoder_id,
+        "seed": settings.run.seed,
+        "topics": dataclasses.asdict(settings.topics),
+        "named": settings.named_topics_dict(),
+    }
+    h.update(json.dumps(spec, sort_keys=True, default=str).encode())
+    h.update(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+    cols = ["article_id", "sentence_id", "sentence", "start", "end"]
+    h.update(pd.util.hash_pandas_object(sentences[cols], index=False).to_numpy().tobytes())
+    if articles is not None:
+        cols = [c for c in ("article_id", "title", "text") if c in articles]
+        h.update(pd.util.hash_pandas_object(articles[cols], index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def _topics_cached(
+    sentences: pd.DataFrame,
+    vectors: np.ndarray,
+    settings: Settings,
+    encode: Callable[[list[str]], np.ndarray],
+    *,
+    articles: pd.DataFrame | None,
+    progress: bool,
+    cache_dir: Path | None,
+    encoder_id: str,
+) -> Any:
+    """``topics.run_topics``, or its stored result when the very same inputs were seen before.
+
+    The result (topic per sentence, topic table, map, info; not the fitted model) is pickled
+    under ``cache_dir`` by a sha256 of the sentences, their vectors, the article texts, the
+    topic settings, the seed and the package version, so a warm re-run does not fit again.
+    """
+    import os
+    import pickle
+
+    from stance import topics
+
+    if cache_dir is None:
+        return topics.run_topics(
+            sentences, vectors, settings, encode, articles=articles, progress=progress
+        )
+    key = _topics_key(sentences, vectors, settings, articles, encoder_id)
+    path = cache_dir / f"{key}.pkl"
+    if path.is_file():
+        try:
+            with open(path, "rb") as fh:
+                stored = pickle.load(fh)
+            logger.info("topics: the same inputs were fitted before; reusing %s", path.name)
+            return topics.TopicResult(model=None, **stored)
+        except Exception as exc:  # a damaged cache file: fit again and overwrite it
+            logger.warning("topics: ignoring unreadable cache file %s (%s)", path, exc)
+    result = topics.run_topics(
+        sentences, vectors, settings, encode, articles=articles, progress=progress
+    )
+    stored = {"topic": result.topic, "table": result.table, "coords": result.coords}
+    stored["info"] = result.info
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(stored, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only cache folder costs the re-fit, nothing else
+        logger.warning("topics: could not store the result in %s (%s)", cache_dir, exc)
+    return result
+
+
 def _scorer_info(scorer: Scorer) -> dict[str, Any]:
     return {"name": getattr(scorer, "__qualname__", repr(scorer))}
 
@@ -299,7 +394,7 @@ def analyze(
     """
     import pandas as pd
 
-    from stance import attribution, compare, embed, ingest, topics
+    from stance import attribution, compare, embed, ingest
     from stance import run as run_dir
     from stance.engine import open_engine
 
@@ -394,8 +489,15 @@ def analyze(
     with timer.stage("topics"):
         # on the gathered corpus: the topic table's keywords, representative sentences and map
         # are whole-corpus statistics (the clustering itself sees a seeded sample)
-        topic_result = topics.run_topics(
-            sentences, vectors, settings, encode, articles=articles, progress=progress
+        topic_result = _topics_cached(
+            sentences,
+            vectors,
+            settings,
+            encode,
+            articles=articles,
+            progress=progress,
+            cache_dir=cache_dir / "topics",
+            encoder_id=str(getattr(enc, "model_id", type(enc).__qualname__)),
         )
         sentences["topic"] = topic_result.topic.astype(str).to_numpy()
     with timer.stage("attribution"):

@@ -77,13 +77,14 @@ class TopicResult:
         table: One row per topic: ``topic, label, kind, keywords, size,
             representative_sentences``.
         coords: ``article_id, sentence_id, x, y``: a seeded 2-D map of the sentences.
-        model: The fitted :class:`TopicModel`; ``model.assign(...)`` labels new sentences.
+        model: The fitted :class:`TopicModel`; ``model.assign(...)`` labels new sentences
+            (``None`` when the pipeline reused a stored result of the same inputs).
     """
 
     topic: pd.Series
     table: pd.DataFrame
     coords: pd.DataFrame
-    model: TopicModel
+    model: TopicModel | None
     info: dict[str, Any] = field(default_factory=dict)
 
 

@@ -63,6 +63,40 @@ def test_pipeline_is_byte_identical_across_runs(tmp_path: Path, fixture_corpus: 
         assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes(), f.name
 
 
+def test_pipeline_warm_run_reuses_the_topic_fit_and_changes_nothing(
+    tmp_path: Path, fixture_corpus: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    import stance.topics
+
+    _run([fixture_corpus], tmp_path / "cold", tmp_path)
+    stored = list((tmp_path / "cache" / "topics").glob("*.pkl"))
+    assert len(stored) == 1
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the warm run fitted topics again")
+
+    with monkeypatch.context() as m:
+        m.setattr(stance.topics, "run_topics", no_fit)
+        with caplog.at_level("INFO", logger="stance.pipeline"):
+            _run([fixture_corpus], tmp_path / "warm", tmp_path)
+    assert "reusing" in caplog.text
+    for f in sorted((tmp_path / "cold").glob("*.parquet")):
+        assert f.read_bytes() == (tmp_path / "warm" / f.name).read_bytes(), f.name
+    # another topic setting is another fit; a damaged cache file is fitted again, not an error
+    cfg = FAST | {
+        "embed": {"cache_dir": str(tmp_path / "cache")},
+        "topics": {"min_cluster_size": 4},
+    }
+    stance.analyze(
+        [fixture_corpus], config=cfg, encoder=FakeEncoder(), scorer=fake_scorer, progress=False
+    )
+    assert len(list((tmp_path / "cache" / "topics").glob("*.pkl"))) == 2
+    stored[0].write_bytes(b"not a pickle")
+    _run([fixture_corpus], tmp_path / "again", tmp_path)
+    for f in sorted((tmp_path / "cold").glob("*.parquet")):
+        assert f.read_bytes() == (tmp_path / "again" / f.name).read_bytes(), f.name
+
+
 def test_pipeline_records_skipped_inputs(tmp_path: Path, fixture_corpus: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
