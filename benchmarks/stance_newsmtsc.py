@@ -15,6 +15,7 @@ VADER figures under ``"baseline_vader"``) so reports can show it without re-runn
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; return (and print) the result dict."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from stance import scoring, training
+    from stance.batching import usable_cores
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="NewsMTSC folder (train.jsonl, rw/, mt/)")
@@ -48,6 +50,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model-dir", default=str(scoring.DEFAULT_MODEL_DIR))
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--precision", default="auto", choices=["auto", *scoring.PRECISIONS])
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="batches scored at once, one thread each (default: one per core, as `stance "
+        "analyze` does; 0: the model's own thread choice, one batch at a time)",
+    )
     parser.add_argument("--write", action="store_true", help="write <model-dir>/evaluation.json")
     args = parser.parse_args(argv)
 
@@ -58,6 +67,9 @@ def main(argv: list[str] | None = None) -> dict:
         args.model_dir, None if args.precision == "auto" else args.precision
     )
     load_s = time.perf_counter() - t0
+    workers = usable_cores() if args.workers is None else args.workers
+    if workers > 0:  # as the pipeline scores: one-thread batches, one per worker
+        scorer = dataclasses.replace(scorer, num_threads=1, workers=workers)
     result = training.evaluate_newsmtsc(
         args.data, args.split, model=scorer, batch_size=args.batch_size
     )
@@ -72,6 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "scoring_threads": scorer.num_threads,
+        "scoring_batch_workers": scorer.workers,
         "precision": scorer.precision,
         "precision_reason": "given on the command line"
         if args.precision != "auto"
