@@ -139,6 +139,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--gold-repeat", type=int, default=1, help="passes over NewsMTSC train per epoch"
     )
+    t.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from a trained stance model (a name or folder) instead of the base encoder",
+    )
 
     e = sub.add_parser("evaluate", help="evaluate the stance model")
     e.add_argument("dataset", choices=["newsmtsc", "opinion"])
@@ -259,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                 "distill_weight": args.distill_weight,
                 "transfer_bias": bias,
                 "gold_repeat": args.gold_repeat,
+                "init": args.init,
             } | ({"out_dir": args.out} if args.out else {})
             print(json.dumps(train_newsmtsc(args.data, **kwargs), indent=2, default=str))
         elif args.command == "evaluate":

@@ -30,6 +30,8 @@ from stance.scoring import (
     PRECISIONS,
     SPECIAL_TOKENS,
     StanceScorer,
+    _is_shipped,
+    _read_model_config,
     build_model,
     collate,
     encode_pairs,
@@ -37,6 +39,7 @@ from stance.scoring import (
     get_base,
     load_model,
     model_name,
+    resolve_model_dir,
     trained_state_dict,
 )
 
@@ -571,6 +574,20 @@ def _transfer_loss(
     return total / len(labels)
 
 
+def _load_init(model: Any, path: Path, marker_ids: Sequence[int], *, lora: bool) -> None:
+    """Load a shipped model file's trained weights (and marker rows) into a fresh model."""
+    import torch
+    from safetensors.torch import load_file
+
+    state = {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
+    markers = state.pop("marker_embeddings")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(_is_shipped(k, lora) for k in missing) or len(markers) != len(marker_ids):
+        raise ValueError(f"The weights in {path} do not fit this model.")
+    with torch.no_grad():
+        model.encoder.embeddings.word_embeddings.weight[list(marker_ids)] = markers
+
+
 def train_newsmtsc(
     data_dir: str | Path,
     out_dir: str | Path | None = None,
@@ -606,6 +623,7 @@ def train_newsmtsc(
     checkpoint_dir: str | Path | None = None,
     checkpoint_every_s: float = 900.0,
     resume: bool = False,
+    init: str | Path | None = None,
 ) -> dict[str, Any]:
     """Fine-tune the stance cross-encoder on NewsMTSC ``train.jsonl``.
 
@@ -668,6 +686,10 @@ def train_newsmtsc(
         checkpoint_every_s: Seconds between checkpoints within an epoch.
         resume: Continue from the latest checkpoint in ``checkpoint_dir`` (a fresh start when
             there is none); the settings must be the ones the checkpoint was written with.
+        init: A trained stance model (name or folder, ``scoring.resolve_model_dir``) whose first
+            member's weights every member starts from instead of the bare base encoder (e.g. a
+            further distillation pass over a shipped student, at a lower learning rate); its
+            base, target masking and LoRA setting must match.
 
     Returns:
         The written config: hyperparameters, per-member and ensemble dev metrics, wall time.
@@ -726,6 +748,26 @@ def train_newsmtsc(
             "input": "[CLS] mention [SEP] left [unused0] mention [unused1] right [SEP]",
             "pooling": "concat([CLS], start marker, mean(mention tokens)) -> MLP",
         }
+        init_file = None
+        if init is not None:
+            init_dir = resolve_model_dir(init)
+            init_config = _read_model_config(init_dir)
+            init_hyper = init_config.get("hyperparameters", {})
+            if (
+                init_config.get("base", "minilm") != base
+                or bool(init_config.get("mask_target", init_hyper.get("mask_target")))
+                != bool(mask_target)
+                or init_config.get("lora") != lora
+            ):
+                raise ValueError(
+                    f"The 'init' model {init_dir} was trained with another base, target masking "
+                    "or LoRA setting than this run."
+                )
+            init_file = init_dir / "model-0.safetensors"
+            hyper["init"] = {
+                "model_id": init_config.get("model_id"),
+                "sha256": file_sha256(init_file),
+            }
         name = model_name(base, blind=bool(mask_target))
         model_id = f"{name}-v1"
         out_dir = Path(out_dir) if out_dir is not None else MODELS_DIR / name
@@ -825,6 +867,8 @@ def train_newsmtsc(
             with torch.no_grad():
                 src = tokenizer.convert_tokens_to_ids(["<", ">", "[MASK]"][: len(marker_ids)])
                 emb[marker_ids] = emb[src].clone()
+            if init_file is not None:
+                _load_init(model, init_file, marker_ids, lora=lora is not None)
 
             no_decay = ("bias", "LayerNorm.weight", "word_embeddings")
             encoder_params = [

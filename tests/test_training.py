@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from stance import training
+from stance import scoring, training
 
 POS = [
     "{t} was praised for its generous aid and wise leadership.",
@@ -203,6 +203,36 @@ def test_training_masked_pieces(others, left, right):
     from stance.scoring import _masked_pieces
 
     assert _masked_pieces("A x foo y B.", 4, 7, others) == (left, right)
+
+
+@pytest.mark.slow
+def test_training_init_starts_from_a_trained_model(tiny_newsmtsc, tmp_path):
+    from safetensors.numpy import load_file
+
+    from stance.scoring import resolve_model_dir
+
+    shipped = resolve_model_dir(None) / "model-0.safetensors"
+    # with no learning rate, the weights written are exactly the ones started from
+    config = training.train_newsmtsc(
+        tiny_newsmtsc, tmp_path / "same", epochs=1, batch_size=8, lr=0.0, head_lr=0.0,
+        init="newsmtsc-minilm-l6-blind", calibrate=False, progress=False,
+    )  # fmt: skip
+    assert config["hyperparameters"]["init"]["model_id"] == scoring.MODEL_ID
+    start, end = load_file(str(shipped)), load_file(str(tmp_path / "same" / "model-0.safetensors"))
+    assert set(start) == set(end)
+    assert all(np.array_equal(start[k], end[k]) for k in start)
+    # and with one, they move from there
+    training.train_newsmtsc(
+        tiny_newsmtsc, tmp_path / "moved", epochs=1, batch_size=8, lr=1e-4,
+        init="newsmtsc-minilm-l6-blind", calibrate=False, progress=False,
+    )  # fmt: skip
+    moved = load_file(str(tmp_path / "moved" / "model-0.safetensors"))
+    assert not all(np.array_equal(start[k], moved[k]) for k in start)
+    with pytest.raises(ValueError, match="'init' model"):
+        training.train_newsmtsc(
+            tiny_newsmtsc, tmp_path / "x", init="newsmtsc-minilm-l6-blind", mask_target=False,
+            progress=False,
+        )  # fmt: skip
 
 
 @pytest.mark.parametrize(
