@@ -16,11 +16,14 @@ export PYTHONHASHSEED := 0
 
 setup: $(STAMP)
 
-# Reinstall only when the dependency list changes; torch comes first, as the CPU wheel.
+# Reinstall only when the dependency list changes; torch comes first, as the CPU wheel. Then
+# UMAP's numba kernels are compiled once into the user cache folder (~/.cache/stance/numba, or
+# $$STANCE_CACHE_DIR/numba; about a minute), so the first analysis does not pay for it.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(PY) -c "from stance.topics import precompile; print(f'numba kernels compiled in {precompile():.0f} s')"
 	touch $(STAMP)
 
 # Base weights of the accurate stance model (newsmtsc-mpnet-blind): all-mpnet-base-v2 as one zip

