@@ -50,6 +50,9 @@ REQUIRED_TABLES: dict[str, tuple[str, ...]] = {
 #: Parameter of notebook 06 naming its input data; the notebook is skipped (with a warning)
 #: from a default render when the file is missing.
 CASE_STUDY = "06_case_study_allsides"
+#: Seconds the case study's cells may run: its analysis covers all 5,720 AllSides geopolitics
+#: articles by default.
+CASE_STUDY_TIMEOUT = 4 * 3600
 #: Notebook parameters that hold paths (made absolute before they reach the kernel).
 PATH_PARAMETERS: frozenset[str] = frozenset({"run_dir", "data_path", "case_run_dir"})
 #: The shared copy of plotly.js, written beside the reports.
@@ -149,7 +152,9 @@ def render_reports(
         parameters: Extra papermill parameters for every notebook (e.g. ``data_path`` and
             ``sample_size`` of the case study).
         show_code: Keep code cells in the HTML (default: outputs and text only).
-        timeout: Seconds one cell may run.
+        timeout: Seconds one cell may run; the case study's analysis cell may run
+            ``CASE_STUDY_TIMEOUT`` seconds or ``timeout``, whichever is longer (it analyses
+            thousands of articles: about 30 min here on 2 cores with empty caches).
         share_plotlyjs: Load plotly.js from one ``plotly.min.js`` written into ``out_dir``
             (default) instead of embedding a copy in every report; a report copied elsewhere
             then needs that file beside it.
@@ -206,7 +211,7 @@ def render_reports(
                 Path(tmp),
                 {"run_dir": str(run), **scratch, **params},
                 show_code=show_code,
-                timeout=timeout,
+                timeout=max(timeout, CASE_STUDY_TIMEOUT) if name == CASE_STUDY else timeout,
             )
             if share_plotlyjs:
                 html_text, shared = share_plotly_js(html_text)

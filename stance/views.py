@@ -820,21 +820,27 @@ ALLSIDES_TARGET_PATTERN = (
 
 
 def load_allsides_sample(
-    path: str | Path, *, sample_size: int = 200, seed: int = 42, max_chars: int = 6000
+    path: str | Path,
+    *,
+    sample_size: int | None = 200,
+    seed: int = 42,
+    max_chars: int | None = 6000,
 ) -> pd.DataFrame:
-    """Draw a seeded sample of AllSides articles that mention at least one target.
+    """Read AllSides articles: all of them, or a seeded sample of those naming a target.
 
-    Balanced across the left / center / right ratings (as far as the data allows), dated
-    articles only, long texts cut at ``max_chars`` characters (at a paragraph break when
-    possible) to bound the run time. The AllSides ``topic`` becomes ``allsides_topic`` so it
-    does not collide with the pipeline's topics.
+    With ``sample_size=None`` every article of the file with a text is kept (undated ones
+    too: they count everywhere but in the trends). Otherwise the sample is drawn from the
+    dated articles that mention at least one target, balanced across the left / center /
+    right ratings (as far as the data allows). Long texts are cut at ``max_chars``
+    characters (at a paragraph break when possible) to bound the run time. The AllSides
+    ``topic`` becomes ``allsides_topic`` so it does not collide with the pipeline's topics.
 
     Args:
         path: ``allsides_geopolitics.jsonl.gz`` (fields ``source, date, title, topic,
             bias_text, text``).
-        sample_size: Number of articles.
+        sample_size: Number of articles, or ``None`` for all of them.
         seed: Sampling seed.
-        max_chars: Truncation length of the text.
+        max_chars: Truncation length of the text (``None``: whole texts).
 
     Returns:
         ``source, title, date, text, bias_text, allsides_topic`` sorted by source and date.
@@ -847,19 +853,27 @@ def load_allsides_sample(
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"AllSides data file {path} does not exist.")
+    if sample_size is not None and sample_size < 1:
+        raise ValueError(f"'sample_size' must be a positive number or None. Got {sample_size!r}.")
     df = pd.read_json(p, lines=True, dtype=False)
-    df = df[df["text"].fillna("").str.contains(ALLSIDES_TARGET_PATTERN, regex=True)]
-    df = df[pd.to_datetime(df["date"], errors="coerce").notna()].copy()
-    df = df.sort_values(["id"] if "id" in df else ["source", "title"], kind="stable")
-    groups = sorted(df["bias_text"].fillna("unknown").unique())
-    per = -(-sample_size // max(len(groups), 1))
-    parts = []
-    for i, g in enumerate(groups):
-        rows = df[df["bias_text"].fillna("unknown") == g]
-        parts.append(rows.sample(n=min(per, len(rows)), random_state=seed + i))
-    out = pd.concat(parts).sort_values(["id"] if "id" in df else ["source", "title"])
-    out = out.head(sample_size)
-    out["text"] = [_cut(t, max_chars) for t in out["text"].astype(str)]
+    order = ["id"] if "id" in df else ["source", "title"]
+    if sample_size is None:
+        out = df[df["text"].fillna("").astype(str).str.strip() != ""].copy()
+        out = out.sort_values(order, kind="stable")
+    else:
+        df = df[df["text"].fillna("").str.contains(ALLSIDES_TARGET_PATTERN, regex=True)]
+        df = df[pd.to_datetime(df["date"], errors="coerce").notna()].copy()
+        df = df.sort_values(order, kind="stable")
+        groups = sorted(df["bias_text"].fillna("unknown").unique())
+        per = -(-sample_size // max(len(groups), 1))
+        parts = []
+        for i, g in enumerate(groups):
+            rows = df[df["bias_text"].fillna("unknown") == g]
+            parts.append(rows.sample(n=min(per, len(rows)), random_state=seed + i))
+        out = pd.concat(parts).sort_values(order)
+        out = out.head(sample_size)
+    if max_chars is not None:
+        out["text"] = [_cut(t, max_chars) for t in out["text"].astype(str)]
     out["date"] = pd.to_datetime(out["date"], errors="coerce").dt.strftime("%Y-%m-%d")
     out = out.rename(columns={"topic": "allsides_topic"})
     keep = ["source", "title", "date", "text", "bias_text", "allsides_topic"]

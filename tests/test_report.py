@@ -195,6 +195,16 @@ def test_report_load_allsides_sample_balances_ratings(tmp_path):
     )
     with pytest.raises(FileNotFoundError, match="AllSides data file"):
         views.load_allsides_sample(tmp_path / "missing.jsonl.gz")
+    # None (the case study's default): every article, those naming no target too, uncut
+    whole = views.load_allsides_sample(path, sample_size=None, max_chars=None)
+    assert len(whole) == len(rows)
+    assert sorted(whole["title"]) == sorted(r["title"] for r in rows)
+    assert (~whole["text"].str.contains("Russia")).sum() == sum(
+        "Russia" not in r["text"] for r in rows
+    )
+    assert whole["text"].str.len().max() > 100
+    with pytest.raises(ValueError, match="sample_size"):
+        views.load_allsides_sample(path, sample_size=0)
 
 
 def test_report_dom_report_check_counts_rendered_figures():
