@@ -74,6 +74,23 @@ def user_cache_dir() -> Path:
     return Path(base).expanduser() / "stance"
 
 
+def write_cache_file(path: Path, write: Callable[[Path], object]) -> None:
+    """Write a cache file atomically: ``write(tmp)`` fills a private name, then it is renamed.
+
+    The private name (``.tmp-<name>-<pid>-<random>``, in the same folder) keeps concurrent
+    writers apart, and the rename means a reader sees the whole file or none; a failed write
+    leaves nothing behind. Errors propagate.
+    """
+    import uuid
+
+    tmp = path.parent / f".tmp-{path.stem}-{os.getpid()}-{uuid.uuid4().hex}{path.suffix}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _boilerplate_defaults() -> dict[str, bool]:
     from stance.ingest import RULES
 

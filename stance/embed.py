@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from stance.batching import map_batches, uniform_batches
+from stance.config import write_cache_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -268,18 +267,16 @@ class EmbeddingCache:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha1("".join(keys).encode()).hexdigest()[:16]
-        # Each file is written under a private name and renamed into place, vectors before the
-        # index that makes them visible, so a concurrent reader never sees half a shard.
-        tmp = f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
-        vec_tmp, key_tmp = self.dir / f"{tmp}.npy", self.dir / f"{tmp}.parquet"
-        try:
-            np.save(vec_tmp, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
-            os.replace(vec_tmp, self.dir / f"shard-{name}.npy")
-            pd.DataFrame({"key": keys}).to_parquet(key_tmp, index=False)
-            os.replace(key_tmp, self.dir / f"shard-{name}.parquet")
-        finally:
-            vec_tmp.unlink(missing_ok=True)
-            key_tmp.unlink(missing_ok=True)
+        # Each file is written atomically, vectors before the index that makes them visible, so
+        # a concurrent reader never sees half a shard.
+        data = np.ascontiguousarray(vectors, dtype=np.float32)
+        write_cache_file(
+            self.dir / f"shard-{name}.npy", lambda tmp: np.save(tmp, data, allow_pickle=False)
+        )
+        write_cache_file(
+            self.dir / f"shard-{name}.parquet",
+            lambda tmp: pd.DataFrame({"key": keys}).to_parquet(tmp, index=False),
+        )
 
 
 def embed_sentences(

