@@ -63,6 +63,8 @@ _DISC_Q = 0.0
 # left when nothing was discovered. Measured on AllSides (2,000 articles): NMI +0.01, less
 # noise, seed accuracy unchanged.
 _JOIN_NEAREST = True
+# Rows per block when the articles outside the fit sample are labelled (whole articles).
+_ASSIGN_BLOCK = 20_000
 # Weight of the title vector added to an article's (or segment's) lede-weighted mean.
 _TITLE_W = 1.0
 _STOP_EXTRA = {"said", "says", "say", "would", "could", "also", "one", "two", "new", "like", "us"}
@@ -391,6 +393,20 @@ def _viterbi(emissions: np.ndarray, switch: np.ndarray) -> np.ndarray:
 
 def _stable_hash(text: str, seed: int) -> str:
     return hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()
+
+
+def _with_str_ids(articles: pd.DataFrame | None) -> pd.DataFrame | None:
+    if articles is None or "article_id" not in articles.columns:
+        return articles
+    return articles.assign(article_id=articles["article_id"].astype(str))
+
+
+def _articles_of(articles: pd.DataFrame | None, article_ids: np.ndarray) -> pd.DataFrame | None:
+    """Return the rows of ``articles`` whose id is in ``article_ids`` (``None`` stays ``None``)."""
+    if articles is None or "article_id" not in articles.columns:
+        return articles
+    keep = articles["article_id"].astype(str).isin(set(article_ids.tolist()))
+    return articles[keep.to_numpy()]
 
 
 def _fit_sample(article_ids: np.ndarray, cap: int, seed: int) -> np.ndarray:
@@ -776,9 +792,24 @@ class TopicModel:
         bar.set_postfix_str(steps[0])
 
         vectors = np.asarray(vectors)
-        ctx, level, aids = self._features(sentences, vectors, articles)
-        hits = self._term_hits(sentences, level, aids)
-        self.fit_mask_ = _fit_sample(aids, self.max_fit_sentences, self.seed)
+        all_aids = sentences["article_id"].astype(str).to_numpy()
+        fit_mask = _fit_sample(all_aids, self.max_fit_sentences, self.seed)
+        whole = bool(fit_mask.all())
+        if whole:
+            fit_sentences, fit_vectors, fit_articles = sentences, vectors, articles
+        else:
+            # Fitted on the sample alone: every decision below reads only its rows (whole
+            # articles), and every feature is computed per article, so the state is the one a
+            # fit over all rows would reach. The other articles are labelled afterwards, a
+            # block at a time (``_label_rest``): memory stays bounded by the sample and a block.
+            if self.use_titles:  # every title embedded in one call, as in a single pass
+                self._title_vectors(sentences.assign(article_id=all_aids), _with_str_ids(articles))
+            rows = np.flatnonzero(fit_mask)
+            fit_sentences, fit_vectors = sentences.iloc[rows], vectors[rows]
+            fit_articles = _articles_of(articles, all_aids[rows])
+        self.fit_mask_ = np.ones(len(fit_sentences), dtype=bool)
+        ctx, level, aids = self._features(fit_sentences, fit_vectors, fit_articles)
+        hits = self._term_hits(fit_sentences, level, aids)
         _advance(bar, steps)
 
         # pass 1: named topics vs. "other" (exactly what assign() computes first)
@@ -791,7 +822,7 @@ class TopicModel:
         )
         _advance(bar, steps)
         if self.discover and other.sum() >= 2 * self.min_cluster_size:
-            self._discover(vectors, level, aids, other)
+            self._discover(fit_vectors, level, aids, other)
         _advance(bar, steps)
 
         # the final labels are exactly what assign() gives. Discovered topics that (almost)
@@ -799,9 +830,9 @@ class TopicModel:
         # A discovered topic holding more than max_share of the sentences is split first.
         min_size = max(2, self.min_cluster_size // 2)
         for _ in range(10):
-            labels = self._assign_features(vectors, ctx, hits, level, aids)
+            labels = self._assign_features(fit_vectors, ctx, hits, level, aids)
             sizes = [int((labels[self.fit_mask_] == d).sum()) for d in self.discovered_ids_]
-            if self._split_largest(vectors, level, aids, labels, sizes):
+            if self._split_largest(fit_vectors, level, aids, labels, sizes):
                 continue
             keep = [i for i, size in enumerate(sizes) if size >= min_size]
             if len(keep) == len(self.discovered_ids_):
@@ -809,16 +840,87 @@ class TopicModel:
             self.discovered_ids_ = [self.discovered_ids_[i] for i in keep]
             self.centroids_ = self.centroids_[keep]
             self.thresholds_ = self.thresholds_[keep]
-        labels = self._name_discovered(sentences, labels)
+        labels = self._name_discovered(fit_sentences, labels)
         labels = self._merged(labels)
+        self.fit_mask_ = fit_mask
+        xy = None
+        if self.coords:
+            xy = np.zeros((n, 2))
+            xy[fit_mask] = self._map(ctx)
+        if whole:
+            own = self._own_similarity(ctx, labels)
+        else:
+            labels, own = self._label_rest(sentences, vectors, articles, labels, ctx, xy)
+        del ctx
         self.labels_ = pd.Series(labels, index=sentences.index, name="topic")
         _advance(bar, steps)
-        self.table_ = self._table(sentences, ctx, labels)
+        self.table_ = self._table(sentences, labels, own)
         _advance(bar, steps)
-        self.coords_ = self._coords(sentences, ctx) if self.coords else None
+        self.coords_ = self._coords_frame(sentences, xy) if xy is not None else None
         _advance(bar, steps)
         bar.close()
         return self
+
+    def _label_rest(
+        self,
+        sentences: pd.DataFrame,
+        vectors: np.ndarray,
+        articles: pd.DataFrame | None,
+        fit_labels: np.ndarray,
+        fit_ctx: np.ndarray,
+        xy: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Label the articles outside the fit sample, a block of whole articles at a time.
+
+        Each block goes through :meth:`assign`'s computation; its map positions (``xy``,
+        filled in place) come from its nearest fitted neighbours. Returns the labels of all
+        rows (the fit's own for the sample) and each row's similarity to its topic's vector.
+        """
+        import numpy as np
+
+        mask = self.fit_mask_
+        all_aids = sentences["article_id"].astype(str).to_numpy()
+        labels = np.empty(len(sentences), dtype=object)
+        own = np.zeros(len(sentences))
+        labels[mask] = fit_labels
+        own[mask] = self._own_similarity(fit_ctx, fit_labels)
+        ref_xy = xy[mask] if xy is not None else None
+        # blocks of whole articles of up to _ASSIGN_BLOCK rows (an article longer than that
+        # is a block of its own)
+        spans: list[tuple[int, int]] = []
+        for lo, hi in _article_groups(all_aids):
+            if spans and hi - spans[-1][0] <= _ASSIGN_BLOCK:
+                spans[-1] = (spans[-1][0], hi)
+            else:
+                spans.append((lo, hi))
+        for lo, hi in spans:
+            rest = np.flatnonzero(~mask[lo:hi]) + lo
+            if len(rest):
+                part = sentences.iloc[rest]
+                ctx, level, aids = self._features(
+                    part, vectors[rest], _articles_of(articles, all_aids[rest])
+                )
+                hits = self._term_hits(part, level, aids)
+                block = self._merged(
+                    self._assign_features(np.asarray(vectors[rest]), ctx, hits, level, aids)
+                )
+                labels[rest] = block
+                own[rest] = self._own_similarity(ctx, block)
+                if xy is not None and ref_xy is not None:
+                    xy[rest] = self._place(ctx, fit_ctx, ref_xy)
+        return labels.astype(str), own
+
+    def _own_similarity(self, ctx: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Each row's cosine to its topic's vector (named description or centroid), rounded."""
+        import numpy as np
+
+        vecs = {k: self.named_vectors_[i] for i, k in enumerate(self.named_ids_)}
+        vecs.update({k: self.centroids_[i] for i, k in enumerate(self.discovered_ids_)})
+        out = np.zeros(len(labels))
+        for t in sorted(set(labels.tolist()) & set(vecs)):
+            idx = np.flatnonzero(labels == t)
+            out[idx] = np.round(ctx[idx] @ vecs[t], 10)
+        return out
 
     def _split_largest(
         self,
@@ -1056,7 +1158,11 @@ class TopicModel:
 
     transform = assign
 
-    def _table(self, sentences: pd.DataFrame, ctx: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    def _table(self, sentences: pd.DataFrame, labels: np.ndarray, own: np.ndarray) -> pd.DataFrame:
+        """One row per topic, its representative sentences the members closest to its vector.
+
+        ``own`` holds each row's similarity to its topic's vector (``_own_similarity``).
+        """
         import numpy as np
         import pandas as pd
 
@@ -1082,7 +1188,7 @@ class TopicModel:
             label = (self.rename or {}).get(t, label)
             reps: list[str] = []
             if len(idx) and t in vecs and self.n_representative:
-                sims = np.round(ctx[idx] @ vecs[t], 10)
+                sims = own[idx]
                 for j in idx[np.lexsort((idx, -sims))]:
                     s = texts[j]
                     if s not in reps:
@@ -1101,15 +1207,14 @@ class TopicModel:
             )
         return pd.DataFrame(rows, columns=list(TABLE_COLUMNS)).astype({"size": "int64"})
 
-    def _coords(self, sentences: pd.DataFrame, ctx: np.ndarray) -> pd.DataFrame:
-        """Seeded 2-D UMAP of the context vectors (fit on the sample, neighbours place the rest)."""
-        import numpy as np
-        import pandas as pd
+    def _map(self, ctx: np.ndarray) -> np.ndarray:
+        """Seeded 2-D UMAP of the fit sample's context vectors.
 
-        n = len(ctx)
-        xy = np.zeros((n, 2))
-        mask = self.fit_mask_
-        m = int(mask.sum())
+        With too few rows for UMAP: their first two principal axes (kept for ``_place``).
+        """
+        import numpy as np
+
+        m = len(ctx)
         if m > max(self.umap_neighbors, 4) + 1:
             numba_cache_dir()
             import umap
@@ -1122,27 +1227,43 @@ class TopicModel:
                 random_state=self.seed,
                 n_jobs=1,
             )
-            xy[mask] = reducer.fit_transform(ctx[mask].astype(np.float32))
-            if (~mask).any():
-                # place the rest at the similarity-weighted mean of their 5 nearest fitted
-                # neighbours: deterministic, per sentence, and no second numba compile
-                ref = ctx[mask]
-                # row blocks of at most ~16 M similarities (128 MB), however large the fit
-                step = max(1, 2**24 // m)
-                for lo in range(0, n, step):
-                    rows = np.flatnonzero(~mask[lo : lo + step]) + lo
-                    if not len(rows):
-                        continue
-                    sims = ctx[rows] @ ref.T
-                    nn = np.argsort(-sims, axis=1, kind="stable")[:, :5]
-                    w = np.maximum(np.take_along_axis(sims, nn, axis=1), 1e-6)
-                    xy[rows] = (w[:, :, None] * xy[mask][nn]).sum(axis=1) / w.sum(
-                        axis=1, keepdims=True
-                    )
-        elif n >= 2:  # too few sentences for UMAP: the first two principal axes
-            centred = ctx - ctx.mean(axis=0)
-            _, _, vt = np.linalg.svd(centred, full_matrices=False)
-            xy = centred @ vt[:2].T if vt.shape[0] >= 2 else np.zeros((n, 2))
+            return np.asarray(reducer.fit_transform(ctx.astype(np.float32)), dtype=np.float64)
+        if m < 2:
+            return np.zeros((m, 2))
+        centred = ctx - ctx.mean(axis=0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        self._axes = (ctx.mean(axis=0), vt[:2]) if vt.shape[0] >= 2 else None
+        return centred @ vt[:2].T if vt.shape[0] >= 2 else np.zeros((m, 2))
+
+    def _place(self, ctx: np.ndarray, ref: np.ndarray, ref_xy: np.ndarray) -> np.ndarray:
+        """Map positions of rows outside the fit sample.
+
+        The similarity-weighted mean of their 5 nearest fitted neighbours (deterministic, per
+        row, no second numba compile); on the principal axes when the map is those.
+        """
+        import numpy as np
+
+        out = np.zeros((len(ctx), 2))
+        if len(ref) <= max(self.umap_neighbors, 4) + 1:
+            axes = getattr(self, "_axes", None)
+            if axes is not None:
+                out = (ctx - axes[0]) @ axes[1].T
+            return out
+        # row blocks of at most ~16 M similarities (128 MB), however large the fit
+        step = max(1, 2**24 // len(ref))
+        for lo in range(0, len(ctx), step):
+            sims = ctx[lo : lo + step] @ ref.T
+            nn = np.argsort(-sims, axis=1, kind="stable")[:, :5]
+            w = np.maximum(np.take_along_axis(sims, nn, axis=1), 1e-6)
+            out[lo : lo + step] = (w[:, :, None] * ref_xy[nn]).sum(axis=1) / w.sum(
+                axis=1, keepdims=True
+            )
+        return out
+
+    def _coords_frame(self, sentences: pd.DataFrame, xy: np.ndarray) -> pd.DataFrame:
+        import numpy as np
+        import pandas as pd
+
         return pd.DataFrame(
             {
                 "article_id": sentences["article_id"].to_numpy(),

@@ -312,7 +312,7 @@ def test_topics_assign_matches_fit(fitted):
     assert got.equals(result.topic.loc[sub.index])
 
 
-def test_topics_fit_on_sample_then_assign(config):
+def test_topics_fit_on_sample_then_assign(config, monkeypatch):
     sentences, articles = fake_corpus(n_syria=8)
     vectors = fake_encode(sentences["sentence"].tolist())
     cfg = copy.deepcopy(config)
@@ -323,6 +323,17 @@ def test_topics_fit_on_sample_then_assign(config):
     mask = result.model.fit_mask_
     assert 0 < mask.sum() <= 40 < len(sentences)
     assert result.model.assign(sentences, vectors, articles=articles).equals(result.topic)
+    assert int(result.table["size"].sum()) == len(sentences)
+    assert np.isfinite(result.coords[["x", "y"]].to_numpy()).all()
+    # the articles outside the sample are labelled a block at a time: the block size changes
+    # nothing
+    monkeypatch.setattr(topics, "_ASSIGN_BLOCK", 7)
+    again = topics.run_topics(
+        sentences, vectors, cfg, fake_encode, articles=articles, progress=False
+    )
+    assert again.topic.equals(result.topic)
+    pd.testing.assert_frame_equal(again.table, result.table)
+    pd.testing.assert_frame_equal(again.coords, result.coords)
 
 
 @pytest.mark.parametrize(
