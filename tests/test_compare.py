@@ -267,6 +267,50 @@ def test_compare_permutation_test_is_exact_for_few_articles():
     assert compare.permutation_test(a[:1], arts_a[:1], b, arts_b) == 1.0
 
 
+def test_compare_permutation_test_far_tail_goes_below_the_resampling_floor():
+    rng = np.random.default_rng(1)
+    arts_a, arts_b = [f"a{i}" for i in range(60)], [f"b{i}" for i in range(60)]
+    b = rng.normal(0.0, 1.0, 60)
+    floor = 1 / 201
+
+    def p(shift: float, resamples: int = 200) -> float:
+        a = rng_a.normal(shift, 1.0, 60)
+        return compare.permutation_test(
+            a, np.array(arts_a), b, np.array(arts_b), resamples=resamples,
+            rng=np.random.default_rng(0),
+        )  # fmt: skip
+
+    rng_a = np.random.default_rng(2)
+    strong = p(1.5)
+    rng_a = np.random.default_rng(2)
+    stronger = p(2.5)
+    # far beyond every permuted statistic: a normal tail, not the floor, and ordered by effect
+    assert 0 < stronger < strong < floor
+    # the normal tail agrees with a plain permutation estimate where both can be read: a
+    # moderate difference, and 20,000 resamples
+    rng_a = np.random.default_rng(3)
+    a = rng_a.normal(0.55, 1.0, 60)
+    plain = compare.permutation_test(
+        a, np.array(arts_a), b, np.array(arts_b), resamples=20_000, rng=np.random.default_rng(0)
+    )
+    tail = compare._TAIL_HITS
+    try:
+        compare._TAIL_HITS = 10**9  # force the normal tail
+        approx = compare.permutation_test(
+            a, np.array(arts_a), b, np.array(arts_b), resamples=20_000,
+            rng=np.random.default_rng(0),
+        )  # fmt: skip
+    finally:
+        compare._TAIL_HITS = tail
+    assert 0.0005 < plain < 0.05 and approx == pytest.approx(plain, rel=0.35)
+    # few articles per side keep the resampling estimate and its floor
+    few = compare.permutation_test(
+        np.full(10, 2.0) + rng.normal(0, 0.01, 10), np.array(arts_a[:10]),
+        np.zeros(10), np.array(arts_b[:10]), resamples=200, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    assert floor <= few < 0.05
+
+
 def test_compare_cliffs_delta_matches_brute_force():
     rng = np.random.default_rng(0)
     x, y = rng.integers(-3, 4, 40).astype(float), rng.integers(-3, 4, 30).astype(float)
