@@ -360,6 +360,8 @@ def findings(
         ``(table, counts)``: the findings, and ``{"tested", "significant", "few_articles"}``
         (all contrasts, those significant, those significant but resting on fewer articles).
     """
+    import numpy as np
+
     sig = contrasts[contrasts["significant"].astype(bool)]
     enough = (sig["n_articles_a"] >= min_articles) & (sig["n_articles_b"] >= min_articles)
     f = sig[enough].copy()
@@ -369,13 +371,18 @@ def findings(
         "few_articles": int((~enough).sum()),
     }
     swap = f["diff"] > 0
+    flip = swap.to_numpy()
     for a, b in (
         ("source_a", "source_b"),
         ("mean_a", "mean_b"),
         ("n_a", "n_b"),
         ("n_articles_a", "n_articles_b"),
     ):
-        f.loc[swap, [a, b]] = f.loc[swap, [b, a]].to_numpy()
+        # both columns read (as copies) before either is written: an in-place swap through
+        # .loc could see the first column already overwritten (seen on the case study)
+        va, vb = f[a].to_numpy(copy=True), f[b].to_numpy(copy=True)
+        f[a] = np.where(flip, vb, va)
+        f[b] = np.where(flip, va, vb)
     low, high = f["diff_ci_low"].copy(), f["diff_ci_high"].copy()
     f.loc[swap, "diff"] = -f.loc[swap, "diff"]
     f.loc[swap, "diff_ci_low"] = -high[swap]

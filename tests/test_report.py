@@ -468,3 +468,46 @@ def test_report_render_reports_writes_one_shared_plotly_js(
         text = p.read_text(encoding="utf-8")
         assert ('<script src="plotly.min.js"' in text) == share
         assert (get_plotlyjs()[:1000] in text) != share
+
+
+def test_report_findings_swap_keeps_both_sides_apart():
+    # a contrast with a positive diff is turned round: each side keeps its own figures
+    c = pd.DataFrame(
+        {
+            "target": ["iran", "us"],
+            "topic": ["all", "all"],
+            "source_a": ["center", "left"],
+            "source_b": ["right", "right"],
+            "n_a": [3864, 10],
+            "n_b": [3206, 12],
+            "n_articles_a": [431, 5],
+            "n_articles_b": [435, 6],
+            "mean_a": [-0.159, -0.5],
+            "mean_b": [-0.202, 0.1],
+            "diff": [0.043, -0.6],
+            "diff_ci_low": [0.02, -0.8],
+            "diff_ci_high": [0.06, -0.4],
+            "effect_size": [0.13, -1.0],
+            "cliffs_delta": [0.08, -0.5],
+            "p_value": [0.0001, 0.001],
+            "p_adjusted": [0.02, 0.01],
+            "significant": [True, True],
+        }
+    )
+    f, _ = views.findings(c, min_articles=3)
+    row = f[f["target"] == "iran"].iloc[0]
+    assert (row["source_a"], row["source_b"]) == ("right", "center")
+    assert (row["mean_a"], row["mean_b"]) == (-0.202, -0.159)
+    assert (row["n_a"], row["n_b"], row["n_articles_a"], row["n_articles_b"]) == (
+        3206,
+        3864,
+        435,
+        431,
+    )
+    assert (row["diff"], row["diff_ci_low"], row["diff_ci_high"]) == (-0.043, -0.06, -0.02)
+    kept = f[f["target"] == "us"].iloc[0]
+    assert (kept["source_a"], kept["mean_a"], kept["n_b"]) == ("left", -0.5, 12)
+    # every row turned round (the case that overwrote one side with the other)
+    f, _ = views.findings(c.iloc[:1], min_articles=3)
+    assert (f.loc[0, "mean_a"], f.loc[0, "mean_b"]) == (-0.202, -0.159)
+    assert (f.loc[0, "n_articles_a"], f.loc[0, "n_articles_b"]) == (435, 431)
