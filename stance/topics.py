@@ -409,6 +409,28 @@ def _articles_of(articles: pd.DataFrame | None, article_ids: np.ndarray) -> pd.D
     return articles[keep.to_numpy()]
 
 
+def _top_k_stable(sims: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of each row's ``k`` largest values, largest first, ties by lower index.
+
+    The same as ``np.argsort(-sims, axis=1, kind="stable")[:, :k]`` without sorting whole rows:
+    a partition finds the candidates, and rows where the k-th value is tied beyond the first
+    k fall back to the full stable sort.
+    """
+    import numpy as np
+
+    if k >= sims.shape[1]:
+        return np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(sims, part, axis=1)
+    kth = vals.min(axis=1, keepdims=True)
+    order = np.lexsort((part, -vals), axis=-1)
+    out = np.take_along_axis(part, order, axis=1)
+    tied = np.flatnonzero((sims >= kth).sum(axis=1) > k)
+    if len(tied):
+        out[tied] = np.argsort(-sims[tied], axis=1, kind="stable")[:, :k]
+    return out
+
+
 def _fit_sample(article_ids: np.ndarray, cap: int, seed: int) -> np.ndarray:
     """Boolean mask of whole articles, picked by a seeded hash of their id, up to ``cap`` rows.
 
@@ -1251,9 +1273,10 @@ class TopicModel:
             return out
         # row blocks of at most ~16 M similarities (128 MB), however large the fit
         step = max(1, 2**24 // len(ref))
+        k = min(5, len(ref))
         for lo in range(0, len(ctx), step):
             sims = ctx[lo : lo + step] @ ref.T
-            nn = np.argsort(-sims, axis=1, kind="stable")[:, :5]
+            nn = _top_k_stable(sims, k)
             w = np.maximum(np.take_along_axis(sims, nn, axis=1), 1e-6)
             out[lo : lo + step] = (w[:, :, None] * ref_xy[nn]).sum(axis=1) / w.sum(
                 axis=1, keepdims=True

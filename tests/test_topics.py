@@ -600,3 +600,15 @@ def test_topics_title_is_readable():
 def test_topics_rename_must_be_strings(config):
     with pytest.raises(ValueError, match=r"'topics.rename' must be a table of strings"):
         topics.TopicModel.from_config({"topics": {"rename": {"d01": 3}}})
+
+
+def test_topics_top_k_stable_matches_a_full_stable_sort():
+    rng = np.random.default_rng(0)
+    for sims in (
+        rng.standard_normal((50, 400)),
+        np.round(rng.standard_normal((50, 400)), 1),  # many ties, at the k-th value too
+        np.zeros((3, 8)),
+    ):
+        for k in (1, 5, 8):
+            want = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+            assert np.array_equal(topics._top_k_stable(sims, k), want)
