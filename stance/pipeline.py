@@ -342,9 +342,8 @@ def _gather(parts: list[PartitionResult]) -> tuple[pd.DataFrame, np.ndarray, pd.
     if not full:
         return sentences, np.zeros((0, 384), dtype=np.float32), mentions
     # copied block by block, each partition's block released once copied: never two copies
-    first = full[0].vectors
-    vectors = np.empty((sum(len(p.vectors) for p in full), first.shape[1]), dtype=first.dtype)
-    del first
+    dim, dtype = full[0].vectors.shape[1], full[0].vectors.dtype
+    vectors = np.empty((sum(len(p.vectors) for p in full), dim), dtype=dtype)
     lo = 0
     for p in full:
         n = len(p.vectors)

@@ -154,7 +154,7 @@ def render_reports(
         show_code: Keep code cells in the HTML (default: outputs and text only).
         timeout: Seconds one cell may run; the case study's analysis cell may run
             ``CASE_STUDY_TIMEOUT`` seconds or ``timeout``, whichever is longer (it analyses
-            thousands of articles: about 30 min here on 2 cores with empty caches).
+            thousands of articles: 52 min measured on one core here with empty caches).
         share_plotlyjs: Load plotly.js from one ``plotly.min.js`` written into ``out_dir``
             (default) instead of embedding a copy in every report; a report copied elsewhere
             then needs that file beside it.

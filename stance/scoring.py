@@ -100,11 +100,6 @@ _MPNET_FILES = (
 )
 
 
-def cache_dir() -> Path:
-    """Return the per-user cache folder of stance (``stance.config.user_cache_dir``)."""
-    return user_cache_dir()
-
-
 def _mpnet_part_files() -> list[Path]:
     """Locate the five installed zip parts, in order."""
     from importlib import metadata
@@ -133,7 +128,7 @@ def mpnet_base_dir() -> Path:
     """Return a folder holding all-mpnet-base-v2, assembled from its five PyPI parts.
 
     The parts are byte ranges of one zip file; they are concatenated once into
-    ``cache_dir() / "all-mpnet-base-v2"`` (the site-packages folder may be read-only) and the
+    ``user_cache_dir() / "all-mpnet-base-v2"`` (the site-packages folder may be read-only) and the
     extracted ``model.safetensors`` must have the sha256 ``MPNET_SHA256``, checked once per
     process, so a changed or corrupt part can never load silently.
 
@@ -145,7 +140,7 @@ def mpnet_base_dir() -> Path:
     import tempfile
     import zipfile
 
-    target = cache_dir() / "all-mpnet-base-v2"
+    target = user_cache_dir() / "all-mpnet-base-v2"
     if not all((target / name).is_file() for name in _MPNET_FILES):
         parts = _mpnet_part_files()
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -748,6 +743,29 @@ def trained_state_dict(
     return state
 
 
+def load_trained_state(model: Any, path: str | Path, tokenizer: Any, *, lora: bool) -> None:
+    """Load a shipped model file's trained weights and marker rows into a built model.
+
+    Raises:
+        ValueError: If the file's weights do not match the model.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    state = {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
+    markers = state.pop("marker_embeddings")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(_is_shipped(k, lora) for k in missing):
+        raise ValueError(
+            f"Weights in {path} do not match the model: "
+            f"missing={sorted(k for k in missing if _is_shipped(k, lora))}, "
+            f"unexpected={sorted(unexpected)}."
+        )
+    marker_ids = tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS[: markers.shape[0]]))
+    with torch.no_grad():
+        model.encoder.embeddings.word_embeddings.weight[marker_ids] = markers
+
+
 def load_trained(
     path: str | Path,
     base_dir: str | Path | None = None,
@@ -760,25 +778,12 @@ def load_trained(
     the marker rows; every other weight comes from the base encoder and the low-rank updates
     are merged into it, so inference costs what the plain encoder costs.
     """
-    import torch
-    from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
     base_dir = Path(base_dir) if base_dir is not None else base_encoder_dir()
     model = build_model(base_dir, lora=lora)
-    state = {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
-    markers = state.pop("marker_embeddings")
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(_is_shipped(k, bool(lora)) for k in missing):
-        raise ValueError(
-            f"Weights in {path} do not match the model: "
-            f"missing={sorted(k for k in missing if _is_shipped(k, bool(lora)))}, "
-            f"unexpected={sorted(unexpected)}."
-        )
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
-    marker_ids = tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS[: markers.shape[0]]))
-    with torch.no_grad():
-        model.encoder.embeddings.word_embeddings.weight[marker_ids] = markers
+    load_trained_state(model, path, tokenizer, lora=bool(lora))
     if lora:
         merge_lora(model)
     return model.eval()

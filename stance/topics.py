@@ -932,12 +932,17 @@ class TopicModel:
                     xy[rest] = self._place(ctx, fit_ctx, ref_xy)
         return labels.astype(str), own
 
+    def _topic_vectors(self) -> dict[str, np.ndarray]:
+        """Each topic's vector: a named topic's description, a discovered topic's centroid."""
+        vecs = {k: self.named_vectors_[i] for i, k in enumerate(self.named_ids_)}
+        vecs.update({k: self.centroids_[i] for i, k in enumerate(self.discovered_ids_)})
+        return vecs
+
     def _own_similarity(self, ctx: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Each row's cosine to its topic's vector (named description or centroid), rounded."""
         import numpy as np
 
-        vecs = {k: self.named_vectors_[i] for i, k in enumerate(self.named_ids_)}
-        vecs.update({k: self.centroids_[i] for i, k in enumerate(self.discovered_ids_)})
+        vecs = self._topic_vectors()
         out = np.zeros(len(labels))
         for t in sorted(set(labels.tolist()) & set(vecs)):
             idx = np.flatnonzero(labels == t)
@@ -1192,8 +1197,7 @@ class TopicModel:
         kw = _ctfidf_keywords(list(texts), list(labels), self.n_keywords) if len(texts) else {}
         rows = []
         topics = [*self.named_ids_, *self.discovered_ids_, NOISE]
-        vecs = {k: self.named_vectors_[i] for i, k in enumerate(self.named_ids_)}
-        vecs.update({k: self.centroids_[i] for i, k in enumerate(self.discovered_ids_)})
+        vecs = self._topic_vectors()
         merged = set(self.merge or {})
         for t in topics:
             if t in merged:
@@ -1252,9 +1256,10 @@ class TopicModel:
             return np.asarray(reducer.fit_transform(ctx.astype(np.float32)), dtype=np.float64)
         if m < 2:
             return np.zeros((m, 2))
-        centred = ctx - ctx.mean(axis=0)
+        mean = ctx.mean(axis=0)
+        centred = ctx - mean
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        self._axes = (ctx.mean(axis=0), vt[:2]) if vt.shape[0] >= 2 else None
+        self._axes = (mean, vt[:2]) if vt.shape[0] >= 2 else None
         return centred @ vt[:2].T if vt.shape[0] >= 2 else np.zeros((m, 2))
 
     def _place(self, ctx: np.ndarray, ref: np.ndarray, ref_xy: np.ndarray) -> np.ndarray:

@@ -30,7 +30,6 @@ from stance.scoring import (
     PRECISIONS,
     SPECIAL_TOKENS,
     StanceScorer,
-    _is_shipped,
     _read_model_config,
     build_model,
     collate,
@@ -38,6 +37,7 @@ from stance.scoring import (
     file_sha256,
     get_base,
     load_model,
+    load_trained_state,
     model_name,
     resolve_model_dir,
     trained_state_dict,
@@ -574,20 +574,6 @@ def _transfer_loss(
     return total / len(labels)
 
 
-def _load_init(model: Any, path: Path, marker_ids: Sequence[int], *, lora: bool) -> None:
-    """Load a shipped model file's trained weights (and marker rows) into a fresh model."""
-    import torch
-    from safetensors.torch import load_file
-
-    state = {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
-    markers = state.pop("marker_embeddings")
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(_is_shipped(k, lora) for k in missing) or len(markers) != len(marker_ids):
-        raise ValueError(f"The weights in {path} do not fit this model.")
-    with torch.no_grad():
-        model.encoder.embeddings.word_embeddings.weight[list(marker_ids)] = markers
-
-
 def train_newsmtsc(
     data_dir: str | Path,
     out_dir: str | Path | None = None,
@@ -868,7 +854,7 @@ def train_newsmtsc(
                 src = tokenizer.convert_tokens_to_ids(["<", ">", "[MASK]"][: len(marker_ids)])
                 emb[marker_ids] = emb[src].clone()
             if init_file is not None:
-                _load_init(model, init_file, marker_ids, lora=lora is not None)
+                load_trained_state(model, init_file, tokenizer, lora=lora is not None)
 
             no_decay = ("bias", "LayerNorm.weight", "word_embeddings")
             encoder_params = [

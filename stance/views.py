@@ -370,8 +370,7 @@ def findings(
         "significant": len(sig),
         "few_articles": int((~enough).sum()),
     }
-    swap = f["diff"] > 0
-    flip = swap.to_numpy()
+    flip = (f["diff"] > 0).to_numpy()
     for a, b in (
         ("source_a", "source_b"),
         ("mean_a", "mean_b"),
@@ -383,10 +382,10 @@ def findings(
         va, vb = f[a].to_numpy(copy=True), f[b].to_numpy(copy=True)
         f[a] = np.where(flip, vb, va)
         f[b] = np.where(flip, va, vb)
-    low, high = f["diff_ci_low"].copy(), f["diff_ci_high"].copy()
-    f.loc[swap, "diff"] = -f.loc[swap, "diff"]
-    f.loc[swap, "diff_ci_low"] = -high[swap]
-    f.loc[swap, "diff_ci_high"] = -low[swap]
+    diff, low, high = (f[c].to_numpy(copy=True) for c in ("diff", "diff_ci_low", "diff_ci_high"))
+    f["diff"] = np.where(flip, -diff, diff)
+    f["diff_ci_low"] = np.where(flip, -high, low)
+    f["diff_ci_high"] = np.where(flip, -low, high)
     f = f.assign(_abs=f["diff"].abs()).sort_values(
         ["p_adjusted", "_abs", "target", "topic", "source_a", "source_b"],
         ascending=[True, False, True, True, True, True],
