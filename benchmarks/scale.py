@@ -76,6 +76,7 @@ def child_analyze(inputs: str, sentences_out: str | None, result: str) -> None:
         "import_s": round(import_s, 2),
         "timings_s": run["timings_s"],
         "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib_after": run.get("peak_rss_mib_after"),
         "articles": run["counts"]["articles"],
         "sentences": run["counts"]["sentences"],
         "unique_sentences": int(res["sentences"]["sentence"].nunique()),

@@ -234,28 +234,32 @@ class EmbeddingCache:
         self.dir = Path(root) / model_id.replace("/", "_")
 
     def load(self, keys: list[str]) -> dict[str, np.ndarray]:
-        """Return cached vectors for those of ``keys`` that are on disk."""
+        """Return cached vectors for those of ``keys`` that are on disk.
+
+        Each shard's vectors are memory-mapped and only the wanted rows are read, so a lookup
+        costs what it finds (plus the shards' key lists), not the size of the whole cache.
+        """
         import numpy as np
         import pandas as pd
 
-        wanted = set(keys)
         found: dict[str, np.ndarray] = {}
-        if not self.dir.is_dir():
+        if not keys or not self.dir.is_dir():
             return found
+        wanted = pd.Index(pd.unique(np.asarray(keys, dtype=object)))
         for index_file in sorted(self.dir.glob("shard-*.parquet")):
             vec_file = index_file.with_suffix(".npy")
             try:
-                shard_keys = pd.read_parquet(index_file)["key"].tolist()
-                vectors = np.load(vec_file, allow_pickle=False)
-            except Exception as exc:
+                shard_keys = pd.read_parquet(index_file)["key"].to_numpy(dtype=object)
+                vectors = np.load(vec_file, mmap_mode="r", allow_pickle=False)
+                if vectors.ndim != 2 or len(shard_keys) != len(vectors):
+                    raise ValueError("keys and vectors do not match")
+                rows = np.flatnonzero(wanted.get_indexer(shard_keys) >= 0)
+                picked = np.array(vectors[rows])  # reads these rows only
+            except Exception as exc:  # any damage: a cache must never stop a run
                 logger.warning("Ignoring unreadable embedding cache shard %s: %s", index_file, exc)
                 continue
-            if len(shard_keys) != len(vectors):
-                logger.warning("Ignoring inconsistent embedding cache shard %s", index_file)
-                continue
-            for k, v in zip(shard_keys, vectors, strict=True):
-                if k in wanted:
-                    found[k] = v
+            for k, v in zip(shard_keys[rows], picked, strict=True):
+                found[k] = v
         return found
 
     def save(self, keys: list[str], vectors: np.ndarray) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import platform
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -97,9 +98,22 @@ def git_commit() -> str | None:
     return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def _peak_rss_mib() -> float | None:
+    """Return the peak resident memory of this process so far, in MiB (``None`` if unknown)."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
 class _Timer:
+    """Seconds per stage, and the process's peak resident memory as each stage ends."""
+
     def __init__(self, log: bool = True) -> None:
         self.seconds: dict[str, float] = {}
+        self.peak_rss_mib: dict[str, float | None] = {}
         self.log = log
 
     @contextmanager
@@ -109,8 +123,14 @@ class _Timer:
         t0 = time.perf_counter()
         yield
         self.seconds[name] = round(time.perf_counter() - t0, 3)
+        self.peak_rss_mib[name] = _peak_rss_mib()
         if self.log:
-            logger.info("stage %s done in %.1f s", name, self.seconds[name])
+            logger.info(
+                "stage %s done in %.1f s (peak RSS %s MiB)",
+                name,
+                self.seconds[name],
+                self.peak_rss_mib[name],
+            )
 
 
 def _score_with_model(
@@ -578,6 +598,8 @@ def analyze(
         },
         "ingest": report.to_dict(),
         "timings_s": timer.seconds,
+        # the running maximum as each stage ended (on Dask, this process only: not the workers)
+        "peak_rss_mib_after": timer.peak_rss_mib,
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
     }
     result["run"] = run

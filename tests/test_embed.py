@@ -34,6 +34,31 @@ def test_embed_cache_reuses_vectors(tmp_path: Path) -> None:
     np.testing.assert_array_equal(third[1], first[1])
 
 
+def test_embed_cache_skips_damaged_shards_and_reads_only_wanted_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from stance.embed import EmbeddingCache, text_key
+
+    enc = CountingEncoder()
+    texts = [f"Sentence number {i} about Iran." for i in range(50)]
+    first = embed_sentences(texts, enc, cache_dir=tmp_path)
+    cache = EmbeddingCache(tmp_path, enc.model_id)
+    found = cache.load([text_key(texts[7]), text_key("never embedded")])
+    assert list(found) == [text_key(texts[7])]
+    np.testing.assert_array_equal(found[text_key(texts[7])], first[7])
+    assert found[text_key(texts[7])].base is None or not isinstance(
+        found[text_key(texts[7])].base, np.memmap
+    )  # a copy, not a view of the mapped file
+    # a shard whose vectors file is cut short, and one whose index is garbage: both skipped
+    (vec,) = cache.dir.glob("shard-*.npy")
+    vec.write_bytes(vec.read_bytes()[:200])
+    (cache.dir / "shard-bad.parquet").write_bytes(b"not parquet")
+    again = embed_sentences(texts[:3], enc, cache_dir=tmp_path)
+    assert enc.calls[-1] == sorted(texts[:3], key=lambda t: (len(t), text_key(t)))
+    np.testing.assert_allclose(again, first[:3], atol=1e-6)
+    assert "Ignoring unreadable embedding cache shard" in caplog.text
+
+
 def test_embed_cache_leaves_no_partial_shard(tmp_path: Path, monkeypatch) -> None:
     import pandas as pd
 
