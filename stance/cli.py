@@ -140,6 +140,14 @@ def _parser() -> argparse.ArgumentParser:
         "--gold-repeat", type=int, default=1, help="passes over NewsMTSC train per epoch"
     )
     t.add_argument(
+        "--opinion-train",
+        metavar="ALLSIDES",
+        help="also train on the hand-labelled opinion pairs, rebuilt from this AllSides folder",
+    )
+    t.add_argument(
+        "--opinion-repeat", type=int, default=1, help="passes over the opinion pairs per epoch"
+    )
+    t.add_argument(
         "--init",
         metavar="MODEL",
         help="start from a trained stance model (a name or folder) instead of the base encoder",
@@ -234,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             for path in paths:
                 print(path)
         elif args.command == "train":
-            from stance.training import load_transfer, train_newsmtsc
+            from stance.training import load_opinion_train, load_transfer, train_newsmtsc
 
             if bool(args.transfer) != bool(args.transfer_data):
                 raise ValueError("--transfer and --transfer-data go together.")
@@ -264,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                 "distill_weight": args.distill_weight,
                 "transfer_bias": bias,
                 "gold_repeat": args.gold_repeat,
+                "opinion": load_opinion_train(args.opinion_train) if args.opinion_train else None,
+                "opinion_repeat": args.opinion_repeat,
                 "init": args.init,
             } | ({"out_dir": args.out} if args.out else {})
             print(json.dumps(train_newsmtsc(args.data, **kwargs), indent=2, default=str))

@@ -28,9 +28,13 @@ if TYPE_CHECKING:
 
 ALLSIDES_FILE = "allsides_articles_full.jsonl.gz"
 PAIRS_RESOURCE = "opinion_pairs.csv"
+#: Labelled pairs for training only, from articles outside the evaluation set (same columns,
+#: split ``train``).
+TRAIN_RESOURCE = "opinion_train_pairs.csv"
 LABELS_WITH_NONE = ("negative", "neutral", "positive", "none")
 STANCE_LABELS = ("negative", "neutral", "positive")
 SPLITS = ("dev", "test")
+TRAIN_SPLIT = "train"
 PAIR_COLUMNS = (
     "pair_id",
     "article_id",
@@ -279,11 +283,13 @@ def draw_candidates(
 # --- The reference file ------------------------------------------------------------------------
 
 
-def load_pairs(path: str | Path | None = None) -> pd.DataFrame:
+def load_pairs(path: str | Path | None = None, *, resource: str = PAIRS_RESOURCE) -> pd.DataFrame:
     """Read the labelled references (no text): the shipped ``stance/data/opinion_pairs.csv``.
 
     Args:
-        path: Another reference file with ``PAIR_COLUMNS``; ``None`` for the shipped one.
+        path: Another reference file with ``PAIR_COLUMNS``; ``None`` for a shipped one.
+        resource: Which shipped file: ``PAIRS_RESOURCE`` (the evaluation set, dev and test) or
+            ``TRAIN_RESOURCE`` (pairs for training; see :func:`load_train_pairs`).
 
     Raises:
         ValueError: When a column is missing or a label, split or confidence is invalid.
@@ -291,14 +297,14 @@ def load_pairs(path: str | Path | None = None) -> pd.DataFrame:
     import pandas as pd
 
     if path is None:
-        with resources.files("stance").joinpath("data", PAIRS_RESOURCE).open("rb") as handle:
+        with resources.files("stance").joinpath("data", resource).open("rb") as handle:
             pairs = pd.read_csv(handle, dtype={"article_id": str, "sha256": str})
     else:
         pairs = pd.read_csv(path, dtype={"article_id": str, "sha256": str})
     missing = [c for c in PAIR_COLUMNS if c not in pairs.columns]
     if missing:
         raise ValueError(f"The opinion reference file lacks the columns {missing}.")
-    for column, allowed in (("label", LABELS_WITH_NONE), ("split", SPLITS)):
+    for column, allowed in (("label", LABELS_WITH_NONE), ("split", (*SPLITS, TRAIN_SPLIT))):
         bad = sorted(set(pairs[column]) - set(allowed))
         if bad:
             raise ValueError(
@@ -307,6 +313,32 @@ def load_pairs(path: str | Path | None = None) -> pd.DataFrame:
             )
     if not pairs["confidence"].isin([1, 2, 3]).all():
         raise ValueError("The opinion reference file's 'confidence' column must be 1, 2 or 3.")
+    return pairs
+
+
+def load_train_pairs(path: str | Path | None = None) -> pd.DataFrame:
+    """Read the labelled training references: ``stance/data/opinion_train_pairs.csv``.
+
+    They were drawn like the evaluation set (:func:`draw_candidates`, another seed) from
+    opinion pieces that hold no evaluation pair, and labelled by the same guideline; every row
+    is split ``train``.
+
+    Args:
+        path: Another reference file with ``PAIR_COLUMNS``; ``None`` for the shipped one.
+
+    Raises:
+        ValueError: A row is not split ``train``, or an article also holds evaluation pairs
+            (training on it would leak into dev or test).
+    """
+    pairs = load_pairs(path, resource=TRAIN_RESOURCE)
+    if not (pairs["split"] == TRAIN_SPLIT).all():
+        raise ValueError(f"Every opinion training pair must be split {TRAIN_SPLIT!r}.")
+    shared = sorted(set(pairs["article_id"]) & set(load_pairs()["article_id"]))
+    if shared:
+        raise ValueError(
+            f"{len(shared)} article(s) hold both opinion training and evaluation pairs, "
+            f"e.g. {shared[:3]}: training on them would leak into dev or test."
+        )
     return pairs
 
 

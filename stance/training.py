@@ -476,6 +476,38 @@ class _Checkpointer:
         return load_file(str(self.directory / "best.safetensors"))
 
 
+def load_opinion_train(data: str | Path, path: str | Path | None = None) -> list[Pair]:
+    """Rebuild the hand-labelled opinion training pairs (``opinion.load_train_pairs``).
+
+    The sentences are cut again from the AllSides file (the repository holds references only);
+    ``none`` pairs (no reference to the target) are left out; the target's other mentions in
+    the sentence become ``further`` spans, masked with the mention as the pipeline does.
+
+    Args:
+        data: The AllSides folder or its ``.jsonl.gz`` file.
+        path: Another reference file (default: the shipped one).
+
+    Raises:
+        FileNotFoundError: The AllSides file is missing.
+        ValueError: The references do not match the file, or share articles with the
+            evaluation set.
+    """
+    from stance.opinion import load_train_pairs, rebuild_pairs
+
+    rebuilt = rebuild_pairs(data, load_train_pairs(path))
+    rebuilt = rebuilt[rebuilt["label"] != "none"]
+    return [
+        Pair(
+            row.sentence,
+            int(row.mention_start),
+            int(row.mention_end),
+            LABELS.index(row.label),
+            tuple((int(a), int(b)) for a, b in row.others),
+        )
+        for row in rebuilt.itertuples(index=False)
+    ]
+
+
 def load_transfer(
     shards: str | Path,
     data: str | Path,
@@ -599,6 +631,8 @@ def train_newsmtsc(
     transfer: tuple[Sequence[Pair], Any] | None = None,
     transfer_bias: Sequence[float] | None = None,
     gold_repeat: int = 1,
+    opinion: Sequence[Pair] | None = None,
+    opinion_repeat: int = 1,
     calibrate: bool = True,
     num_threads: int | None = 1,
     limit: int | None = None,
@@ -656,6 +690,9 @@ def train_newsmtsc(
             log-probabilities, recorded in ``config.json`` (provenance only).
         gold_repeat: Passes over the NewsMTSC pairs per epoch (upsampling the gold set against a
             large transfer set).
+        opinion: Hand-labelled opinion-writing pairs (``load_opinion_train``) trained on like
+            NewsMTSC pairs (cross-entropy with the gold label).
+        opinion_repeat: Passes over ``opinion`` per epoch.
         calibrate: Fit a softmax temperature on the dev sets afterwards (``fit_temperature``).
         num_threads: torch intra-op threads while training (restored afterwards); one thread
             was both faster and far more robust to other busy processes on a 2-core machine.
@@ -688,8 +725,11 @@ def train_newsmtsc(
 
     if epochs < 1 or n_members < 1:
         raise ValueError(f"'epochs' and 'n_members' must be >= 1. Got {epochs}, {n_members}.")
-    if gold_repeat < 1:
-        raise ValueError(f"'gold_repeat' must be >= 1. Got {gold_repeat!r}.")
+    if gold_repeat < 1 or opinion_repeat < 1:
+        raise ValueError(
+            f"'gold_repeat' and 'opinion_repeat' must be >= 1. Got {gold_repeat!r}, "
+            f"{opinion_repeat!r}."
+        )
     if teacher is not None and transfer is not None:
         raise ValueError("Pass either 'teacher' or 'transfer', not both.")
     if not 0.0 <= distill_weight <= 1.0:
@@ -765,6 +805,9 @@ def train_newsmtsc(
         if coref_augment:
             train = _expand_coref(train)
         gold = train * gold_repeat
+        if opinion:
+            gold = gold + list(opinion) * opinion_repeat
+            hyper["opinion_train"] = {"pairs": len(opinion), "repeat": opinion_repeat}
         train = list(gold)
         if transfer is not None:
             t_pairs, t_probs = transfer

@@ -271,3 +271,36 @@ def test_opinion_draw_reproduces_reference(pairs: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(
         drawn[keys].reset_index(drop=True), pairs[keys].reset_index(drop=True)
     )
+
+
+# --- The training references ---------------------------------------------------------------------
+
+
+def test_opinion_training_references_are_apart_from_the_evaluation_set(
+    pairs: pd.DataFrame,
+) -> None:
+    train = opinion.load_train_pairs()
+    assert list(train.columns) == list(opinion.PAIR_COLUMNS)
+    assert train["pair_id"].is_unique and not set(train["pair_id"]) & set(pairs["pair_id"])
+    assert set(train["split"]) == {opinion.TRAIN_SPLIT}
+    assert not set(train["article_id"]) & set(pairs["article_id"])
+    assert set(train["label"]) <= set(opinion.LABELS_WITH_NONE)
+    assert len(train[train["label"] != "none"]) >= 800
+    assert not train.duplicated(["article_id", "sent_start", "target"]).any()
+    text = (Path(opinion.__file__).parent / "data" / opinion.TRAIN_RESOURCE).read_text()
+    assert max(len(field) for line in text.splitlines() for field in line.split(",")) < 40
+
+
+def test_opinion_training_references_refuse_an_evaluation_article(
+    pairs: pd.DataFrame, tmp_path: Path
+) -> None:
+    train = opinion.load_train_pairs().head(3).copy()
+    leaky = train.copy()
+    leaky.loc[0, "article_id"] = pairs["article_id"].iloc[0]
+    leaky.to_csv(tmp_path / "leaky.csv", index=False)
+    with pytest.raises(ValueError, match="leak into dev or test"):
+        opinion.load_train_pairs(tmp_path / "leaky.csv")
+    train.loc[0, "split"] = "dev"
+    train.to_csv(tmp_path / "dev.csv", index=False)
+    with pytest.raises(ValueError, match="must be split 'train'"):
+        opinion.load_train_pairs(tmp_path / "dev.csv")

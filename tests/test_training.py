@@ -417,3 +417,61 @@ def test_training_load_transfer_applies_a_logit_bias(tmp_path):
     assert np.allclose(probs[0], [0.2, 0.4, 0.4])
     with pytest.raises(ValueError, match="needs 3 values"):
         training.load_transfer(shards, file, exclude=set(), logit_bias=[0, 1])
+
+
+def test_training_load_opinion_train_rebuilds_labelled_pairs(tmp_path):
+    import pandas as pd
+
+    from stance.opinion import sentence_hash
+
+    text = "Intro line. Russia praised the deal. Later, Iran and Iran met. Russian salad."
+    file = _fake_allsides(tmp_path / "a.jsonl.gz", {"zz1": text})
+    rows = []
+    for i, (sent, word, label) in enumerate(
+        [
+            ("Russia praised the deal.", "Russia", "positive"),
+            ("Later, Iran and Iran met.", "Iran", "neutral"),
+            ("Russian salad.", "Russian", "none"),
+        ]
+    ):
+        s0 = text.index(sent)
+        rows.append(
+            {
+                "pair_id": f"tr{i}",
+                "article_id": "zz1",
+                "source": "X",
+                "bias_text": "center",
+                "sent_start": s0,
+                "sent_end": s0 + len(sent),
+                "mention_start": sent.index(word),
+                "mention_end": sent.index(word) + len(word),
+                "target": "iran" if word == "Iran" else "russia",
+                "label": label,
+                "confidence": 2,
+                "split": "train",
+                "sha256": sentence_hash(sent),
+            }
+        )
+    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    pairs = training.load_opinion_train(file, tmp_path / "train.csv")
+    assert [p.label for p in pairs] == [2, 1]  # the 'none' pair is left out
+    assert pairs[0].sentence[pairs[0].start : pairs[0].end] == "Russia"
+    assert pairs[1].further == ((16, 20),)  # the target's other mention is masked too
+
+
+@pytest.mark.slow
+def test_training_smoke_train_with_opinion_pairs(tiny_newsmtsc, tmp_path):
+    pairs = [training.Pair("Chile is kind and brave.", 0, 5, 2, ())]
+    config = training.train_newsmtsc(
+        tiny_newsmtsc,
+        tmp_path / "student",
+        epochs=1,
+        batch_size=8,
+        progress=False,
+        calibrate=False,
+        opinion=pairs,
+        opinion_repeat=3,
+    )
+    assert config["hyperparameters"]["opinion_train"] == {"pairs": 1, "repeat": 3}
+    with pytest.raises(ValueError, match="opinion_repeat"):
+        training.train_newsmtsc(tiny_newsmtsc, tmp_path / "bad", opinion=pairs, opinion_repeat=0)
