@@ -65,6 +65,10 @@ _DISC_Q = 0.0
 _JOIN_NEAREST = True
 # Rows per block when the articles outside the fit sample are labelled (whole articles).
 _ASSIGN_BLOCK = 20_000
+# Fitted rows that map positions outside the fit sample are placed against (a seeded,
+# evenly spread subset of the fit sample when it is larger): the neighbour search costs
+# rows × anchors, and with all 50,000 fitted rows it was most of a large corpus's topics time.
+_PLACE_ANCHORS = 10_000
 # Weight of the title vector added to an article's (or segment's) lede-weighted mean.
 _TITLE_W = 1.0
 _STOP_EXTRA = {"said", "says", "say", "would", "could", "also", "one", "two", "new", "like", "us"}
@@ -418,9 +422,10 @@ def _top_k_stable(sims: np.ndarray, k: int) -> np.ndarray:
     """
     import numpy as np
 
-    if k >= sims.shape[1]:
+    n = sims.shape[1]
+    if k >= n:
         return np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    part = np.argpartition(sims, n - k, axis=1)[:, n - k :]
     vals = np.take_along_axis(sims, part, axis=1)
     kth = vals.min(axis=1, keepdims=True)
     order = np.lexsort((part, -vals), axis=-1)
@@ -429,6 +434,15 @@ def _top_k_stable(sims: np.ndarray, k: int) -> np.ndarray:
     if len(tied):
         out[tied] = np.argsort(-sims[tied], axis=1, kind="stable")[:, :k]
     return out
+
+
+def _place_anchors(n: int, cap: int, seed: int) -> np.ndarray:
+    """Sorted indices of at most ``cap`` of ``n`` rows: all of them, or a seeded random subset."""
+    import numpy as np
+
+    if n <= cap:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([seed, n]).choice(n, size=cap, replace=False))
 
 
 def _fit_sample(article_ids: np.ndarray, cap: int, seed: int) -> np.ndarray:
@@ -907,6 +921,10 @@ class TopicModel:
         labels[mask] = fit_labels
         own[mask] = self._own_similarity(fit_ctx, fit_labels)
         ref_xy = xy[mask] if xy is not None else None
+        if ref_xy is not None:
+            anchors = _place_anchors(len(fit_ctx), _PLACE_ANCHORS, self.seed)
+            anchor_ctx = np.ascontiguousarray(fit_ctx[anchors], dtype=np.float32)
+            anchor_xy = ref_xy[anchors]
         # blocks of whole articles of up to _ASSIGN_BLOCK rows (an article longer than that
         # is a block of its own)
         spans: list[tuple[int, int]] = []
@@ -929,7 +947,7 @@ class TopicModel:
                 labels[rest] = block
                 own[rest] = self._own_similarity(ctx, block)
                 if xy is not None and ref_xy is not None:
-                    xy[rest] = self._place(ctx, fit_ctx, ref_xy)
+                    xy[rest] = self._place(ctx, anchor_ctx, anchor_xy)
         return labels.astype(str), own
 
     def _topic_vectors(self) -> dict[str, np.ndarray]:
@@ -1265,8 +1283,9 @@ class TopicModel:
     def _place(self, ctx: np.ndarray, ref: np.ndarray, ref_xy: np.ndarray) -> np.ndarray:
         """Map positions of rows outside the fit sample.
 
-        The similarity-weighted mean of their 5 nearest fitted neighbours (deterministic, per
-        row, no second numba compile); on the principal axes when the map is those.
+        The similarity-weighted mean of their 5 nearest neighbours among the fitted rows
+        ``ref`` (float32 similarities; deterministic, per row, no second numba compile); on
+        the principal axes when the map is those.
         """
         import numpy as np
 
@@ -1279,8 +1298,9 @@ class TopicModel:
         # row blocks of at most ~16 M similarities (128 MB), however large the fit
         step = max(1, 2**24 // len(ref))
         k = min(5, len(ref))
+        ref = np.asarray(ref, dtype=np.float32)
         for lo in range(0, len(ctx), step):
-            sims = ctx[lo : lo + step] @ ref.T
+            sims = np.asarray(ctx[lo : lo + step], dtype=np.float32) @ ref.T
             nn = _top_k_stable(sims, k)
             w = np.maximum(np.take_along_axis(sims, nn, axis=1), 1e-6)
             out[lo : lo + step] = (w[:, :, None] * ref_xy[nn]).sum(axis=1) / w.sum(

@@ -334,6 +334,26 @@ def test_topics_fit_on_sample_then_assign(config, monkeypatch):
     assert again.topic.equals(result.topic)
     pd.testing.assert_frame_equal(again.table, result.table)
     pd.testing.assert_frame_equal(again.coords, result.coords)
+    # placed against fewer anchors than fitted rows: the fitted rows' positions and every
+    # label stay; the others move, to finite positions, the same on every run
+    monkeypatch.setattr(topics, "_PLACE_ANCHORS", 10)
+    few = [
+        topics.run_topics(sentences, vectors, cfg, fake_encode, articles=articles, progress=False)
+        for _ in range(2)
+    ]
+    pd.testing.assert_frame_equal(few[0].coords, few[1].coords)
+    assert few[0].topic.equals(result.topic)
+    xy, xy_all = few[0].coords[["x", "y"]].to_numpy(), result.coords[["x", "y"]].to_numpy()
+    assert np.array_equal(xy[mask], xy_all[mask]) and np.isfinite(xy).all()
+    assert not np.array_equal(xy[~mask], xy_all[~mask])
+
+
+def test_topics_place_anchors_are_a_seeded_sorted_subset():
+    assert np.array_equal(topics._place_anchors(5, 10, 0), np.arange(5))
+    a = topics._place_anchors(1000, 100, 7)
+    assert len(a) == len(set(a.tolist())) == 100 and np.all(np.diff(a) > 0) and a[-1] < 1000
+    assert np.array_equal(a, topics._place_anchors(1000, 100, 7))
+    assert not np.array_equal(a, topics._place_anchors(1000, 100, 8))
 
 
 @pytest.mark.parametrize(
