@@ -162,6 +162,7 @@ class Runner:
         shared: dict[str, Any] | None = None,
         progress: bool = True,
         desc: str = "partitions",
+        on_result: Callable[[Any], Any] | None = None,
     ) -> list[Any]:
         """Return ``[fn(part, **shared) for part in parts]``, in partition order.
 
@@ -173,6 +174,9 @@ class Runner:
                 model on first use loads it once per worker.
             progress: A progress bar over completed partitions.
             desc: The bar's label.
+            on_result: Applied in this process to each result as soon as it is back (in
+                completion order); its return value is kept instead (e.g. a result whose
+                large arrays went to disk).
 
         Returns:
             The results in partition order, whatever order they completed in.
@@ -186,7 +190,8 @@ class Runner:
             results = []
             with bar:
                 for part in parts:
-                    results.append(fn(part, **shared))
+                    result = fn(part, **shared)
+                    results.append(on_result(result) if on_result else result)
                     bar.update(1)
             return results
 
@@ -204,7 +209,8 @@ class Runner:
         try:
             with bar:
                 for future in as_completed(futures):
-                    out[index[future.key]] = future.result()
+                    result = future.result()
+                    out[index[future.key]] = on_result(result) if on_result else result
                     future.release()
                     bar.update(1)
         except BaseException:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ from stance.schema import (
     SENTENCE_COLUMNS,
     SUMMARY_COLUMNS,
 )
+from stance.spill import Spill, blocks
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -204,7 +205,8 @@ def _topics_key(
         "named": settings.named_topics_dict(),
     }
     h.update(json.dumps(spec, sort_keys=True, default=str).encode())
-    h.update(np.ascontiguousarray(vectors, dtype=np.float32).data)  # the buffer: no copy
+    for _, block in blocks(vectors):  # block by block: spilled vectors are never all resident
+        h.update(np.ascontiguousarray(block, dtype=np.float32).data)
     cols = ["article_id", "sentence_id", "sentence", "start", "end"]
     h.update(pd.util.hash_pandas_object(sentences[cols], index=False).to_numpy().tobytes())
     if articles is not None:
@@ -344,8 +346,14 @@ def analyze_partition(
     return PartitionResult(sentences, vectors, scored, empty, capped, timer.seconds)
 
 
-def _gather(parts: list[PartitionResult]) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
-    """Concatenate the partitions' sentences, vectors and mentions, in partition order."""
+def _gather(
+    parts: list[PartitionResult], spill: Spill | None = None
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """Concatenate the partitions' sentences, vectors and mentions, in partition order.
+
+    With ``spill`` the partitions' vectors are already in its files and the gathered vectors
+    are one read-only memory map (:mod:`stance.spill`); otherwise one array in memory.
+    """
     import numpy as np
     import pandas as pd
 
@@ -361,6 +369,11 @@ def _gather(parts: list[PartitionResult]) -> tuple[pd.DataFrame, np.ndarray, pd.
     full = [p for p in parts if len(p.vectors)]
     if not full:
         return sentences, np.zeros((0, 384), dtype=np.float32), mentions
+    if spill is not None:
+        vectors = spill.join([p.vectors for p in full])
+        for p in full:
+            p.vectors = vectors[:0]
+        return sentences, vectors, mentions
     # copied block by block, each partition's block released once copied: never two copies
     dim, dtype = full[0].vectors.shape[1], full[0].vectors.dtype
     vectors = np.empty((sum(len(p.vectors) for p in full), dim), dtype=dtype)
@@ -480,26 +493,37 @@ def analyze(
         else:
             scorer_info = _scorer_info(scorer)
         cache_dir = settings.embed.cache_path()
-        with timer.stage("partitions"):
-            results = runner.map(
-                analyze_partition,
-                parts,
-                shared={
-                    "settings": settings,
-                    "encoder": enc,
-                    "scorer": scorer,
-                    "cache_dir": cache_dir,
-                    "progress": inner,
-                },
-                progress=progress and not inner,
-            )
-        # the stages' time summed over partitions (on Dask: worker time, not wall time)
-        for name in ("segment", "embed", "mentions", "stance"):
-            timer.seconds[name] = round(sum(r.seconds.get(name, 0.0) for r in results), 3)
-        empty = sorted(a for r in results for a in r.empty)
-        capped = {k: v for r in results for k, v in r.capped.items()}
-        capped = {k: capped[k] for k in sorted(capped)}
-        sentences, vectors, scored = _gather(results)
+        # With several partitions, each one's vectors go to a temporary file as it comes back
+        # and the gathered vectors are a memory map of one file (stance.spill): a large
+        # corpus's vectors never sit in memory. The values, and so the tables, are the same.
+        with Spill() if len(parts) > 1 else nullcontext() as spill:
+
+            def spilled(result: PartitionResult) -> PartitionResult:
+                if spill is not None and len(result.vectors):
+                    result.vectors = spill.put(result.vectors)
+                return result
+
+            with timer.stage("partitions"):
+                results = runner.map(
+                    analyze_partition,
+                    parts,
+                    shared={
+                        "settings": settings,
+                        "encoder": enc,
+                        "scorer": scorer,
+                        "cache_dir": cache_dir,
+                        "progress": inner,
+                    },
+                    progress=progress and not inner,
+                    on_result=spilled,
+                )
+            # the stages' time summed over partitions (on Dask: worker time, not wall time)
+            for name in ("segment", "embed", "mentions", "stance"):
+                timer.seconds[name] = round(sum(r.seconds.get(name, 0.0) for r in results), 3)
+            empty = sorted(a for r in results for a in r.empty)
+            capped = {k: v for r in results for k, v in r.capped.items()}
+            capped = {k: capped[k] for k in sorted(capped)}
+            sentences, vectors, scored = _gather(results, spill)
     del results, parts, columns
     for aid in empty:
         path = articles.loc[articles["article_id"] == aid, "path"].iloc[0]

@@ -15,9 +15,12 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stance.schema import ARTICLE_COLUMNS, MENTION_COLUMNS, SENTENCE_COLUMNS, SUMMARY_COLUMNS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +90,24 @@ def check_out(out: str | Path) -> Path:
     return path
 
 
+def _save_vectors(path: Path, vectors: np.ndarray) -> None:
+    """``np.save`` (the same bytes), written block by block: spilled vectors stay on disk."""
+    import numpy as np
+
+    from stance.spill import blocks
+
+    vectors = np.asarray(vectors)
+    header = {
+        "descr": np.lib.format.dtype_to_descr(vectors.dtype),
+        "fortran_order": False,
+        "shape": vectors.shape,
+    }
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for _, block in blocks(vectors):
+            f.write(np.ascontiguousarray(block).tobytes())
+
+
 def write_run(result: Mapping[str, Any], out: str | Path) -> Path:
     """Write a run's tables (Parquet), vectors (``.npy``) and ``run.json`` into ``out``.
 
@@ -101,8 +122,6 @@ def write_run(result: Mapping[str, Any], out: str | Path) -> Path:
     Raises:
         RunDirError: When ``out`` cannot hold a run (see :func:`check_out`).
     """
-    import numpy as np
-
     path = check_out(out)
     unknown = sorted(set(result) - set(TABLES) - {"run", "vectors"})
     if unknown:
@@ -114,7 +133,7 @@ def write_run(result: Mapping[str, Any], out: str | Path) -> Path:
             if name in result:
                 result[name].to_parquet(tmp / table_file(name), index=False)
         if "vectors" in result:
-            np.save(tmp / VECTORS, np.asarray(result["vectors"]), allow_pickle=False)
+            _save_vectors(tmp / VECTORS, result["vectors"])
         (tmp / RUN_JSON).write_text(
             json.dumps(result.get("run", {}), indent=2, ensure_ascii=False, default=str) + "\n",
             encoding="utf-8",

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from stance.config import RunSettings, Settings, TopicSettings, as_settings, user_cache_dir
 from stance.schema import NOISE_TOPIC, TOPIC_COLUMNS
+from stance.spill import release
 
 if TYPE_CHECKING:
     import numpy as np
@@ -842,6 +843,7 @@ class TopicModel:
                 self._title_vectors(sentences.assign(article_id=all_aids), _with_str_ids(articles))
             rows = np.flatnonzero(fit_mask)
             fit_sentences, fit_vectors = sentences.iloc[rows], vectors[rows]
+            release(vectors)  # vectors kept on disk (stance.spill): only the sample stays
             fit_articles = _articles_of(articles, all_aids[rows])
         self.fit_mask_ = np.ones(len(fit_sentences), dtype=bool)
         ctx, level, aids = self._features(fit_sentences, fit_vectors, fit_articles)
@@ -888,6 +890,7 @@ class TopicModel:
         else:
             labels, own = self._label_rest(sentences, vectors, articles, labels, ctx, xy)
         del ctx
+        release(vectors)
         self.labels_ = pd.Series(labels, index=sentences.index, name="topic")
         _advance(bar, steps)
         self.table_ = self._table(sentences, labels, own)
@@ -948,6 +951,7 @@ class TopicModel:
                 own[rest] = self._own_similarity(ctx, block)
                 if xy is not None and ref_xy is not None:
                     xy[rest] = self._place(ctx, anchor_ctx, anchor_xy)
+                release(vectors)
         return labels.astype(str), own
 
     def _topic_vectors(self) -> dict[str, np.ndarray]:

@@ -39,13 +39,27 @@ def _fake_run(corpus: Path, out: Path, tmp_path: Path, partition_articles: int, 
 
 @pytest.mark.parametrize("partition_articles", [1, 3])
 def test_engine_local_tables_do_not_depend_on_partition_size(
-    tmp_path: Path, fixture_corpus: Path, partition_articles: int
+    tmp_path: Path, fixture_corpus: Path, partition_articles: int, monkeypatch
 ) -> None:
+    import tempfile
+
+    import numpy as np
+
+    from stance.spill import _mapping
+
+    spill_root = tmp_path / "tmp"
+    spill_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill_root))
     whole = _fake_run(fixture_corpus, tmp_path / "whole", tmp_path, 500)
     parts = _fake_run(fixture_corpus, tmp_path / "parts", tmp_path, partition_articles)
     assert whole["run"]["partitions"] == 1
     assert parts["run"]["partitions"] == -(-len(whole["articles"]) // partition_articles)
     assert _digests(tmp_path / "parts") == _digests(tmp_path / "whole")
+    # several partitions: the vectors are a read-only map of a file already unlinked
+    assert _mapping(whole["vectors"]) is None and _mapping(parts["vectors"]) is not None
+    assert not parts["vectors"].flags.writeable
+    assert np.array_equal(parts["vectors"], whole["vectors"])
+    assert list(spill_root.iterdir()) == []
 
 
 def test_engine_dask_tables_match_local(tmp_path: Path, fixture_corpus: Path) -> None:
