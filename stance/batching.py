@@ -19,6 +19,40 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+#: Compiled oneDNN primitives kept (torch's CPU kernels in bf16 and int8 keep one per matrix
+#: shape; oneDNN's default is 1,024). Uniform batches come in hundreds of shapes (one per token
+#: length and batch size), and a full default cache held ~0.7 GB more resident memory in a
+#: 200-batch encoder run (1.9 GB instead of 1.2 GB peak), at no measurable speed difference.
+ONEDNN_CACHE_CAPACITY = 64
+
+
+def limit_kernel_cache() -> None:
+    """Cap oneDNN's primitive cache (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``) unless the user set it.
+
+    oneDNN reads the variable when it first compiles a primitive, so this works until the
+    process's first bf16 or int8 product.
+    """
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE_CAPACITY))
+
+
+def trim_heap() -> None:
+    """Give freed heap memory back to the OS (glibc's ``malloc_trim``; elsewhere nothing).
+
+    Called after each partition: batches of many shapes leave the C heap fragmented, and
+    without it resident memory kept the high-water mark of every partition before.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        trim = getattr(libc, "malloc_trim", None)
+    except OSError:
+        return
+    if trim is not None:
+        trim(0)
+
 
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity mask where the OS has one)."""

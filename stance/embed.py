@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from stance.batching import map_batches, uniform_batches
+from stance.batching import limit_kernel_cache, map_batches, uniform_batches
 from stance.config import write_cache_file
 
 if TYPE_CHECKING:
@@ -131,6 +131,7 @@ class SentenceEncoder:
 
     def _load(self):
         if self._st is None:
+            limit_kernel_cache()
             import torch
             from sentence_transformers import SentenceTransformer
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stance.batching import usable_cores
+from stance.batching import trim_heap, usable_cores
 from stance.config import Settings, load_settings, write_cache_file
 from stance.schema import (
     MENTION_COLUMNS,
@@ -343,6 +343,7 @@ def analyze_partition(
             scored = scorer(found, progress=progress)
         else:
             scored = found.assign(stance=[], stance_score=[])
+    trim_heap()  # the batches' many shapes fragment the C heap: hand the free part back
     return PartitionResult(sentences, vectors, scored, empty, capped, timer.seconds)
 
 
@@ -463,7 +464,7 @@ def analyze(
                 input_list,
                 sources=sources,
                 rules=settings.ingest.boilerplate,
-                **({"strict": True} if strict else {}),  # TEMP
+                strict=strict,
             )
         # An unknown group column is an error before the heavy stages.
         compare.check_group_by(articles, group_by)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stance.batching import map_batches, uniform_batches
+from stance.batching import limit_kernel_cache, map_batches, uniform_batches
 from stance.config import user_cache_dir, write_cache_file
 
 if TYPE_CHECKING:
@@ -1068,6 +1068,7 @@ def load_model(model_dir: str | Path | None = None, precision: str | None = None
         FileNotFoundError: If the model folder or a weights file is missing.
         ValueError: If ``precision`` is not one of the allowed values.
     """
+    limit_kernel_cache()
     import torch
     from transformers import AutoTokenizer
 
