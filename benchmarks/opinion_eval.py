@@ -24,7 +24,13 @@ import time
 from pathlib import Path
 
 # The accurate model needs its base weights: `make accurate`.
-MODELS = ("vader", "newsmtsc-minilm-l6-blind", "newsmtsc-minilm-l6", "newsmtsc-mpnet-blind")
+MODELS = (
+    "vader",
+    "newsmtsc-minilm-l6-blind",
+    "newsmtsc-minilm-l6-blind-v2",
+    "newsmtsc-minilm-l6",
+    "newsmtsc-mpnet-blind",
+)
 SPLITS = ("dev", "test")
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+
+
 def test_batching_kernel_cache_cap_leaves_a_user_setting(monkeypatch):
     from stance import batching
 
