@@ -288,8 +288,9 @@ def load_pairs(path: str | Path | None = None, *, resource: str = PAIRS_RESOURCE
 
     Args:
         path: Another reference file with ``PAIR_COLUMNS``; ``None`` for a shipped one.
-        resource: Which shipped file: ``PAIRS_RESOURCE`` (the evaluation set, dev and test) or
-            ``TRAIN_RESOURCE`` (pairs for training; see :func:`load_train_pairs`).
+        resource: Which shipped file, and so which splits are valid: ``PAIRS_RESOURCE`` (the
+            evaluation set, dev and test) or ``TRAIN_RESOURCE`` (training pairs, all ``train``;
+            see :func:`load_train_pairs`).
 
     Raises:
         ValueError: When a column is missing or a label, split or confidence is invalid.
@@ -304,7 +305,8 @@ def load_pairs(path: str | Path | None = None, *, resource: str = PAIRS_RESOURCE
     missing = [c for c in PAIR_COLUMNS if c not in pairs.columns]
     if missing:
         raise ValueError(f"The opinion reference file lacks the columns {missing}.")
-    for column, allowed in (("label", LABELS_WITH_NONE), ("split", (*SPLITS, TRAIN_SPLIT))):
+    splits = (TRAIN_SPLIT,) if resource == TRAIN_RESOURCE else SPLITS
+    for column, allowed in (("label", LABELS_WITH_NONE), ("split", splits)):
         bad = sorted(set(pairs[column]) - set(allowed))
         if bad:
             raise ValueError(
@@ -327,12 +329,10 @@ def load_train_pairs(path: str | Path | None = None) -> pd.DataFrame:
         path: Another reference file with ``PAIR_COLUMNS``; ``None`` for the shipped one.
 
     Raises:
-        ValueError: A row is not split ``train``, or an article also holds evaluation pairs
-            (training on it would leak into dev or test).
+        ValueError: As :func:`load_pairs` (a row not split ``train`` too), or when an article
+            also holds evaluation pairs (training on it would leak into dev or test).
     """
-    pairs = load_pairs(path, resource=TRAIN_RESOURCE)
-    if not (pairs["split"] == TRAIN_SPLIT).all():
-        raise ValueError(f"Every opinion training pair must be split {TRAIN_SPLIT!r}.")
+    pairs = load_pairs(path, resource=TRAIN_RESOURCE)  # every row split 'train', or an error
     shared = sorted(set(pairs["article_id"]) & set(load_pairs()["article_id"]))
     if shared:
         raise ValueError(

@@ -302,5 +302,5 @@ def test_opinion_training_references_refuse_an_evaluation_article(
         opinion.load_train_pairs(tmp_path / "leaky.csv")
     train.loc[0, "split"] = "dev"
     train.to_csv(tmp_path / "dev.csv", index=False)
-    with pytest.raises(ValueError, match="must be split 'train'"):
+    with pytest.raises(ValueError, match="'split' column"):
         opinion.load_train_pairs(tmp_path / "dev.csv")
