@@ -213,19 +213,15 @@ def test_training_init_starts_from_a_trained_model(tiny_newsmtsc, tmp_path):
 
     shipped = resolve_model_dir(None) / "model-0.safetensors"
     # with no learning rate, the weights written are exactly the ones started from
-    config = training.train_newsmtsc(
-        tiny_newsmtsc, tmp_path / "same", epochs=1, batch_size=8, lr=0.0, head_lr=0.0,
-        init="newsmtsc-minilm-l6-blind", calibrate=False, progress=False,
-    )  # fmt: skip
+    config = _quick_train(
+        tiny_newsmtsc, tmp_path / "same", lr=0.0, head_lr=0.0, init="newsmtsc-minilm-l6-blind"
+    )
     assert config["hyperparameters"]["init"]["model_id"] == scoring.MODEL_ID
     start, end = load_file(str(shipped)), load_file(str(tmp_path / "same" / "model-0.safetensors"))
     assert set(start) == set(end)
     assert all(np.array_equal(start[k], end[k]) for k in start)
     # and with one, they move from there
-    training.train_newsmtsc(
-        tiny_newsmtsc, tmp_path / "moved", epochs=1, batch_size=8, lr=1e-4,
-        init="newsmtsc-minilm-l6-blind", calibrate=False, progress=False,
-    )  # fmt: skip
+    _quick_train(tiny_newsmtsc, tmp_path / "moved", lr=1e-4, init="newsmtsc-minilm-l6-blind")
     moved = load_file(str(tmp_path / "moved" / "model-0.safetensors"))
     assert not all(np.array_equal(start[k], moved[k]) for k in start)
     with pytest.raises(ValueError, match="'init' model"):
@@ -328,6 +324,13 @@ def test_training_transfer_loss_mixes_gold_ce_and_teacher_kl():
     assert abs(float(only_transfer)) < 1e-6
 
 
+def _quick_train(data: Path, out: Path, **kw):
+    """One uncalibrated epoch of batches of 8, quietly: the smoke tests' training run."""
+    return training.train_newsmtsc(
+        data, out, epochs=1, batch_size=8, progress=False, calibrate=False, **kw
+    )
+
+
 def _fake_allsides(path: Path, articles: dict[str, str]) -> Path:
     import gzip
 
@@ -380,13 +383,9 @@ def test_training_smoke_train_with_a_transfer_set(tiny_newsmtsc, tmp_path):
         if t.startswith("{t}")
     ]
     probs = np.tile(np.array([[0.1, 0.3, 0.6]], dtype=np.float32), (len(pairs), 1))
-    config = training.train_newsmtsc(
+    config = _quick_train(
         tiny_newsmtsc,
         tmp_path / "student",
-        epochs=1,
-        batch_size=8,
-        progress=False,
-        calibrate=False,
         transfer=(pairs, probs),
         gold_repeat=2,
         distill_weight=0.5,
@@ -462,16 +461,7 @@ def test_training_load_opinion_train_rebuilds_labelled_pairs(tmp_path):
 @pytest.mark.slow
 def test_training_smoke_train_with_opinion_pairs(tiny_newsmtsc, tmp_path):
     pairs = [training.Pair("Chile is kind and brave.", 0, 5, 2, ())]
-    config = training.train_newsmtsc(
-        tiny_newsmtsc,
-        tmp_path / "student",
-        epochs=1,
-        batch_size=8,
-        progress=False,
-        calibrate=False,
-        opinion=pairs,
-        opinion_repeat=3,
-    )
+    config = _quick_train(tiny_newsmtsc, tmp_path / "student", opinion=pairs, opinion_repeat=3)
     assert config["hyperparameters"]["opinion_train"] == {"pairs": 1, "repeat": 3}
     with pytest.raises(ValueError, match="opinion_repeat"):
         training.train_newsmtsc(tiny_newsmtsc, tmp_path / "bad", opinion=pairs, opinion_repeat=0)
