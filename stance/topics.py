@@ -949,7 +949,7 @@ class TopicModel:
                 )
                 labels[rest] = block
                 own[rest] = self._own_similarity(ctx, block)
-                if xy is not None and ref_xy is not None:
+                if ref_xy is not None:  # set exactly when there is a map (xy)
                     xy[rest] = self._place(ctx, anchor_ctx, anchor_xy)
                 release(vectors)
         return labels.astype(str), own
@@ -1299,7 +1299,7 @@ class TopicModel:
             if axes is not None:
                 out = (ctx - axes[0]) @ axes[1].T
             return out
-        # row blocks of at most ~16 M similarities (128 MB), however large the fit
+        # row blocks of at most ~16 M float32 similarities (64 MB), however large the fit
         step = max(1, 2**24 // len(ref))
         k = min(5, len(ref))
         ref = np.asarray(ref, dtype=np.float32)
