@@ -949,7 +949,7 @@ class TopicModel:
                 )
                 labels[rest] = block
                 own[rest] = self._own_similarity(ctx, block)
-                if ref_xy is not None:  # set exactly when there is a map (xy)
+                if xy is not None and ref_xy is not None:
                     xy[rest] = self._place(ctx, anchor_ctx, anchor_xy)
                 release(vectors)
         return labels.astype(str), own
