@@ -171,9 +171,47 @@ def _model_scorer(
     return scorer, info
 
 
+def _vectors_digest(vectors: np.ndarray) -> bytes:
+    """sha256 of the sentence vectors, block by block: spilled vectors are never all resident."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256(repr(vectors.shape).encode())
+    for _, block in blocks(vectors):
+        h.update(np.ascontiguousarray(block, dtype=np.float32).data)
+    return h.digest()
+
+
+def _code_and_libraries(modules: tuple[Any, ...], libraries: tuple[str, ...]) -> dict[str, Any]:
+    """Return the package version, the source hash of ``modules`` and the ``libraries``' versions.
+
+    Part of every result-cache key, so an upgrade or an edit never reuses an old result.
+    """
+    import hashlib
+    from importlib import metadata
+
+    import stance
+
+    return {
+        "stance": stance.__version__,
+        "code": [hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest() for m in modules],
+        "libraries": {name: metadata.version(name) for name in libraries},
+    }
+
+
+def _frames_digest(h: Any, *frames: pd.DataFrame) -> None:
+    """Feed the column names, dtypes and row hashes of ``frames`` into the hash ``h``."""
+    import pandas as pd
+
+    for frame in frames:
+        h.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
+        h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+
+
 def _topics_key(
     sentences: pd.DataFrame,
-    vectors: np.ndarray,
+    vectors_digest: bytes,
     settings: Settings,
     articles: pd.DataFrame | None,
     encoder_id: str,
@@ -182,37 +220,84 @@ def _topics_key(
     import dataclasses
     import hashlib
     import json
-    from importlib import metadata
 
-    import numpy as np
-    import pandas as pd
-
-    import stance
     from stance import topics
 
     h = hashlib.sha256()
+    libraries = ("numpy", "scikit-learn", "umap-learn", "pynndescent", "numba")
     spec = {
-        "stance": stance.__version__,
-        # the code and the libraries that fit, so an upgrade or an edit never reuses old fits
-        "code": hashlib.sha256(Path(topics.__file__).read_bytes()).hexdigest(),
-        "libraries": {
-            name: metadata.version(name)
-            for name in ("numpy", "scikit-learn", "umap-learn", "pynndescent", "numba")
-        },
+        **_code_and_libraries((topics,), libraries),
         "encoder": encoder_id,
         "seed": settings.run.seed,
         "topics": dataclasses.asdict(settings.topics),
         "named": settings.named_topics_dict(),
     }
     h.update(json.dumps(spec, sort_keys=True, default=str).encode())
-    for _, block in blocks(vectors):  # block by block: spilled vectors are never all resident
-        h.update(np.ascontiguousarray(block, dtype=np.float32).data)
-    cols = ["article_id", "sentence_id", "sentence", "start", "end"]
-    h.update(pd.util.hash_pandas_object(sentences[cols], index=False).to_numpy().tobytes())
+    h.update(vectors_digest)
+    _frames_digest(h, sentences[["article_id", "sentence_id", "sentence", "start", "end"]])
     if articles is not None:
-        cols = [c for c in ("article_id", "title", "text") if c in articles]
-        h.update(pd.util.hash_pandas_object(articles[cols], index=False).to_numpy().tobytes())
+        _frames_digest(h, articles[[c for c in ("article_id", "title", "text") if c in articles]])
     return h.hexdigest()
+
+
+def _compare_key(
+    mentions: pd.DataFrame,
+    articles: pd.DataFrame,
+    sentences: pd.DataFrame,
+    vectors_digest: bytes,
+    settings: Settings,
+    group_by: str,
+) -> str:
+    """sha256 of everything the comparison reads: the same key means the same tables.
+
+    That is the attributed mentions, every article column (the group column, titles, dates),
+    the sentences' ids, the vectors and the whole settings.
+    """
+    import hashlib
+    import json
+
+    from stance import compare, config, schema
+
+    h = hashlib.sha256()
+    spec = {
+        **_code_and_libraries((compare, config, schema), ("numpy", "pandas", "scipy")),
+        "settings": settings.to_dict(),
+        "group_by": group_by,
+    }
+    h.update(json.dumps(spec, sort_keys=True, default=str).encode())
+    h.update(vectors_digest)
+    _frames_digest(h, mentions, articles, sentences[["article_id", "sentence_id"]])
+    return h.hexdigest()
+
+
+def _cached(path: Path, what: str, compute: Callable[[], Any]) -> Any:
+    """Return the result pickled at ``path``, else ``compute()``, stored there atomically.
+
+    ``path`` is named by a key of all the result's inputs. A damaged file is computed again and
+    replaced; a read-only cache folder costs the recomputation, nothing else.
+    """
+    import pickle
+
+    if path.is_file():
+        try:
+            with open(path, "rb") as fh:
+                stored = pickle.load(fh)
+            logger.info("%s: the same inputs were seen before; reusing %s", what, path.name)
+            return stored
+        except Exception as exc:
+            logger.warning("%s: ignoring unreadable cache file %s (%s)", what, path, exc)
+    result = compute()
+
+    def dump(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_cache_file(path, dump)
+    except OSError as exc:
+        logger.warning("%s: could not store the result in %s (%s)", what, path.parent, exc)
+    return result
 
 
 def _topics_cached(
@@ -224,44 +309,24 @@ def _topics_cached(
     articles: pd.DataFrame | None,
     progress: bool,
     cache_dir: Path,
-    encoder_id: str,
+    key: str,
 ) -> Any:
     """``topics.run_topics``, or its stored result when the very same inputs were seen before.
 
     The result (topic per sentence, topic table, map, info; not the fitted model) is pickled
-    under ``cache_dir`` by a sha256 of the sentences, their vectors, the article texts, the
-    topic settings, the seed and the package version, so a warm re-run does not fit again.
+    under ``cache_dir`` by ``key`` (:func:`_topics_key`), so a warm re-run does not fit again.
     """
-    import pickle
-
     from stance import topics
 
-    key = _topics_key(sentences, vectors, settings, articles, encoder_id)
-    path = cache_dir / f"{key}.pkl"
-    if path.is_file():
-        try:
-            with open(path, "rb") as fh:
-                stored = pickle.load(fh)
-            logger.info("topics: the same inputs were fitted before; reusing %s", path.name)
-            return topics.TopicResult(model=None, **stored)
-        except Exception as exc:  # a damaged cache file: fit again and overwrite it
-            logger.warning("topics: ignoring unreadable cache file %s (%s)", path, exc)
-    result = topics.run_topics(
-        sentences, vectors, settings, encode, articles=articles, progress=progress
-    )
-    stored = {"topic": result.topic, "table": result.table, "coords": result.coords}
-    stored["info"] = result.info
+    def fit() -> dict[str, Any]:
+        result = topics.run_topics(
+            sentences, vectors, settings, encode, articles=articles, progress=progress
+        )
+        return {"topic": result.topic, "table": result.table, "coords": result.coords} | {
+            "info": result.info
+        }
 
-    def dump(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            pickle.dump(stored, fh, protocol=pickle.HIGHEST_PROTOCOL)
-
-    try:  # atomically, like the vector and score caches
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        write_cache_file(path, dump)
-    except OSError as exc:  # a read-only cache folder costs the re-fit, nothing else
-        logger.warning("topics: could not store the result in %s (%s)", cache_dir, exc)
-    return result
+    return topics.TopicResult(model=None, **_cached(cache_dir / f"{key}.pkl", "topics", fit))
 
 
 def _scorer_info(scorer: Scorer) -> dict[str, Any]:
@@ -541,6 +606,7 @@ def analyze(
     with timer.stage("topics"):
         # on the gathered corpus: the topic table's keywords, representative sentences and map
         # are whole-corpus statistics (the clustering itself sees a seeded sample)
+        vectors_digest = _vectors_digest(vectors)
         topic_result = _topics_cached(
             sentences,
             vectors,
@@ -549,7 +615,7 @@ def analyze(
             articles=articles,
             progress=progress,
             cache_dir=cache_dir / "topics",
-            encoder_id=enc.model_id,
+            key=_topics_key(sentences, vectors_digest, settings, articles, enc.model_id),
         )
         sentences["topic"] = topic_result.topic.astype(str).to_numpy()
     with timer.stage("attribution"):
@@ -565,8 +631,20 @@ def analyze(
                 scored, reported_weight=settings.stance.reported_weight
             )
     with timer.stage("compare"):
-        tables = compare.run_compare(
-            attributed, articles, sentences, vectors, settings, progress=progress, group_by=group_by
+        # like the topics: stored by a key of everything it reads, so a warm re-run skips it
+        key = _compare_key(attributed, articles, sentences, vectors_digest, settings, group_by)
+        tables = _cached(
+            cache_dir / "compare" / f"{key}.pkl",
+            "compare",
+            lambda: compare.run_compare(
+                attributed,
+                articles,
+                sentences,
+                vectors,
+                settings,
+                progress=progress,
+                group_by=group_by,
+            ),
         )
 
     result: dict[str, Any] = {

@@ -63,23 +63,27 @@ def test_pipeline_is_byte_identical_across_runs(tmp_path: Path, fixture_corpus: 
         assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes(), f.name
 
 
-def test_pipeline_warm_run_reuses_the_topic_fit_and_changes_nothing(
+def test_pipeline_warm_run_reuses_the_topic_fit_and_comparison_and_changes_nothing(
     tmp_path: Path, fixture_corpus: Path, monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:
+    import stance.compare
     import stance.topics
 
     _run([fixture_corpus], tmp_path / "cold", tmp_path)
     stored = list((tmp_path / "cache" / "topics").glob("*.pkl"))
     assert len(stored) == 1
+    assert len(list((tmp_path / "cache" / "compare").glob("*.pkl"))) == 1
 
     def no_fit(*args, **kwargs):
-        raise AssertionError("the warm run fitted topics again")
+        raise AssertionError("the warm run fitted topics or compared again")
 
     with monkeypatch.context() as m:
         m.setattr(stance.topics, "run_topics", no_fit)
+        m.setattr(stance.compare, "run_compare", no_fit)
         with caplog.at_level("INFO", logger="stance.pipeline"):
             _run([fixture_corpus], tmp_path / "warm", tmp_path)
-    assert "reusing" in caplog.text
+    assert "topics: the same inputs were seen before" in caplog.text
+    assert "compare: the same inputs were seen before" in caplog.text
     for f in sorted((tmp_path / "cold").glob("*.parquet")):
         assert f.read_bytes() == (tmp_path / "warm" / f.name).read_bytes(), f.name
     # another topic setting is another fit; a damaged cache file is fitted again, not an error
@@ -91,7 +95,18 @@ def test_pipeline_warm_run_reuses_the_topic_fit_and_changes_nothing(
         [fixture_corpus], config=cfg, encoder=FakeEncoder(), scorer=fake_scorer, progress=False
     )
     assert len(list((tmp_path / "cache" / "topics").glob("*.pkl"))) == 2
+    # another comparison setting is another comparison, on the same topics
+    cfg = {"compare": {"bootstrap_resamples": 300, "permutation_resamples": 200}}
+    cfg |= {"embed": {"cache_dir": str(tmp_path / "cache")}}
+    with monkeypatch.context() as m:
+        m.setattr(stance.topics, "run_topics", no_fit)
+        stance.analyze(
+            [fixture_corpus], config=cfg, encoder=FakeEncoder(), scorer=fake_scorer, progress=False
+        )
+    assert len(list((tmp_path / "cache" / "compare").glob("*.pkl"))) == 3
     stored[0].write_bytes(b"not a pickle")
+    for path in (tmp_path / "cache" / "compare").glob("*.pkl"):
+        path.write_bytes(b"not a pickle either")
     _run([fixture_corpus], tmp_path / "again", tmp_path)
     for f in sorted((tmp_path / "cold").glob("*.parquet")):
         assert f.read_bytes() == (tmp_path / "again" / f.name).read_bytes(), f.name
