@@ -495,16 +495,30 @@ def permutation_test(
     Returns:
         The p-value, or NaN when either group is empty.
     """
+    import numpy as np
+
+    if len(scores_a) == 0 or len(scores_b) == 0:
+        return float("nan")
+    sa, ca = _article_sums(np.asarray(scores_a, float), np.asarray(articles_a))
+    sb, cb = _article_sums(np.asarray(scores_b, float), np.asarray(articles_b))
+    return _permutation_p(sa, ca, sb, cb, resamples, rng)
+
+
+def _permutation_p(
+    sa: np.ndarray,
+    ca: np.ndarray,
+    sb: np.ndarray,
+    cb: np.ndarray,
+    resamples: int,
+    rng: np.random.Generator | None,
+) -> float:
+    """:func:`permutation_test` on per-article score sums and unit counts of both groups."""
     import itertools
     import math
 
     import numpy as np
 
-    if len(scores_a) == 0 or len(scores_b) == 0:
-        return float("nan")
     rng = rng if rng is not None else np.random.default_rng(0)
-    sa, ca = _article_sums(np.asarray(scores_a, float), np.asarray(articles_a))
-    sb, cb = _article_sums(np.asarray(scores_b, float), np.asarray(articles_b))
     sums = np.concatenate([sa, sb])
     counts = np.concatenate([ca, cb])
     ka, k = len(sa), len(sa) + len(sb)
@@ -558,7 +572,6 @@ def contrasts(
     Returns:
         A table with :data:`CONTRAST_COLUMNS`, sorted by target, topic, source_a, source_b.
     """
-    import numpy as np
     import pandas as pd
 
     settings = compare_settings(config)
@@ -570,26 +583,27 @@ def contrasts(
     alpha = 1.0 - settings["confidence"]
     rows = []
     for (target, topic), cell in data.groupby(["target", "topic"], sort=True):
+        # each group's per-article sums once per cell, not once per pair it is in
         by_source = {
-            s: (g["stance_score"].to_numpy(float), g["article_id"].astype(str).to_numpy())
+            s: _side(g["stance_score"].to_numpy(float), g["article_id"].astype(str).to_numpy())
             for s, g in cell.groupby(by, sort=True)
         }
         names = sorted(by_source)
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
-                xa, aa = by_source[a]
-                xb, ab = by_source[b]
+                xa, sa, ca = by_source[a]
+                xb, sb, cb = by_source[b]
                 key = ("contrast", target, topic, a, b)
-                p = permutation_test(
-                    xa,
-                    aa,
-                    xb,
-                    ab,
-                    resamples=settings["permutation_resamples"],
-                    rng=_rng(settings["seed"], *key),
+                p = _permutation_p(
+                    sa,
+                    ca,
+                    sb,
+                    cb,
+                    settings["permutation_resamples"],
+                    _rng(settings["seed"], *key),
                 )
                 low, high = _diff_interval(
-                    xa, aa, xb, ab, settings, _rng(settings["seed"], *key, "ci")
+                    by_source[a], by_source[b], settings, _rng(settings["seed"], *key, "ci")
                 )
                 diff = float(xa.mean() - xb.mean())
                 rows.append(
@@ -600,8 +614,8 @@ def contrasts(
                         b,
                         len(xa),
                         len(xb),
-                        len(np.unique(aa)),
-                        len(np.unique(ab)),
+                        len(sa),
+                        len(sb),
                         float(xa.mean()),
                         float(xb.mean()),
                         diff,
@@ -629,18 +643,22 @@ def _renamed(columns: tuple[str, ...], by: str) -> tuple[str, ...]:
     return tuple(names.get(c, c) for c in columns)
 
 
-def _diff_interval(xa, aa, xb, ab, settings, rng) -> tuple[float, float]:
+def _side(scores: np.ndarray, articles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One group of a contrast: its unit scores and their per-article sums and counts."""
+    return (scores, *_article_sums(scores, articles))
+
+
+def _diff_interval(side_a, side_b, settings, rng) -> tuple[float, float]:
     import numpy as np
 
-    def boot(x: np.ndarray, art: np.ndarray) -> np.ndarray:
+    def boot(x: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
         if x.size == 1:
             return np.full(settings["bootstrap_resamples"], x[0])
-        sums, counts = _article_sums(x, art)
         if len(sums) == 1:
             sums, counts = x, np.ones_like(x)
         return _bootstrap_means(sums, counts, settings["bootstrap_resamples"], rng)
 
-    d = boot(xa, aa) - boot(xb, ab)
+    d = boot(*side_a) - boot(*side_b)
     alpha = 1.0 - settings["confidence"]
     low, high = np.quantile(d, [alpha / 2, 1 - alpha / 2])
     return float(low), float(high)
