@@ -473,21 +473,27 @@ def _fit_sample(article_ids: np.ndarray, cap: int, seed: int) -> np.ndarray:
 def _ctfidf_keywords(texts: list[str], labels: list[str], n_keywords: int) -> dict[str, list[str]]:
     """Class-based TF-IDF (BERTopic's formula) keywords per label, over all labels at once."""
     import numpy as np
+    from scipy import sparse
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
     classes = sorted(set(labels))
-    docs: dict[str, list[str]] = {c: [] for c in classes}
-    for t, c in zip(texts, labels, strict=True):
-        docs[c].append(t)
-    joined = [" ".join(docs[c]) for c in classes]
     stop = sorted(ENGLISH_STOP_WORDS | _STOP_EXTRA)
     vec = CountVectorizer(
         lowercase=True, stop_words=stop, token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z\-]{2,}\b", min_df=1
     )
+    # Counted per sentence and summed per class: the same counts as one document per class
+    # (a token never spans the space that joined them), without a class's whole text and its
+    # token list in memory at once (gigabytes on a corpus of a million sentences).
     try:
-        counts = vec.fit_transform(joined).toarray().astype(np.float64)
+        per_text = vec.fit_transform(texts)
     except ValueError:  # empty vocabulary
         return {c: [] for c in classes}
+    index = {c: i for i, c in enumerate(classes)}
+    member = sparse.csr_matrix(
+        (np.ones(len(labels)), ([index[c] for c in labels], np.arange(len(labels)))),
+        shape=(len(classes), len(labels)),
+    )
+    counts = (member @ per_text).toarray().astype(np.float64)
     vocab = np.array(vec.get_feature_names_out())
     tf = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
     avg_words = counts.sum() / max(len(classes), 1)
