@@ -73,6 +73,9 @@ def child_analyze(inputs: str, sentences_out: str | None, result: str) -> None:
     numba_dir = Path(os.environ.get("NUMBA_CACHE_DIR", ""))
     figures = {
         "wall_s": round(wall, 2),
+        # the commit this phase ran (run.json's, "+dirty" with uncommitted changes): the
+        # record's top-level git_commit is only the last invocation's
+        "git_commit": run.get("git_commit"),
         "import_s": round(import_s, 2),
         "timings_s": run["timings_s"],
         "peak_rss_mib": _peak_rss_mib(),
