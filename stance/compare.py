@@ -940,7 +940,11 @@ def parse_dates(values: pd.Series | Sequence[Any]) -> pd.Series:
         text = s.astype(object).where(s.notna(), None)
         text = text.map(lambda v: v if v is None else str(v).strip() or None)
         parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
-    return parsed.dt.tz_localize(None).astype("datetime64[ns]")
+    parsed = parsed.dt.tz_localize(None)
+    # a year outside datetime64[ns] (1677-2262; e.g. "0001-11-30" in a scraped corpus) is no
+    # usable date either: NaT, like text that does not parse (ingest names both)
+    inside = (parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max)
+    return parsed.where(inside).astype("datetime64[ns]")
 
 
 def choose_freq(dates: pd.Series) -> str:

@@ -1309,7 +1309,8 @@ def _check_dates(rows: list[dict[str, Any]], report: IngestReport) -> None:
     """Count and name the article dates that do not parse (they drop out of the trends).
 
     The parse is the lenient one of ``compare.parse_dates`` (``pandas.to_datetime`` with
-    ``format="mixed"``, UTC), so a date named here is exactly one the trends skip.
+    ``format="mixed"``, UTC; years outside 1677-2262 do not count), so a date named here is
+    exactly one the trends skip.
     """
     import pandas as pd
 
@@ -1320,7 +1321,9 @@ def _check_dates(rows: list[dict[str, Any]], report: IngestReport) -> None:
     parsed = pd.to_datetime(
         pd.Series(values, dtype=object), errors="coerce", utc=True, format="mixed"
     )
-    bad = {v for v, ok in zip(values, parsed.notna(), strict=True) if not ok}
+    naive = parsed.dt.tz_localize(None)
+    usable = parsed.notna() & (naive >= pd.Timestamp.min) & (naive <= pd.Timestamp.max)
+    bad = {v for v, ok in zip(values, usable, strict=True) if not ok}
     if not bad:
         return
     misses = [(p, str(v)) for p, v in dated if str(v) in bad]

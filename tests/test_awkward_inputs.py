@@ -478,3 +478,26 @@ def test_segment_caps_sentences_at_whitespace() -> None:
     assert "".join(pieces).replace(" ", "") == text.replace(" ", "")
     with pytest.raises(ValueError, match="'max_chars' parameter must be a positive int"):
         sentence_spans(text, max_chars=0)
+
+
+def test_awkward_date_outside_the_timestamp_range_is_undated_not_a_crash(tmp_path: Path) -> None:
+    # a scraped corpus held "0001-11-30": it parsed, then overflowed datetime64[ns] in compare
+    import stance
+
+    rows = [
+        {"source": "A", "date": "0001-11-30", "text": "Russia blamed Turkey for the attack."},
+        {"source": "B", "date": "2020-03-01", "text": "Turkey praised Russia for the peace."},
+    ]
+    path = tmp_path / "old_dates.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    _, report = ing.ingest([path])
+    assert report.to_dict()["unparsed_dates"]["examples"] == [
+        {"path": f"{path}#row0", "value": "0001-11-30"}
+    ]
+    cfg = {"compare": {"bootstrap_resamples": 50, "permutation_resamples": 50}}
+    cfg |= {"embed": {"cache_dir": str(tmp_path / "cache")}}
+    result = stance.analyze(
+        [path], config=cfg, encoder=FakeEncoder(), scorer=fake_scorer, progress=False
+    )
+    assert len(result["mentions"]) == 4
+    assert result["trends"].empty or result["trends"]["period_start"].notna().all()
