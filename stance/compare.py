@@ -18,7 +18,14 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
 
 from stance.config import CompareSettings, Settings, as_settings
-from stance.schema import ALL_TOPICS, MENTION_COLUMNS, SUMMARY_COLUMNS, dtype_of, require_columns
+from stance.schema import (
+    ALL_TOPICS,
+    MENTION_COLUMNS,
+    SUMMARY_COLUMNS,
+    dtype_of,
+    parse_dates,
+    require_columns,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -924,27 +931,6 @@ def aligned_claims(
 # --------------------------------------------------------------------------------------------
 # Trends
 # --------------------------------------------------------------------------------------------
-
-
-def parse_dates(values: pd.Series | Sequence[Any]) -> pd.Series:
-    """Parse dates leniently to timezone-naive UTC timestamps; unparseable values become NaT.
-
-    Accepts ISO strings, "March 3, 2020", timestamps, datetime objects and mixtures of them.
-    """
-    import pandas as pd
-
-    s = pd.Series(values, copy=False)
-    if pd.api.types.is_datetime64_any_dtype(s):
-        parsed = pd.to_datetime(s, errors="coerce", utc=True)
-    else:
-        text = s.astype(object).where(s.notna(), None)
-        text = text.map(lambda v: v if v is None else str(v).strip() or None)
-        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
-    parsed = parsed.dt.tz_localize(None)
-    # a year outside datetime64[ns] (1677-2262; e.g. "0001-11-30" in a scraped corpus) is no
-    # usable date either: NaT, like text that does not parse (ingest names both)
-    inside = (parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max)
-    return parsed.where(inside).astype("datetime64[ns]")
 
 
 def choose_freq(dates: pd.Series) -> str:

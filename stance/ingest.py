@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stance.config import IngestSettings
-from stance.schema import ARTICLE_COLUMNS
+from stance.schema import ARTICLE_COLUMNS, parse_dates
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -1308,21 +1308,14 @@ def _drop_duplicates(rows: list[dict[str, Any]], report: IngestReport) -> list[d
 def _check_dates(rows: list[dict[str, Any]], report: IngestReport) -> None:
     """Count and name the article dates that do not parse (they drop out of the trends).
 
-    The parse is the lenient one of ``compare.parse_dates`` (``pandas.to_datetime`` with
-    ``format="mixed"``, UTC; years outside 1677-2262 do not count), so a date named here is
-    exactly one the trends skip.
+    The parse is :func:`stance.schema.parse_dates`, the one the comparison's trends use, so a
+    date named here is exactly one the trends skip.
     """
-    import pandas as pd
-
     dated = [(row["path"], row["date"]) for row in rows if row.get("date") is not None]
     if not dated:
         return
     values = list(dict.fromkeys(str(v) for _, v in dated))
-    parsed = pd.to_datetime(
-        pd.Series(values, dtype=object), errors="coerce", utc=True, format="mixed"
-    )
-    naive = parsed.dt.tz_localize(None)
-    usable = parsed.notna() & (naive >= pd.Timestamp.min) & (naive <= pd.Timestamp.max)
+    usable = parse_dates(values).notna()
     bad = {v for v, ok in zip(values, usable, strict=True) if not ok}
     if not bad:
         return

@@ -250,8 +250,9 @@ def _compare_key(
 ) -> str:
     """sha256 of everything the comparison reads: the same key means the same tables.
 
-    That is the attributed mentions, every article column (the group column, titles, dates),
-    the sentences' ids, the vectors and the whole settings.
+    That is the attributed mentions, every article column but the text, which the comparison
+    never reads (the topics key hashes it already), the sentences' ids, the vectors and the
+    whole settings.
     """
     import hashlib
     import json
@@ -266,7 +267,8 @@ def _compare_key(
     }
     h.update(json.dumps(spec, sort_keys=True, default=str).encode())
     h.update(vectors_digest)
-    _frames_digest(h, mentions, articles, sentences[["article_id", "sentence_id"]])
+    meta = articles.drop(columns=["text"], errors="ignore")
+    _frames_digest(h, mentions, meta, sentences[["article_id", "sentence_id"]])
     return h.hexdigest()
 
 
@@ -322,8 +324,11 @@ def _topics_cached(
         result = topics.run_topics(
             sentences, vectors, settings, encode, articles=articles, progress=progress
         )
-        return {"topic": result.topic, "table": result.table, "coords": result.coords} | {
-            "info": result.info
+        return {
+            "topic": result.topic,
+            "table": result.table,
+            "coords": result.coords,
+            "info": result.info,
         }
 
     return topics.TopicResult(model=None, **_cached(cache_dir / f"{key}.pkl", "topics", fit))

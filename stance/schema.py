@@ -1,4 +1,4 @@
-"""Column names and validators for every table the pipeline passes between stages.
+"""Column names, validators and the date parse for every table the pipeline passes between stages.
 
 One place defines the columns of ``articles``, ``sentences``, ``mentions`` and ``summary``
 (the user-facing contract of DESIGN.md) so stages never spell a column name twice.
@@ -6,9 +6,11 @@ One place defines the columns of ``articles``, ``sentences``, ``mentions`` and `
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pandas as pd
 
 ARTICLE_COLUMNS: tuple[str, ...] = ("article_id", "source", "path", "title", "date", "text")
@@ -131,3 +133,26 @@ def require_columns(df: pd.DataFrame, columns: tuple[str, ...] | list[str], what
             f"The {what} table is missing column(s) {missing}. "
             f"Got columns {list(df.columns)} instead."
         )
+
+
+def parse_dates(values: pd.Series | Sequence[Any]) -> pd.Series:
+    """Parse dates leniently to timezone-naive UTC timestamps; unparseable values become NaT.
+
+    Accepts ISO strings, "March 3, 2020", timestamps, datetime objects and mixtures of them.
+    The one date parse of the package: ingest names the dates it gives NaT for, and the
+    comparison's evidence, aligned claims and trends read dates through it.
+    """
+    import pandas as pd
+
+    s = pd.Series(values, copy=False)
+    if pd.api.types.is_datetime64_any_dtype(s):
+        parsed = pd.to_datetime(s, errors="coerce", utc=True)
+    else:
+        text = s.astype(object).where(s.notna(), None)
+        text = text.map(lambda v: v if v is None else str(v).strip() or None)
+        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+    parsed = parsed.dt.tz_localize(None)
+    # a year outside datetime64[ns] (1677-2262; e.g. "0001-11-30" in a scraped corpus) is no
+    # usable date either: NaT, like text that does not parse
+    inside = (parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max)
+    return parsed.where(inside).astype("datetime64[ns]")
