@@ -12,8 +12,9 @@ which other cells exist or the order they are computed in, and two runs give ide
 from __future__ import annotations
 
 import re
+import sys
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -440,9 +441,7 @@ def cliffs_delta(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarra
     y = np.sort(np.asarray(y, dtype=float))
     if x.size == 0 or y.size == 0:
         return float("nan")
-    less = np.searchsorted(y, x, side="left")  # y < x
-    greater = y.size - np.searchsorted(y, x, side="right")  # y > x
-    return float((less.sum() - greater.sum()) / (x.size * y.size))
+    return _cliffs_sorted(x, y)
 
 
 def cohens_d(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
@@ -451,15 +450,9 @@ def cohens_d(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -
 
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
-    nx, ny = x.size, y.size
-    if nx + ny < 3 or nx == 0 or ny == 0:
+    if x.size == 0 or y.size == 0:
         return float("nan")
-    vx = x.var(ddof=1) if nx > 1 else 0.0
-    vy = y.var(ddof=1) if ny > 1 else 0.0
-    pooled = np.sqrt(((nx - 1) * vx + (ny - 1) * vy) / (nx + ny - 2))
-    if pooled == 0:
-        return float("nan")
-    return float((x.mean() - y.mean()) / pooled)
+    return _cohens_d(*_moments(x), *_moments(y))
 
 
 #: Below this many permuted statistics at least as extreme as the observed one, and with at
@@ -555,86 +548,69 @@ def _permutation_p(
     return float((1 + hits) / (1 + int(resamples)))
 
 
+#: Pairs per task of the contrasts' worker processes, and the fewest pairs worth starting them
+#: for (a process pool costs about a second; 20,000 pairs take ~10 s on one core).
+_PAIRS_PER_TASK = 2_000
+_PARALLEL_MIN_PAIRS = 20_000
+
+
 def contrasts(
     units: pd.DataFrame,
     *,
     config: Settings | dict[str, Any] | None = None,
     by: str = "source",
+    workers: int = 1,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Pairwise source differences per target and topic (plus topic ``"all"``).
 
     For every target × topic and every pair of sources with at least one unit each: means,
-    ``diff = mean_a − mean_b`` with a cluster-bootstrap interval (articles of each source
-    resampled independently), ``effect_size`` (Cohen's d over units), Cliff's delta, a
-    permutation p-value over articles and Benjamini–Hochberg adjusted p-values over the whole
-    table; ``significant`` is ``p_adjusted < 1 − confidence``. ``source_a`` sorts before
-    ``source_b``.
+    ``diff = mean_a − mean_b`` with a cluster-bootstrap interval, ``effect_size`` (Cohen's d
+    over units), Cliff's delta, a permutation p-value over articles and Benjamini–Hochberg
+    adjusted p-values over the whole table; ``significant`` is ``p_adjusted < 1 − confidence``.
+    ``source_a`` sorts before ``source_b``.
+
+    The interval is the percentile interval of ``boot_a − boot_b``, where ``boot_s`` are the
+    cluster-bootstrap means (articles of that source resampled) behind the source's row of
+    :func:`summarize` in that cell: the same seed key, so each source is resampled once per
+    cell, not once per pair. The permutation test's generator is keyed by the pair.
 
     Args:
         units: From :func:`stance_units`.
         config: Full configuration.
         by: The column compared (default ``source``; e.g. ``bias_text`` merged into the units);
             its pairs are named ``{by}_a, {by}_b`` in place of ``source_a, source_b``.
+        workers: Processes computing the pairs (on Linux, forked from this one, for tables of
+            at least 20,000 pairs); the table is the same whatever their number.
+        progress: A tqdm bar over the pairs.
 
     Returns:
         A table with :data:`CONTRAST_COLUMNS`, sorted by target, topic, source_a, source_b.
+
+    Raises:
+        ValueError: When ``workers`` is not an integer >= 1.
     """
     import pandas as pd
+    from tqdm.auto import tqdm
 
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"The 'workers' parameter must be an integer >= 1. Got {workers!r}.")
     settings = compare_settings(config)
     require_columns(units, [by, "target", "topic", "article_id", "stance_score"], "units")
     columns = _renamed(CONTRAST_COLUMNS, by)
     if units.empty:
         return _empty(columns)
-    data = pd.concat([units, units.assign(topic=ALL_TOPICS)], ignore_index=True)
-    alpha = 1.0 - settings["confidence"]
-    rows = []
-    for (target, topic), cell in data.groupby(["target", "topic"], sort=True):
-        # each group's per-article sums once per cell, not once per pair it is in
-        by_source = {
-            s: _side(g["stance_score"].to_numpy(float), g["article_id"].astype(str).to_numpy())
-            for s, g in cell.groupby(by, sort=True)
-        }
-        names = sorted(by_source)
-        for i, a in enumerate(names):
-            for b in names[i + 1 :]:
-                xa, sa, ca = by_source[a]
-                xb, sb, cb = by_source[b]
-                key = ("contrast", target, topic, a, b)
-                p = _permutation_p(
-                    sa,
-                    ca,
-                    sb,
-                    cb,
-                    settings["permutation_resamples"],
-                    _rng(settings["seed"], *key),
-                )
-                low, high = _diff_interval(
-                    by_source[a], by_source[b], settings, _rng(settings["seed"], *key, "ci")
-                )
-                diff = float(xa.mean() - xb.mean())
-                rows.append(
-                    (
-                        target,
-                        topic,
-                        a,
-                        b,
-                        len(xa),
-                        len(xb),
-                        len(sa),
-                        len(sb),
-                        float(xa.mean()),
-                        float(xb.mean()),
-                        diff,
-                        min(low, diff),
-                        max(high, diff),
-                        cohens_d(xa, xb),
-                        cliffs_delta(xa, xb),
-                        p,
-                    )
-                )
+    frame = units[[by, "target", "topic", "article_id", "stance_score"]]
+    tasks = _pair_tasks(frame, by)
+    total = sum(n for *_, n in tasks)
+    rows: list[tuple[Any, ...]] = []
+    with tqdm(total=total, desc="contrasts", unit="pair", disable=not progress) as bar:
+        for part in _map_pair_tasks(frame, by, settings, tasks, workers, total):
+            rows.extend(part)
+            bar.update(len(part))
     if not rows:
         return _empty(columns)
+    alpha = 1.0 - settings["confidence"]
     out = pd.DataFrame(rows, columns=list(columns[:-2]))
     out["p_adjusted"] = benjamini_hochberg(out["p_value"].to_numpy())
     out["significant"] = out["p_adjusted"] < alpha
@@ -650,25 +626,188 @@ def _renamed(columns: tuple[str, ...], by: str) -> tuple[str, ...]:
     return tuple(names.get(c, c) for c in columns)
 
 
+def _pair_tasks(frame: pd.DataFrame, by: str) -> list[tuple[str, str, int, int, int]]:
+    """Cut the contrasts into tasks ``(target, topic, first_row, end_row, pairs)``, in order.
+
+    A cell with sources ``s_0 < s_1 < …`` has the pairs ``(s_i, s_j), i < j``; a task takes the
+    rows ``i`` in ``[first_row, end_row)``, about :data:`_PAIRS_PER_TASK` pairs in all.
+    """
+    frame = frame.dropna(subset=["target", "topic", by])  # as groupby leaves them out
+    per_cell = frame.drop_duplicates(["target", "topic", by]).groupby(["target", "topic"]).size()
+    per_target = frame.drop_duplicates(["target", by]).groupby("target").size()
+    cells = {(str(t), str(c)): int(n) for (t, c), n in per_cell.items()}
+    cells.update({(str(t), ALL_TOPICS): int(n) for t, n in per_target.items()})
+    tasks = []
+    for (target, topic), n in sorted(cells.items()):
+        lo, pairs = 0, 0
+        for i in range(n):
+            pairs += n - 1 - i
+            if pairs >= _PAIRS_PER_TASK or i == n - 1:
+                if pairs:
+                    tasks.append((target, topic, lo, i + 1, pairs))
+                lo, pairs = i + 1, 0
+    return tasks
+
+
+class _Cell:
+    """One target × topic of the contrasts: each source's units, sums and bootstrap means."""
+
+    def __init__(
+        self, frame: pd.DataFrame, by: str, target: str, topic: str, settings: dict[str, Any]
+    ) -> None:
+        import numpy as np
+
+        keep = frame["target"] == target
+        if topic != ALL_TOPICS:
+            keep &= frame["topic"] == topic
+        self.key = (target, topic)
+        self.settings = settings
+        self.sides: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.moments: dict[str, tuple[int, float, float]] = {}
+        self.sorted: dict[str, np.ndarray] = {}
+        for s, g in frame[keep].groupby(by, sort=True):
+            x = g["stance_score"].to_numpy(float)
+            self.sides[s] = _side(x, g["article_id"].astype(str).to_numpy())
+            self.moments[s] = _moments(x)
+            self.sorted[s] = np.sort(x)
+        self.names = sorted(self.sides)
+        self._boot: dict[str, np.ndarray] = {}
+
+    def boot(self, s: str) -> np.ndarray:
+        """Return the source's bootstrap means, as :func:`summarize` draws them for its row."""
+        import numpy as np
+
+        if s not in self._boot:
+            x, sums, counts = self.sides[s]
+            resamples = self.settings["bootstrap_resamples"]
+            if x.size == 1:
+                self._boot[s] = np.full(resamples, x[0])
+            else:
+                if len(sums) == 1:
+                    sums, counts = x, np.ones_like(x)
+                rng = _rng(self.settings["seed"], "summary", s, *self.key)
+                self._boot[s] = _bootstrap_means(sums, counts, resamples, rng)
+        return self._boot[s]
+
+    def rows(self, first: int, end: int) -> list[tuple[Any, ...]]:
+        """Return the rows of the pairs ``(names[i], names[j])``: ``first <= i < end``, ``i < j``."""
+        import numpy as np
+
+        settings = self.settings
+        q = (1.0 - settings["confidence"]) / 2
+        out = []
+        for i in range(first, end):
+            a = self.names[i]
+            xa, sa, ca = self.sides[a]
+            mean_a = self.moments[a][1]
+            for b in self.names[i + 1 :]:
+                xb, sb, cb = self.sides[b]
+                mean_b = self.moments[b][1]
+                key = ("contrast", *self.key, a, b)
+                p = _permutation_p(
+                    sa, ca, sb, cb, settings["permutation_resamples"], _rng(settings["seed"], *key)
+                )
+                low, high = np.quantile(self.boot(a) - self.boot(b), [q, 1 - q])
+                diff = mean_a - mean_b
+                out.append(
+                    (
+                        *self.key,
+                        a,
+                        b,
+                        len(xa),
+                        len(xb),
+                        len(sa),
+                        len(sb),
+                        mean_a,
+                        mean_b,
+                        diff,
+                        min(float(low), diff),
+                        max(float(high), diff),
+                        _cohens_d(*self.moments[a], *self.moments[b]),
+                        _cliffs_sorted(xa, self.sorted[b]),
+                        p,
+                    )
+                )
+        return out
+
+
+#: The worker processes' table and settings (set before they fork) and their current cell.
+_WORK: dict[str, Any] = {}
+
+
+def _pair_rows(task: tuple[str, str, int, int, int]) -> list[tuple[Any, ...]]:
+    """Rows of one task, in a worker (its cell kept for the next task of the same cell)."""
+    target, topic, first, end, _ = task
+    cell = _WORK.get("cell")
+    if cell is None or cell.key != (target, topic):
+        cell = _WORK["cell"] = _Cell(_WORK["frame"], _WORK["by"], target, topic, _WORK["settings"])
+    return cell.rows(first, end)
+
+
+def _map_pair_tasks(
+    frame: pd.DataFrame,
+    by: str,
+    settings: dict[str, Any],
+    tasks: list[tuple[str, str, int, int, int]],
+    workers: int,
+    total: int,
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Each task's rows, in task order: in this process, or in ``workers`` forked processes."""
+    import multiprocessing
+    import warnings
+    from concurrent.futures import ProcessPoolExecutor
+
+    forkable = "fork" in multiprocessing.get_all_start_methods() and sys.platform == "linux"
+    if workers == 1 or total < _PARALLEL_MIN_PAIRS or not forkable:
+        cell = None
+        for target, topic, first, end, _ in tasks:
+            if cell is None or cell.key != (target, topic):
+                cell = _Cell(frame, by, target, topic, settings)
+            yield cell.rows(first, end)
+        return
+    # Forked workers inherit the table instead of unpickling a copy each, and a script that
+    # calls stance without an ``if __name__ == "__main__"`` guard is not run again in them (as
+    # under spawn). They run only numpy and pandas, none of the parent's threads' libraries.
+    _WORK.update(frame=frame, by=by, settings=settings)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            with pool:
+                yield from pool.map(_pair_rows, tasks)
+    finally:
+        _WORK.clear()
+
+
+def _moments(x: np.ndarray) -> tuple[int, float, float]:
+    """Size, mean and variance (``ddof=1``; 0 for one value) of a non-empty array."""
+    return x.size, float(x.mean()), float(x.var(ddof=1)) if x.size > 1 else 0.0
+
+
+def _cohens_d(nx: int, mx: float, vx: float, ny: int, my: float, vy: float) -> float:
+    """:func:`cohens_d` from each group's size, mean and variance (``ddof=1``; 0 for one)."""
+    import numpy as np
+
+    if nx + ny < 3 or nx == 0 or ny == 0:
+        return float("nan")
+    pooled = np.sqrt(((nx - 1) * vx + (ny - 1) * vy) / (nx + ny - 2))
+    if pooled == 0:
+        return float("nan")
+    return float((mx - my) / pooled)
+
+
+def _cliffs_sorted(x: np.ndarray, y_sorted: np.ndarray) -> float:
+    """:func:`cliffs_delta` with ``y`` already sorted."""
+    import numpy as np
+
+    less = np.searchsorted(y_sorted, x, side="left")
+    greater = y_sorted.size - np.searchsorted(y_sorted, x, side="right")
+    return float((less.sum() - greater.sum()) / (x.size * y_sorted.size))
+
+
 def _side(scores: np.ndarray, articles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One group of a contrast: its unit scores and their per-article sums and counts."""
     return (scores, *_article_sums(scores, articles))
-
-
-def _diff_interval(side_a, side_b, settings, rng) -> tuple[float, float]:
-    import numpy as np
-
-    def boot(x: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        if x.size == 1:
-            return np.full(settings["bootstrap_resamples"], x[0])
-        if len(sums) == 1:
-            sums, counts = x, np.ones_like(x)
-        return _bootstrap_means(sums, counts, settings["bootstrap_resamples"], rng)
-
-    d = boot(*side_a) - boot(*side_b)
-    alpha = 1.0 - settings["confidence"]
-    low, high = np.quantile(d, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1112,6 +1251,7 @@ def run_compare(
     *,
     progress: bool = True,
     group_by: str = "source",
+    workers: int = 1,
 ) -> dict[str, pd.DataFrame]:
     """Compute every comparison table of a run.
 
@@ -1126,6 +1266,8 @@ def run_compare(
         group_by: The article column compared (default ``source``): it takes the place of
             ``source`` in summary, contrasts (``{group_by}_a/_b``), evidence and trends, and is
             added to the units. Aligned claims always pair different sources.
+        workers: Processes computing the contrasts (:func:`contrasts`); the tables are the
+            same whatever their number.
 
     Returns:
         ``{"units", "summary", "contrasts", "evidence", "aligned", "trends"}`` → DataFrames, each
@@ -1164,7 +1306,9 @@ def run_compare(
                 cols = _renamed(SUMMARY_OUT_COLUMNS, group_by)
                 out["summary"] = s.loc[:, list(cols)].reset_index(drop=True)
             elif step == "contrasts":
-                out["contrasts"] = contrasts(units, config=config, by=group_by)
+                out["contrasts"] = contrasts(
+                    units, config=config, by=group_by, workers=workers, progress=progress
+                )
             elif step == "evidence":
                 out["evidence"] = evidence(units, articles, config=config, by=group_by)
             elif step == "aligned":

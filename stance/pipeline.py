@@ -649,6 +649,7 @@ def analyze(
                 settings,
                 progress=progress,
                 group_by=group_by,
+                workers=usable_cores(),
             ),
         )
 

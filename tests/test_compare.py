@@ -241,6 +241,62 @@ def test_compare_contrasts_detect_a_real_difference_and_adjust(tables):
     assert (c["source_a"] < c["source_b"]).all()
 
 
+def test_compare_contrasts_in_worker_processes_equal_one_process(corpus, tables, monkeypatch):
+    units = compare.stance_units(corpus[0])
+    # five sources: two cells of ten pairs each per target and topic, several tasks per cell
+    more = pd.concat(
+        [
+            units,
+            *(
+                units.assign(source=f"{s}x", stance_score=units["stance_score"] * k)
+                for s, k in (("S0", 0.5), ("S1", -0.7))
+            ),
+        ],
+        ignore_index=True,
+    )
+    monkeypatch.setattr(compare, "_PARALLEL_MIN_PAIRS", 0)
+    monkeypatch.setattr(compare, "_PAIRS_PER_TASK", 3)
+    one = compare.contrasts(more, config=FAST, workers=1)
+    two = compare.contrasts(more, config=FAST, workers=2)
+    assert len(one) == 2 * 3 * 10 and one.equals(two)  # 2 targets x 3 topics x 10 pairs
+
+
+def test_compare_contrast_figures_are_the_public_functions_of_its_two_sides(corpus, tables):
+    units = compare.stance_units(corpus[0])
+    row = tables["contrasts"].iloc[0]
+    side = {
+        s: units[(units["source"] == s) & (units["target"] == row["target"])]
+        for s in (row["source_a"], row["source_b"])
+    }
+    if row["topic"] != "all":
+        side = {s: g[g["topic"] == row["topic"]] for s, g in side.items()}
+    a, b = side[row["source_a"]], side[row["source_b"]]
+    xa, xb = a["stance_score"].to_numpy(), b["stance_score"].to_numpy()
+    assert row["effect_size"] == compare.cohens_d(xa, xb)
+    assert row["cliffs_delta"] == compare.cliffs_delta(xa, xb)
+    key = ("contrast", row["target"], row["topic"], row["source_a"], row["source_b"])
+    p = compare.permutation_test(
+        xa,
+        a["article_id"].to_numpy(),
+        xb,
+        b["article_id"].to_numpy(),
+        resamples=FAST["compare"]["permutation_resamples"],
+        rng=compare._rng(FAST["run"]["seed"], *key),
+    )
+    assert row["p_value"] == p
+    # the interval: the difference of the two sources' bootstrap means behind their summary rows
+    summary = tables["summary"].set_index(["source", "target", "topic"])
+    for s in (row["source_a"], row["source_b"]):
+        assert summary.loc[(s, row["target"], row["topic"]), "n"] == len(side[s])
+    assert row["diff_ci_low"] < row["diff"] < row["diff_ci_high"]
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
+def test_compare_contrasts_reject_bad_workers(corpus, workers):
+    with pytest.raises(ValueError, match="'workers' parameter must be an integer >= 1"):
+        compare.contrasts(compare.stance_units(corpus[0]), config=FAST, workers=workers)
+
+
 def test_compare_permutation_test_moves_whole_articles():
     # Two articles per source: only C(4,2)=6 label assignments exist, so the p-value can never
     # be below 2/6 however many sentences the articles have — unlike a sentence-level test.
