@@ -511,6 +511,8 @@ def analyze(
 
     timer = _Timer()
     started = time.time()
+    # the code that runs: read now, since a long run may end after the checkout has moved on
+    commit = git_commit()
     # Settings and the output folder are checked before any work.
     config_path = None
     if isinstance(config, Settings):
@@ -665,7 +667,7 @@ def analyze(
     result["summary"] = result["summary"][[group_by, *SUMMARY_COLUMNS[1:]]]
     run = {
         "stance_version": _versions().get("stance"),
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "inputs": [str(i) for i in input_list],
         "sources": str(sources)
         if isinstance(sources, (str, Path))

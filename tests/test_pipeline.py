@@ -56,6 +56,28 @@ def test_pipeline_writes_contract_files(tmp_path: Path, fixture_corpus: Path) ->
     assert run["ingest"]["boilerplate_removed"]["submission_promos"] >= 1
 
 
+def test_pipeline_records_the_commit_it_started_from(
+    tmp_path: Path, fixture_corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a long run may end after the checkout has moved on: run.json names the code that ran
+    head = {"commit": "started-here"}
+    monkeypatch.setattr("stance.pipeline.git_commit", lambda: head["commit"])
+
+    def scorer_then_commit(*args, **kwargs):  # someone commits while the run scores stance
+        head["commit"] = "moved-on"
+        return fake_scorer(*args, **kwargs)
+
+    cfg = FAST | {"embed": {"cache_dir": str(tmp_path / "cache")}}
+    result = stance.analyze(
+        [fixture_corpus],
+        config=cfg,
+        encoder=FakeEncoder(),
+        scorer=scorer_then_commit,
+        progress=False,
+    )
+    assert head["commit"] == "moved-on" and result["run"]["git_commit"] == "started-here"
+
+
 def test_pipeline_is_byte_identical_across_runs(tmp_path: Path, fixture_corpus: Path) -> None:
     _run([fixture_corpus], tmp_path / "a", tmp_path)
     _run([fixture_corpus], tmp_path / "b", tmp_path)
