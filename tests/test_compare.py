@@ -140,6 +140,37 @@ def test_compare_units_average_mentions_of_one_target_in_one_sentence():
     assert ru["stance"] == "negative"  # tie between labels broken by the sign of the mean
 
 
+def test_compare_units_voice_is_the_commonest_ties_to_author_then_disputed():
+    voices = {  # sentence id: its russia mentions' voices, in order
+        0: ["reported", "author"],
+        1: ["reported", "reported", "author"],
+        2: ["reported", "disputed"],
+        3: ["disputed"],
+    }
+    rows = [(sid, v, i) for sid, vs in voices.items() for i, v in enumerate(vs)]
+    m = pd.DataFrame(
+        {
+            "article_id": "a",
+            "source": "S",
+            "sentence_id": [sid for sid, _, _ in rows],
+            "sentence": "Russia, Moscow and the Kremlin.",
+            "target": "russia",
+            "mention": [("Moscow", "Russia", "Moscow")[i] for _, _, i in rows],
+            "kind": [("capital", "name", "capital")[i] for _, _, i in rows],
+            "topic": "libya",
+            "stance": "neutral",
+            "stance_score": 0.0,
+            "voice": [v for _, v, _ in rows],
+            "author_score": 0.0,
+            "weight": 1.0,
+        }
+    )
+    u = compare.stance_units(m).set_index("sentence_id")
+    assert u["voice"].to_dict() == {0: "author", 1: "reported", 2: "disputed", 3: "disputed"}
+    assert u.loc[1, "mentions"] == "Moscow; Russia" and u.loc[1, "kind"] == "capital; name"
+    assert u.loc[3, "mentions"] == "Moscow" and u.loc[3, "n_mentions"] == 1
+
+
 def test_compare_bootstrap_resamples_articles_not_sentences():
     # Ten articles, each with 30 sentences at the article's own score: nearly all variation is
     # between articles. Resampling sentences would treat 300 points as independent and give a
