@@ -328,6 +328,15 @@ def test_compare_contrasts_reject_bad_workers(corpus, workers):
         compare.contrasts(compare.stance_units(corpus[0]), config=FAST, workers=workers)
 
 
+def test_compare_random_subsets_are_uniform_subsets():
+    rows = compare._random_subsets(6, 2, 30_000, np.random.default_rng(1))
+    assert rows.shape == (30_000, 2) and (rows[:, 0] != rows[:, 1]).all()
+    # every one of the C(6, 2) = 15 subsets equally likely
+    pairs = np.sort(rows, axis=1)
+    freq = np.unique(pairs[:, 0] * 6 + pairs[:, 1], return_counts=True)[1] / len(rows)
+    assert len(freq) == 15 and np.abs(freq - 1 / 15).max() < 0.01
+
+
 def test_compare_permutation_test_moves_whole_articles():
     # Two articles per source: only C(4,2)=6 label assignments exist, so the p-value can never
     # be below 2/6 however many sentences the articles have — unlike a sentence-level test.
