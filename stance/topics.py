@@ -426,8 +426,10 @@ def _top_k_stable(sims: np.ndarray, k: int) -> np.ndarray:
     n = sims.shape[1]
     if k >= n:
         return np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    part = np.argpartition(sims, n - k, axis=1)[:, n - k :]
-    vals = np.take_along_axis(sims, part, axis=1)
+    cols, cand = _top_k_candidates(sims, k)
+    pick = np.argpartition(cand, -k, axis=1)[:, -k:]
+    part = np.take_along_axis(cols, pick, axis=1)
+    vals = np.take_along_axis(cand, pick, axis=1)
     kth = vals.min(axis=1, keepdims=True)
     order = np.lexsort((part, -vals), axis=-1)
     out = np.take_along_axis(part, order, axis=1)
@@ -435,6 +437,33 @@ def _top_k_stable(sims: np.ndarray, k: int) -> np.ndarray:
     if len(tied):
         out[tied] = np.argsort(-sims[tied], axis=1, kind="stable")[:, :k]
     return out
+
+
+#: Columns per block when :func:`_top_k_candidates` narrows a row down to a few blocks.
+_TOP_K_BLOCK = 128
+
+
+def _top_k_candidates(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices per row that hold the row's ``k`` largest values, and their values.
+
+    A row's ``k`` largest values lie in the ``k`` blocks of :data:`_TOP_K_BLOCK` columns with
+    the largest maxima: a block holding one of them has a maximum at least the ``k``-th value,
+    and only ties at that value (which :func:`_top_k_stable` detects over the whole row) let a
+    block without one compete. So a maximum per block and a partition of ``k`` blocks' columns
+    replace partitioning whole rows (on the full corpus the top 5 of 10,000 anchors had taken a
+    third of the topics stage). Columns past the last one (padding) come with ``-inf``.
+    """
+    import numpy as np
+
+    rows, n = sims.shape
+    blocks = -(-n // _TOP_K_BLOCK)
+    if blocks <= k:
+        return np.broadcast_to(np.arange(n), (rows, n)), sims
+    padded = np.full((rows, blocks * _TOP_K_BLOCK), -np.inf, dtype=sims.dtype)
+    padded[:, :n] = sims
+    best = np.argpartition(padded.reshape(rows, blocks, _TOP_K_BLOCK).max(axis=2), -k, axis=1)
+    cols = (best[:, -k:, None] * _TOP_K_BLOCK + np.arange(_TOP_K_BLOCK)).reshape(rows, -1)
+    return cols, np.take_along_axis(padded, cols, axis=1)
 
 
 def _place_anchors(n: int, cap: int, seed: int) -> np.ndarray:

@@ -622,11 +622,16 @@ def test_topics_rename_must_be_strings(config):
         topics.TopicModel.from_config({"topics": {"rename": {"d01": 3}}})
 
 
-def test_topics_top_k_stable_matches_a_full_stable_sort():
+@pytest.mark.parametrize("block", [7, 128])
+def test_topics_top_k_stable_matches_a_full_stable_sort(monkeypatch, block):
+    # blocks of 7 columns: most rows go through the block maxima, with a padded last block
+    monkeypatch.setattr(topics, "_TOP_K_BLOCK", block)
     rng = np.random.default_rng(0)
     for sims in (
         rng.standard_normal((50, 400)),
+        rng.standard_normal((50, 2000)).astype(np.float32),
         np.round(rng.standard_normal((50, 400)), 1),  # many ties, at the k-th value too
+        np.round(rng.standard_normal((50, 403)), 2),
         np.zeros((3, 8)),
     ):
         for k in (1, 5, 8):
