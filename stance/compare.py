@@ -1061,7 +1061,7 @@ def aligned_claims(
 
     score = u["stance_score"].to_numpy(float)
     rows_u = u["_row"].astype(int).to_numpy()
-    source_u = u["source"].astype(str).to_numpy()
+    source_u = pd.factorize(u["source"].astype(str))[0]  # integers: compared per candidate
     cand_a: list[np.ndarray] = []
     cand_b: list[np.ndarray] = []
     cand_sim: list[np.ndarray] = []
@@ -1074,11 +1074,13 @@ def aligned_claims(
         for lo in range(0, len(neg), 1024):
             block = neg[lo : lo + 1024]
             sim = np.asarray(vectors[rows_u[block]], dtype=np.float64) @ vp.T
-            ok = (sim >= threshold) & (source_u[block][:, None] != source_u[pos][None, :])
+            # the similar pairs first (few), then the other tests on those pairs only
+            ii, jj = np.nonzero(sim >= threshold)
+            ok = source_u[block[ii]] != source_u[pos[jj]]
             if dated:
                 # an undated article cannot show that it reports the same event
-                ok &= np.abs(day[block][:, None] - day[pos][None, :]) <= max_days
-            ii, jj = np.nonzero(ok)
+                ok &= np.abs(day[block[ii]] - day[pos[jj]]) <= max_days
+            ii, jj = ii[ok], jj[ok]
             if min_shared > 0 and len(ii):
                 shared = np.array(
                     [
