@@ -320,6 +320,26 @@ def _bootstrap_means(
     return out
 
 
+def _cluster_boot(
+    scores: np.ndarray,
+    sums: np.ndarray,
+    counts: np.ndarray,
+    resamples: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Bootstrap means of one group's units (``sums``/``counts`` per article).
+
+    One article: its units are resampled instead; one unit: its score every time.
+    """
+    import numpy as np
+
+    if scores.size == 1:
+        return np.full(resamples, scores[0])
+    if len(sums) == 1:
+        sums, counts = scores, np.ones_like(scores)
+    return _bootstrap_means(sums, counts, resamples, rng)
+
+
 def bootstrap_interval(
     scores: Sequence[float] | np.ndarray,
     articles: Sequence[Any] | np.ndarray,
@@ -356,10 +376,7 @@ def bootstrap_interval(
     if scores.size == 1:
         return mean, mean, mean
     rng = rng if rng is not None else np.random.default_rng(0)
-    sums, counts = _article_sums(scores, articles)
-    if len(sums) == 1:
-        sums, counts = scores, np.ones_like(scores)
-    boot = _bootstrap_means(sums, counts, int(resamples), rng)
+    boot = _cluster_boot(scores, *_article_sums(scores, articles), int(resamples), rng)
     alpha = 1.0 - confidence
     low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
     return mean, float(min(low, mean)), float(max(high, mean))
@@ -731,18 +748,10 @@ class _Cell:
 
     def boot(self, s: str) -> np.ndarray:
         """Return the source's bootstrap means, as :func:`summarize` draws them for its row."""
-        import numpy as np
-
         if s not in self._boot:
-            x, sums, counts = self.sides[s]
+            rng = _rng(self.settings["seed"], "summary", s, *self.key)
             resamples = self.settings["bootstrap_resamples"]
-            if x.size == 1:
-                self._boot[s] = np.full(resamples, x[0])
-            else:
-                if len(sums) == 1:
-                    sums, counts = x, np.ones_like(x)
-                rng = _rng(self.settings["seed"], "summary", s, *self.key)
-                self._boot[s] = _bootstrap_means(sums, counts, resamples, rng)
+            self._boot[s] = _cluster_boot(*self.sides[s], resamples, rng)
         return self._boot[s]
 
     def rows(self, first: int, end: int) -> list[tuple[Any, ...]]:
