@@ -62,6 +62,18 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def can_fork() -> bool:
+    """Whether work may go to forked processes: Linux only (fork elsewhere is unsafe or absent).
+
+    Forked workers inherit the parent's tables instead of unpickling copies, and a script
+    without an ``if __name__ == "__main__"`` guard is not run again in them (as under spawn).
+    """
+    import multiprocessing
+    import sys
+
+    return sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
+
+
 def uniform_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Split row indices into batches of one length, at most ``batch_size`` rows each.
 

@@ -12,12 +12,12 @@ which other cells exist or the order they are computed in, and two runs give ide
 from __future__ import annotations
 
 import re
-import sys
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
 
+from stance.batching import can_fork
 from stance.config import CompareSettings, Settings, as_settings
 from stance.schema import (
     ALL_TOPICS,
@@ -27,6 +27,7 @@ from stance.schema import (
     parse_dates,
     require_columns,
 )
+from stance.spill import take
 
 if TYPE_CHECKING:
     import numpy as np
@@ -822,17 +823,15 @@ def _map_pair_tasks(
     import warnings
     from concurrent.futures import ProcessPoolExecutor
 
-    forkable = "fork" in multiprocessing.get_all_start_methods() and sys.platform == "linux"
-    if workers == 1 or total < _PARALLEL_MIN_PAIRS or not forkable:
+    if workers == 1 or total < _PARALLEL_MIN_PAIRS or not can_fork():
         cell = None
         for target, topic, first, end, _ in tasks:
             if cell is None or cell.key != (target, topic):
                 cell = _Cell(frame, by, target, topic, settings)
             yield cell.rows(first, end)
         return
-    # Forked workers inherit the table instead of unpickling a copy each, and a script that
-    # calls stance without an ``if __name__ == "__main__"`` guard is not run again in them (as
-    # under spawn). They run only numpy and pandas, none of the parent's threads' libraries.
+    # Forked workers (batching.can_fork) inherit the table instead of unpickling a copy each.
+    # They run only numpy and pandas, none of the parent's threads' libraries.
     _WORK.update(frame=frame, by=by, settings=settings)
     try:
         with warnings.catch_warnings():
@@ -994,6 +993,14 @@ def names(sentence: str, exclude: Iterable[str] = ()) -> frozenset[str]:
     return frozenset(out)
 
 
+#: Negative units per block of :func:`aligned_claims` (a block × positive units of float32).
+_ALIGNED_BLOCK = 512
+#: The float32 screen's margin below the threshold (scaled by the vectors' norms when above 1):
+#: a float32 dot product of two unit vectors of 384 dimensions is off by at most
+#: 384 · 2⁻²⁴ ≈ 2.3e-5 (far less in practice).
+_SCREEN = 1e-3
+
+
 def aligned_claims(
     units: pd.DataFrame,
     sentences: pd.DataFrame,
@@ -1079,17 +1086,31 @@ def aligned_claims(
         pos = tu.index[tu["stance"] == "positive"].to_numpy()
         if len(neg) == 0 or len(pos) == 0:
             continue
-        vp = np.asarray(vectors[rows_u[pos]], dtype=np.float64)
-        for lo in range(0, len(neg), 1024):
-            block = neg[lo : lo + 1024]
-            sim = np.asarray(vectors[rows_u[block]], dtype=np.float64) @ vp.T
+        # The positive side's vectors once per target, the negative side's a block at a time
+        # (spill.take: a memory-mapped corpus leaves no pages resident). Similarities are
+        # screened in float32 with a margin wider than its rounding error, then computed in
+        # float64 on the few pairs that pass: the same pairs as a float64 product of all.
+        vp = take(vectors, rows_u[pos])
+        vp32 = vp.astype(np.float32, copy=False)
+        vp_norm = float(np.sqrt(np.max(np.sum(vp32**2, axis=1))))
+        for lo in range(0, len(neg), _ALIGNED_BLOCK):
+            block = neg[lo : lo + _ALIGNED_BLOCK]
+            vb = take(vectors, rows_u[block])
+            vb32 = vb.astype(np.float32, copy=False)
+            margin = _SCREEN * max(1.0, vp_norm * float(np.sqrt(np.max(np.sum(vb32**2, axis=1)))))
+            ii, jj = np.nonzero(vb32 @ vp32.T >= threshold - margin)
             # the similar pairs first (few), then the other tests on those pairs only
-            ii, jj = np.nonzero(sim >= threshold)
             ok = source_u[block[ii]] != source_u[pos[jj]]
             if dated:
                 # an undated article cannot show that it reports the same event
                 ok &= np.abs(day[block[ii]] - day[pos[jj]]) <= max_days
             ii, jj = ii[ok], jj[ok]
+            # float64 on the rows and columns that hold a candidate
+            ui, ri = np.unique(ii, return_inverse=True)
+            uj, rj = np.unique(jj, return_inverse=True)
+            sim = (vb[ui].astype(np.float64) @ vp[uj].astype(np.float64).T)[ri, rj]
+            ok = sim >= threshold
+            ii, jj, sim = ii[ok], jj[ok], sim[ok]
             if min_shared > 0 and len(ii):
                 shared = np.array(
                     [
@@ -1098,10 +1119,10 @@ def aligned_claims(
                     ],
                     dtype=bool,
                 )
-                ii, jj = ii[shared], jj[shared]
+                ii, jj, sim = ii[shared], jj[shared], sim[shared]
             cand_a.append(block[ii])
             cand_b.append(pos[jj])
-            cand_sim.append(sim[ii, jj])
+            cand_sim.append(sim)
             # Bound memory on corpora full of near-duplicates: keep the best candidates (ties
             # included, so the final ranking does not depend on block boundaries).
             if sum(map(len, cand_a)) > 4 * max_pairs:

@@ -6,8 +6,9 @@ than one partition, each partition's vectors go to a file in the system's tempor
 read-only memory map of one file, in partition order, unlinked at once (the mapping keeps it
 alive; nothing is left behind, even after a crash). Code that reads the whole array does it
 in blocks (:func:`blocks`) and hands the pages back to the kernel after each one
-(:func:`release`), so resident memory holds a block, not the corpus. The values are the
-same bytes as the in-memory array would hold: the tables do not depend on where they live.
+(:func:`release`), so resident memory holds a block, not the corpus; rows picked here and there
+are gathered the same way (:func:`take`). The values are the same bytes as the in-memory array
+would hold: the tables do not depend on where they live.
 """
 
 from __future__ import annotations
@@ -53,6 +54,28 @@ def blocks(array: np.ndarray, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, np.
     for lo in range(0, len(array), rows):
         yield lo, array[lo : lo + rows]
         release(array)
+
+
+def take(array: np.ndarray, rows: np.ndarray, span: int = BLOCK_ROWS) -> np.ndarray:
+    """Return ``array[rows]`` (a new in-memory array in ``array``'s dtype).
+
+    A memory-mapped ``array`` is read in ascending row order, ``span`` rows of the file at a
+    time, its pages released after each span, so resident memory holds the result and one
+    span's pages (the whole file's when fancy-indexed at once).
+    """
+    import numpy as np
+
+    rows = np.asarray(rows, dtype=np.int64)
+    if _mapping(array) is None:
+        return np.asarray(array[rows])
+    out = np.empty((len(rows), *array.shape[1:]), dtype=array.dtype)
+    order = np.argsort(rows, kind="stable")
+    ranked = rows[order]
+    cuts = np.flatnonzero(np.diff(ranked // span)) + 1
+    for idx in np.split(order, cuts):
+        out[idx] = array[rows[idx]]
+        release(array)
+    return out
 
 
 class Spill:

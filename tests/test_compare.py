@@ -472,6 +472,62 @@ def test_compare_aligned_claims_found_on_a_constructed_pair():
     assert row["rank"] == 1
 
 
+def test_compare_aligned_claims_keep_every_pair_a_float64_product_keeps(tmp_path, monkeypatch):
+    """The float32 screen loses no pair: a pair exactly at the threshold is kept; same on a map."""
+    import tempfile
+
+    from stance import spill
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(compare, "_ALIGNED_BLOCK", 5)  # several negative blocks per target
+    mentions, articles, sentences, vectors = make_corpus(seed=3, n_articles=10, n_sentences=8)
+    units = compare.stance_units(mentions)
+    u = units[units["stance"].isin(["negative", "positive"])].reset_index(drop=True)
+    ids = zip(sentences.article_id, sentences.sentence_id, strict=True)
+    row = {(a, s): i for i, (a, s) in enumerate(ids)}
+    v64 = vectors.astype(np.float64)
+    pairs = {}
+    for i in np.flatnonzero(u["stance"] == "negative"):
+        for j in np.flatnonzero(u["stance"] == "positive"):
+            a, b = u.iloc[i], u.iloc[j]
+            if a["target"] == b["target"] and a["source"] != b["source"]:
+                va, vb = (
+                    v64[row[a.article_id, a.sentence_id]],
+                    v64[row[b.article_id, b.sentence_id]],
+                )
+                sim = float(va @ vb)
+                pairs[(a.article_id, a.sentence_id, b.article_id, b.sentence_id, a.target)] = sim
+    threshold = sorted(pairs.values())[-40]  # a realised similarity: one pair sits on it
+    want = {k for k, sim in pairs.items() if sim >= threshold}
+    cfg = {
+        "compare": {
+            "aligned_similarity": threshold,
+            "aligned_max_days": 0,
+            "aligned_min_shared": 0,
+            "aligned_max_pairs": 10_000,
+        }
+    }
+    out = compare.aligned_claims(units, sentences, vectors, articles, config=cfg)
+    got = set(
+        zip(
+            out.article_id_a,
+            out.sentence_id_a,
+            out.article_id_b,
+            out.sentence_id_b,
+            out.target,
+            strict=True,
+        )
+    )
+    assert len(want) >= 40 and got == want
+    assert out["similarity"].min() == threshold
+    with spill.Spill() as s:
+        mapped = s.join([s.put(vectors)])
+    assert spill._mapping(mapped) is not None
+    pd.testing.assert_frame_equal(
+        compare.aligned_claims(units, sentences, mapped, articles, config=cfg), out
+    )
+
+
 def test_compare_aligned_claims_rejects_misaligned_vectors(corpus):
     mentions, articles, sentences, vectors = corpus
     with pytest.raises(ValueError, match="one row per sentence"):

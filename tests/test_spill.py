@@ -57,6 +57,25 @@ def test_spill_release_gives_the_pages_back(tmp_path, monkeypatch):
     assert float(big[-1, -1]) == 1.0  # still readable after the release
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_spill_take_gathers_rows_and_leaves_few_pages(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((16_384 * 8, 256)).astype(np.float32)  # 128 MiB
+    rows = rng.choice(len(a), size=20_000)  # unsorted, with repeats
+    with spill.Spill() as s:
+        mapped = s.join([s.put(a)])
+    spill.release(mapped)
+    before = _rss_file_kib()
+    got = spill.take(mapped, rows)
+    assert _rss_file_kib() - before < 24 * 1024  # a span's pages at most, not the file's
+    assert got.dtype == np.float32 and np.array_equal(got, a[rows])
+    assert np.array_equal(spill.take(a, rows), a[rows])  # in memory: plain indexing
+    assert spill.take(mapped, np.zeros(0, dtype=int)).shape == (0, 256)
+
+
 def test_save_vectors_writes_what_np_save_writes(tmp_path):
     rng = np.random.default_rng(1)
     a = rng.standard_normal((40_000, 6)).astype(np.float32)
