@@ -26,7 +26,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -499,31 +499,68 @@ def _fit_sample(article_ids: np.ndarray, cap: int, seed: int) -> np.ndarray:
     return mask
 
 
-def _ctfidf_keywords(texts: list[str], labels: list[str], n_keywords: int) -> dict[str, list[str]]:
+#: Sentences counted per chunk by :func:`_ctfidf_keywords`.
+_COUNT_CHUNK = 100_000
+
+
+def _ctfidf_keywords(
+    texts: Sequence[str], labels: Sequence[str] | np.ndarray, n_keywords: int
+) -> dict[str, list[str]]:
     """Class-based TF-IDF (BERTopic's formula) keywords per label, over all labels at once."""
     import numpy as np
     from scipy import sparse
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
     classes = sorted(set(labels))
-    stop = sorted(ENGLISH_STOP_WORDS | _STOP_EXTRA)
-    vec = CountVectorizer(
-        lowercase=True, stop_words=stop, token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z\-]{2,}\b", min_df=1
-    )
-    # Counted per sentence and summed per class: the same counts as one document per class
-    # (a token never spans the space that joined them), without a class's whole text and its
-    # token list in memory at once (gigabytes on a corpus of a million sentences).
-    try:
-        per_text = vec.fit_transform(texts)
-    except ValueError:  # empty vocabulary
-        return {c: [] for c in classes}
     index = {c: i for i, c in enumerate(classes)}
-    member = sparse.csr_matrix(
-        (np.ones(len(labels)), ([index[c] for c in labels], np.arange(len(labels)))),
-        shape=(len(classes), len(labels)),
+    stop = sorted(ENGLISH_STOP_WORDS | _STOP_EXTRA)
+    # Counted per sentence and summed per class: the same counts as one document per class
+    # (a token never spans the space that joined them). A chunk of sentences at a time, its
+    # class-by-term counts added into one table: never a whole corpus's tokens in memory.
+    vocabulary: dict[str, int] = {}
+    cls_parts: list[np.ndarray] = []
+    term_parts: list[np.ndarray] = []
+    count_parts: list[np.ndarray] = []
+    for lo in range(0, len(texts), _COUNT_CHUNK):
+        chunk = list(map(str, np.asarray(texts[lo : lo + _COUNT_CHUNK], dtype=object)))
+        codes = np.array([index[c] for c in labels[lo : lo + _COUNT_CHUNK]], dtype=np.int64)
+        vec = CountVectorizer(
+            lowercase=True,
+            stop_words=stop,
+            token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z\-]{2,}\b",
+            min_df=1,
+        )
+        try:
+            per_text = vec.fit_transform(chunk)
+        except ValueError:  # no word in this chunk
+            continue
+        member = sparse.csr_matrix(
+            (np.ones(len(chunk)), (codes, np.arange(len(chunk)))), shape=(len(classes), len(chunk))
+        )
+        chunk_counts = (member @ per_text).tocoo()
+        names = vec.get_feature_names_out()
+        to_global = np.array([vocabulary.setdefault(str(w), len(vocabulary)) for w in names])
+        cls_parts.append(chunk_counts.row.astype(np.int64))
+        term_parts.append(to_global[chunk_counts.col])
+        count_parts.append(chunk_counts.data)
+    if not vocabulary:  # empty vocabulary
+        return {c: [] for c in classes}
+    # columns in alphabetical order, as one CountVectorizer over all texts would have them
+    words = sorted(vocabulary)
+    column = np.empty(len(words), dtype=np.int64)
+    column[[vocabulary[w] for w in words]] = np.arange(len(words))
+    counts = (
+        sparse.coo_matrix(
+            (
+                np.concatenate(count_parts),
+                (np.concatenate(cls_parts), column[np.concatenate(term_parts)]),
+            ),
+            shape=(len(classes), len(words)),
+        )
+        .toarray()
+        .astype(np.float64)
     )
-    counts = (member @ per_text).toarray().astype(np.float64)
-    vocab = np.array(vec.get_feature_names_out())
+    vocab = np.array(words, dtype=object)
     tf = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
     avg_words = counts.sum() / max(len(classes), 1)
     idf = np.log(1.0 + avg_words / np.maximum(counts.sum(axis=0), 1.0))
@@ -1113,7 +1150,9 @@ class TopicModel:
         pos = np.arange(len(rows)) - starts[seg] if len(rows) else np.zeros(0)
         weights = 1.0 / (1.0 + pos / _LEDE_DECAY)
         out = np.zeros((len(starts), vectors.shape[1]))
-        np.add.at(out, seg, np.asarray(vectors, dtype=np.float64)[rows] * weights[:, None])
+        weighted = np.asarray(vectors[rows], dtype=np.float64)
+        weighted *= weights[:, None]
+        np.add.at(out, seg, weighted)
         out = _normalize(out)
         titles = self._titles_now
         if titles:
@@ -1250,8 +1289,10 @@ class TopicModel:
         import numpy as np
         import pandas as pd
 
-        texts = sentences["sentence"].astype(str).to_numpy()
-        kw = _ctfidf_keywords(list(texts), list(labels), self.n_keywords) if len(texts) else {}
+        # the column as it is (Arrow strings): a chunk or a topic's members become Python
+        # strings when read, never the whole corpus at once
+        texts = sentences["sentence"].astype(str).array
+        kw = _ctfidf_keywords(texts, labels, self.n_keywords) if len(texts) else {}
         rows = []
         topics = [*self.named_ids_, *self.discovered_ids_, NOISE]
         vecs = self._topic_vectors()

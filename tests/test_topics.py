@@ -637,3 +637,20 @@ def test_topics_top_k_stable_matches_a_full_stable_sort(monkeypatch, block):
         for k in (1, 5, 8):
             want = np.argsort(-sims, axis=1, kind="stable")[:, :k]
             assert np.array_equal(topics._top_k_stable(sims, k), want)
+
+
+def test_topics_ctfidf_counts_chunk_by_chunk_as_one_pass(monkeypatch):
+    """Counting a chunk of sentences at a time gives the keywords of one pass over all."""
+    rng = np.random.default_rng(5)
+    words = ["Libya", "Haftar", "Tripoli", "Aegean", "Greece", "drills", "Kabul", "Taliban"]
+    words += ["ceasefire", "talks", "oil", "navy", "the", "a", "x-ray", "co-op", "42"]
+    texts = [" ".join(rng.choice(words, size=rng.integers(0, 9))) for _ in range(500)]
+    labels = np.array([f"t{k}" for k in rng.integers(0, 6, len(texts))], dtype=object)
+    as_arrow = pd.array(texts, dtype="str")
+    monkeypatch.setattr(topics, "_COUNT_CHUNK", 10**9)
+    whole = topics._ctfidf_keywords(texts, labels, 5)
+    assert any(whole.values()) and set(whole) == set(labels)
+    for chunk in (1, 7, 128):
+        monkeypatch.setattr(topics, "_COUNT_CHUNK", chunk)
+        assert topics._ctfidf_keywords(as_arrow, labels, 5) == whole
+    assert topics._ctfidf_keywords(["", "a b"], np.array(["x", "y"]), 3) == {"x": [], "y": []}
