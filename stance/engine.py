@@ -11,7 +11,7 @@ module knows nothing of the stages.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -157,7 +157,7 @@ class Runner:
     def map(
         self,
         fn: Callable[..., Any],
-        parts: Sequence[Any],
+        parts: Collection[Any],
         *,
         shared: dict[str, Any] | None = None,
         progress: bool = True,
@@ -168,7 +168,7 @@ class Runner:
 
         Args:
             fn: A module-level function (Dask workers import it by name).
-            parts: The partitions, in order.
+            parts: The partitions, in order (in this process, any sized iterable of them).
             shared: Keyword arguments of every call. On Dask they are sent to each worker
                 once and stay in its memory while the tasks run, so an object that loads a
                 model on first use loads it once per worker.

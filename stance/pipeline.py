@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stance.batching import trim_heap, usable_cores
+from stance.batching import can_fork, trim_heap, usable_cores
 from stance.config import Settings, load_settings, write_cache_file
 from stance.schema import (
     MENTION_COLUMNS,
@@ -200,13 +200,24 @@ def _code_and_libraries(modules: tuple[Any, ...], libraries: tuple[str, ...]) ->
     }
 
 
+#: Rows hashed at a time by :func:`_frames_digest`.
+_HASH_ROWS = 100_000
+
+
 def _frames_digest(h: Any, *frames: pd.DataFrame) -> None:
-    """Feed the column names, dtypes and row hashes of ``frames`` into the hash ``h``."""
+    """Feed the column names, dtypes and row hashes of ``frames`` into the hash ``h``.
+
+    A row's hash depends on that row alone, so hashing a block of rows at a time feeds the
+    same bytes as hashing the whole frame, without a whole string column's Python objects in
+    memory at once (a gigabyte on the full AllSides corpus).
+    """
     import pandas as pd
 
     for frame in frames:
         h.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
-        h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        for lo in range(0, len(frame), _HASH_ROWS):
+            rows = frame.iloc[lo : lo + _HASH_ROWS]
+            h.update(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes())
 
 
 def _topics_key(
@@ -366,6 +377,69 @@ class PartitionResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class _Prepared:
+    """A partition segmented and its mentions found (capped): what needs no model."""
+
+    sentences: pd.DataFrame
+    mentions: pd.DataFrame
+    empty: list[str]
+    capped: dict[str, int]
+    seconds: dict[str, float]
+
+
+def _prepare_partition(
+    articles: pd.DataFrame, *, settings: Settings, progress: bool = False
+) -> _Prepared:
+    """Segment one partition and find its mentions, capped per article (no model involved)."""
+    from stance import mentions, segment
+
+    timer = _Timer(log=False)
+    with timer.stage("segment"):
+        sentences = segment.segment(
+            articles, progress=progress, max_chars=settings.segment.max_sentence_chars
+        )
+    empty = sorted(set(articles["article_id"]) - set(sentences["article_id"]))
+    with timer.stage("mentions"):
+        found = mentions.extract_mentions(
+            sentences,
+            settings.targets_dict(),
+            progress=progress,
+            resolve=settings.mentions.resolve_references,
+        )
+        found, capped = _cap_per_article(found, settings.mentions.max_per_article)
+    return _Prepared(sentences, found, empty, capped, timer.seconds)
+
+
+def _finish_partition(
+    prepared: _Prepared,
+    *,
+    encoder: Encoder,
+    scorer: Scorer,
+    cache_dir: str | Path | None,
+    progress: bool = False,
+) -> PartitionResult:
+    """Embed a prepared partition's sentences and score its mentions."""
+    from stance import embed
+
+    timer = _Timer(log=False)
+    with timer.stage("embed"):
+        vectors = embed.embed_sentences(
+            prepared.sentences["sentence"].tolist(), encoder, cache_dir=cache_dir
+        )
+    with timer.stage("stance"):
+        found = prepared.mentions
+        if len(found):
+            scored = scorer(found, progress=progress)
+        else:
+            scored = found.assign(stance=[], stance_score=[])
+    trim_heap()  # the batches' many shapes fragment the C heap: hand the free part back
+    seconds = {**prepared.seconds, **timer.seconds}
+    return PartitionResult(
+        prepared.sentences, vectors, scored, prepared.empty, prepared.capped, seconds
+    )
+
+
 def analyze_partition(
     articles: pd.DataFrame,
     *,
@@ -388,33 +462,56 @@ def analyze_partition(
     Returns:
         A :class:`PartitionResult`; every row depends on its own article alone.
     """
-    from stance import embed, mentions, segment
+    prepared = _prepare_partition(articles, settings=settings, progress=progress)
+    return _finish_partition(
+        prepared, encoder=encoder, scorer=scorer, cache_dir=cache_dir, progress=progress
+    )
 
-    timer = _Timer(log=False)
-    with timer.stage("segment"):
-        sentences = segment.segment(
-            articles, progress=progress, max_chars=settings.segment.max_sentence_chars
-        )
-    empty = sorted(set(articles["article_id"]) - set(sentences["article_id"]))
-    with timer.stage("embed"):
-        vectors = embed.embed_sentences(
-            sentences["sentence"].tolist(), encoder, cache_dir=cache_dir
-        )
-    with timer.stage("mentions"):
-        found = mentions.extract_mentions(
-            sentences,
-            settings.targets_dict(),
-            progress=progress,
-            resolve=settings.mentions.resolve_references,
-        )
-        found, capped = _cap_per_article(found, settings.mentions.max_per_article)
-    with timer.stage("stance"):
-        if len(found):
-            scored = scorer(found, progress=progress)
-        else:
-            scored = found.assign(stance=[], stance_score=[])
-    trim_heap()  # the batches' many shapes fragment the C heap: hand the free part back
-    return PartitionResult(sentences, vectors, scored, empty, capped, timer.seconds)
+
+class _PreparedAhead:
+    """The partitions prepared (:func:`_prepare_partition`), the next one in a worker process.
+
+    Segmenting and finding mentions is single-threaded Python; embedding and scoring keep
+    every core busy. In one process the cores wait while a partition is segmented; here a
+    forked worker prepares partition ``k + 1`` while this process embeds and scores partition
+    ``k``. The results are the same objects as in this process (each depends on its own
+    articles alone). Where fork is not safe (not Linux), partitions are prepared here, in turn.
+    Iterating yields each partition's :class:`_Prepared`, in order.
+    """
+
+    def __init__(self, parts: list[pd.DataFrame], settings: Settings) -> None:
+        self.parts = parts
+        self.settings = settings
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def __contains__(self, item: object) -> bool:
+        return False
+
+    def __iter__(self) -> Iterator[_Prepared]:
+        import multiprocessing
+        import warnings
+        from concurrent.futures import ProcessPoolExecutor
+
+        parts, settings = self.parts, self.settings
+        if not can_fork() or len(parts) < 2:
+            for part in parts:
+                yield _prepare_partition(part, settings=settings)
+            return
+        # Forked (batching.can_fork) once, before any model runs: the worker runs regular
+        # expressions and pandas only, none of the libraries whose threads a fork could leave
+        # locked.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        with pool:
+            ahead = pool.submit(_prepare_partition, parts[0], settings=settings)
+            for k in range(len(parts)):
+                current = ahead.result()
+                if k + 1 < len(parts):
+                    ahead = pool.submit(_prepare_partition, parts[k + 1], settings=settings)
+                yield current
 
 
 def _gather(
@@ -577,19 +674,29 @@ def analyze(
                 return result
 
             with timer.stage("partitions"):
-                results = runner.map(
-                    analyze_partition,
-                    parts,
-                    shared={
-                        "settings": settings,
-                        "encoder": enc,
-                        "scorer": scorer,
-                        "cache_dir": cache_dir,
-                        "progress": inner,
-                    },
-                    progress=progress and not inner,
-                    on_result=spilled,
-                )
+                shared: dict[str, Any] = {
+                    "encoder": enc,
+                    "scorer": scorer,
+                    "cache_dir": cache_dir,
+                    "progress": inner,
+                }
+                if engine == "local" and len(parts) > 1:
+                    # the next partition is segmented while this one is embedded and scored
+                    results = runner.map(
+                        _finish_partition,
+                        _PreparedAhead(parts, settings),
+                        shared=shared,
+                        progress=progress,
+                        on_result=spilled,
+                    )
+                else:
+                    results = runner.map(
+                        analyze_partition,
+                        parts,
+                        shared={"settings": settings, **shared},
+                        progress=progress and not inner,
+                        on_result=spilled,
+                    )
             # the stages' time summed over partitions (on Dask: worker time, not wall time)
             for name in ("segment", "embed", "mentions", "stance"):
                 timer.seconds[name] = round(sum(r.seconds.get(name, 0.0) for r in results), 3)

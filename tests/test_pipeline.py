@@ -223,3 +223,58 @@ def test_pipeline_group_by_an_outlet_column(tmp_path: Path, fixture_corpus: Path
         stance.analyze(
             [fixture_corpus], sources=sources, config=cfg, encoder=FakeEncoder(), group_by="owner"
         )
+
+
+def test_pipeline_digest_of_a_frame_block_by_block_is_the_whole_frames(monkeypatch) -> None:
+    import hashlib
+
+    import numpy as np
+
+    from stance import pipeline
+
+    n = 1_001
+    frame = pd.DataFrame(
+        {
+            "a": pd.array([f"id{i % 97}" for i in range(n)], dtype="str"),
+            "b": np.linspace(0, 1, n),
+            "c": pd.Categorical(np.array(["x", "y", "z"])[np.arange(n) % 3]),
+            "d": [None if i % 13 == 0 else f"s{i}" for i in range(n)],
+        }
+    )
+    want = hashlib.sha256()
+    want.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
+    want.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    for rows in (1, 100, 10**6):
+        monkeypatch.setattr(pipeline, "_HASH_ROWS", rows)
+        got = hashlib.sha256()
+        pipeline._frames_digest(got, frame)
+        assert got.hexdigest() == want.hexdigest()
+
+
+def test_pipeline_prepares_the_next_partition_in_a_worker(fixture_corpus: Path, monkeypatch):
+    """The one-ahead worker process prepares exactly what this process would, in order."""
+    import multiprocessing
+    import sys
+
+    from stance import ingest, pipeline
+    from stance.config import load_settings
+
+    settings = load_settings(None)
+    articles, _ = ingest.ingest([fixture_corpus])
+    columns = articles[["article_id", "source", "text"]]
+    parts = [columns.iloc[lo : lo + 2] for lo in range(0, len(columns), 2)]
+    assert len(parts) >= 3
+    here = [pipeline._prepare_partition(p, settings=settings) for p in parts]
+    ahead = iter(pipeline._PreparedAhead(parts, settings))
+    got = [next(ahead)]
+    if sys.platform == "linux":
+        assert multiprocessing.active_children()  # preparing the next partition meanwhile
+    got += list(ahead)
+    monkeypatch.setattr(pipeline, "can_fork", lambda: False)
+    in_turn = list(pipeline._PreparedAhead(parts, settings))
+    assert len(got) == len(in_turn) == len(here)
+    for a, b, c in zip(got, in_turn, here, strict=True):
+        for x in (a, b):
+            pd.testing.assert_frame_equal(x.sentences, c.sentences)
+            pd.testing.assert_frame_equal(x.mentions, c.mentions)
+            assert (x.empty, x.capped, set(x.seconds)) == (c.empty, c.capped, set(c.seconds))
