@@ -468,20 +468,47 @@ def analyze_partition(
     )
 
 
+@contextmanager
+def _preparing_worker(engine: Engine) -> Iterator[Any]:
+    """Yield a one-process pool for :class:`_PreparedAhead`, forked at once (``None``: none).
+
+    Forked (:func:`stance.batching.can_fork`) before the corpus is read or a model loaded:
+    the worker's copy of this process is small, and it runs regular expressions and pandas
+    only, none of the libraries whose threads a fork could leave locked. Forked after the
+    ingest instead, the full corpus's worker held ~680 MB of private copies of pages.
+    """
+    import multiprocessing
+    import warnings
+    from concurrent.futures import ProcessPoolExecutor
+
+    if engine != "local" or not can_fork():
+        yield None
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    try:
+        pool.submit(int).result()  # the worker is forked on the first task: now
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 class _PreparedAhead:
     """The partitions prepared (:func:`_prepare_partition`), the next one in a worker process.
 
     Segmenting and finding mentions is single-threaded Python; embedding and scoring keep
-    every core busy. In one process the cores wait while a partition is segmented; here a
-    forked worker prepares partition ``k + 1`` while this process embeds and scores partition
-    ``k``. The results are the same objects as in this process (each depends on its own
-    articles alone). Where fork is not safe (not Linux), partitions are prepared here, in turn.
-    Iterating yields each partition's :class:`_Prepared`, in order.
+    every core busy. In one process a core waits while a partition is segmented; here the
+    worker (:func:`_preparing_worker`) prepares partition ``k + 1`` while this process embeds
+    and scores partition ``k``. The results are the same (each depends on its own articles
+    alone). Without a worker, partitions are prepared here, in turn. Iterating yields each
+    partition's :class:`_Prepared`, in order.
     """
 
-    def __init__(self, parts: list[pd.DataFrame], settings: Settings) -> None:
+    def __init__(self, parts: list[pd.DataFrame], settings: Settings, pool: Any = None) -> None:
         self.parts = parts
         self.settings = settings
+        self.pool = pool
 
     def __len__(self) -> int:
         return len(self.parts)
@@ -490,28 +517,17 @@ class _PreparedAhead:
         return False
 
     def __iter__(self) -> Iterator[_Prepared]:
-        import multiprocessing
-        import warnings
-        from concurrent.futures import ProcessPoolExecutor
-
-        parts, settings = self.parts, self.settings
-        if not can_fork() or len(parts) < 2:
+        parts, settings, pool = self.parts, self.settings, self.pool
+        if pool is None or len(parts) < 2:
             for part in parts:
                 yield _prepare_partition(part, settings=settings)
             return
-        # Forked (batching.can_fork) once, before any model runs: the worker runs regular
-        # expressions and pandas only, none of the libraries whose threads a fork could leave
-        # locked.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-        with pool:
-            ahead = pool.submit(_prepare_partition, parts[0], settings=settings)
-            for k in range(len(parts)):
-                current = ahead.result()
-                if k + 1 < len(parts):
-                    ahead = pool.submit(_prepare_partition, parts[k + 1], settings=settings)
-                yield current
+        ahead = pool.submit(_prepare_partition, parts[0], settings=settings)
+        for k in range(len(parts)):
+            current = ahead.result()
+            if k + 1 < len(parts):
+                ahead = pool.submit(_prepare_partition, parts[k + 1], settings=settings)
+            yield current
 
 
 def _gather(
@@ -626,8 +642,9 @@ def analyze(
     input_list = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
 
     # A Dask cluster starts (or a scheduler is reached) before any work and is closed
-    # once the partitions are back.
-    with open_engine(engine, scheduler, workers) as runner:
+    # once the partitions are back; on the local engine the worker that segments the next
+    # partition is forked now, while this process is small.
+    with open_engine(engine, scheduler, workers) as runner, _preparing_worker(engine) as worker:
         with timer.stage("ingest"):
             articles, report = ingest.ingest(
                 input_list,
@@ -684,7 +701,7 @@ def analyze(
                     # the next partition is segmented while this one is embedded and scored
                     results = runner.map(
                         _finish_partition,
-                        _PreparedAhead(parts, settings),
+                        _PreparedAhead(parts, settings, worker),
                         shared=shared,
                         progress=progress,
                         on_result=spilled,

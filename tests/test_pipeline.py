@@ -265,13 +265,18 @@ def test_pipeline_prepares_the_next_partition_in_a_worker(fixture_corpus: Path, 
     parts = [columns.iloc[lo : lo + 2] for lo in range(0, len(columns), 2)]
     assert len(parts) >= 3
     here = [pipeline._prepare_partition(p, settings=settings) for p in parts]
-    ahead = iter(pipeline._PreparedAhead(parts, settings))
-    got = [next(ahead)]
-    if sys.platform == "linux":
-        assert multiprocessing.active_children()  # preparing the next partition meanwhile
-    got += list(ahead)
+    with pipeline._preparing_worker("local") as worker:
+        assert (worker is not None) == (sys.platform == "linux")
+        if worker is not None:
+            assert len(multiprocessing.active_children()) == 1  # forked at once
+        got = list(pipeline._PreparedAhead(parts, settings, worker))
+    assert not multiprocessing.active_children()
+    with pipeline._preparing_worker("dask") as worker:
+        assert worker is None
     monkeypatch.setattr(pipeline, "can_fork", lambda: False)
-    in_turn = list(pipeline._PreparedAhead(parts, settings))
+    with pipeline._preparing_worker("local") as worker:
+        assert worker is None
+        in_turn = list(pipeline._PreparedAhead(parts, settings, worker))
     assert len(got) == len(in_turn) == len(here)
     for a, b, c in zip(got, in_turn, here, strict=True):
         for x in (a, b):
