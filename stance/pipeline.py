@@ -522,10 +522,20 @@ class _PreparedAhead:
             for part in parts:
                 yield _prepare_partition(part, settings=settings)
             return
+        from concurrent.futures.process import BrokenProcessPool
+
         ahead = pool.submit(_prepare_partition, parts[0], settings=settings)
         for k in range(len(parts)):
-            current = ahead.result()
-            if k + 1 < len(parts):
+            if ahead is None:
+                current = _prepare_partition(parts[k], settings=settings)
+            else:
+                try:
+                    current = ahead.result()
+                except BrokenProcessPool:  # the worker died (killed, out of memory)
+                    logger.warning("The segmenting worker stopped; segmenting in this process.")
+                    pool = ahead = None
+                    current = _prepare_partition(parts[k], settings=settings)
+            if pool is not None and k + 1 < len(parts):
                 ahead = pool.submit(_prepare_partition, parts[k + 1], settings=settings)
             yield current
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -283,3 +284,31 @@ def test_pipeline_prepares_the_next_partition_in_a_worker(fixture_corpus: Path, 
             pd.testing.assert_frame_equal(x.sentences, c.sentences)
             pd.testing.assert_frame_equal(x.mentions, c.mentions)
             assert (x.empty, x.capped, set(x.seconds)) == (c.empty, c.capped, set(c.seconds))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the worker is forked on Linux only")
+def test_pipeline_segments_in_this_process_when_the_worker_dies(
+    fixture_corpus: Path, caplog
+) -> None:
+    import os
+    import signal
+
+    from stance import ingest, pipeline
+    from stance.config import load_settings
+
+    settings = load_settings(None)
+    articles, _ = ingest.ingest([fixture_corpus])
+    columns = articles[["article_id", "source", "text"]]
+    parts = [columns.iloc[lo : lo + 2] for lo in range(0, len(columns), 2)]
+    here = [pipeline._prepare_partition(p, settings=settings) for p in parts]
+    with pipeline._preparing_worker("local") as worker:
+        ahead = iter(pipeline._PreparedAhead(parts, settings, worker))
+        got = [next(ahead)]
+        for pid in list(worker._processes):
+            os.kill(pid, signal.SIGKILL)
+        got += list(ahead)
+    assert "segmenting in this process" in caplog.text
+    assert len(got) == len(here)
+    for a, c in zip(got, here, strict=True):
+        pd.testing.assert_frame_equal(a.sentences, c.sentences)
+        pd.testing.assert_frame_equal(a.mentions, c.mentions)
