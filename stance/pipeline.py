@@ -1,8 +1,9 @@
 """Pipeline: the one orchestrator that runs the stages in order and writes a run directory.
 
-ingest (whole) → per partition of articles: segment → embed → mentions (capped per article) →
-stance model scores → gathered in partition order: topics (fitted on the whole corpus) →
-attribution → compare. Partitions run in this process or as Dask tasks (:mod:`stance.engine`);
+ingest (whole) → per partition of articles: segment → mentions (capped per article) → embed →
+stance model scores (locally, the next partition is segmented in a worker process meanwhile) →
+gathered in partition order: topics (fitted on the whole corpus) → attribution → compare.
+Partitions run in this process or as Dask tasks (:mod:`stance.engine`);
 every per-partition stage works article by article and the models score a text the same
 whatever else is in its batch, so the tables do not depend on the engine or the partition
 size. Stages never import each other; this module passes their tables along, times them and
@@ -487,9 +488,16 @@ def _preparing_worker(engine: Engine) -> Iterator[Any]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
         pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    from concurrent.futures.process import BrokenProcessPool
+
     try:
-        pool.submit(int).result()  # the worker is forked on the first task: now
-        yield pool
+        try:
+            pool.submit(int).result()  # the worker is forked on the first task: now
+        except (OSError, BrokenProcessPool) as exc:  # no process to spare: segment here
+            logger.warning("No segmenting worker (%s); segmenting in this process.", exc)
+            yield None
+        else:
+            yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
