@@ -74,6 +74,21 @@ def can_fork() -> bool:
     return sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
 
 
+def fork_pool(workers: int) -> Any:
+    """Return a ``ProcessPoolExecutor`` of ``workers`` forked processes (where :func:`can_fork`).
+
+    Python warns about forking a process with threads; the workers run numpy, pandas and
+    regular expressions only, none of the libraries whose threads a fork could leave locked.
+    """
+    import multiprocessing
+    import warnings
+    from concurrent.futures import ProcessPoolExecutor
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+
+
 def uniform_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Split row indices into batches of one length, at most ``batch_size`` rows each.
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
 
-from stance.batching import can_fork
+from stance.batching import can_fork, fork_pool
 from stance.config import CompareSettings, Settings, as_settings
 from stance.schema import (
     ALL_TOPICS,
@@ -819,10 +819,6 @@ def _map_pair_tasks(
     total: int,
 ) -> Iterator[list[tuple[Any, ...]]]:
     """Each task's rows, in task order: in this process, or in ``workers`` forked processes."""
-    import multiprocessing
-    import warnings
-    from concurrent.futures import ProcessPoolExecutor
-
     if workers == 1 or total < _PARALLEL_MIN_PAIRS or not can_fork():
         cell = None
         for target, topic, first, end, _ in tasks:
@@ -834,11 +830,8 @@ def _map_pair_tasks(
     # They run only numpy and pandas, none of the parent's threads' libraries.
     _WORK.update(frame=frame, by=by, settings=settings)
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-            with pool:
-                yield from pool.map(_pair_rows, tasks)
+        with fork_pool(workers) as pool:
+            yield from pool.map(_pair_rows, tasks)
     finally:
         _WORK.clear()
 

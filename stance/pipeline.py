@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stance.batching import can_fork, trim_heap, usable_cores
+from stance.batching import can_fork, fork_pool, trim_heap, usable_cores
 from stance.config import Settings, load_settings, write_cache_file
 from stance.schema import (
     MENTION_COLUMNS,
@@ -478,18 +478,12 @@ def _preparing_worker(engine: Engine) -> Iterator[Any]:
     only, none of the libraries whose threads a fork could leave locked. Forked after the
     ingest instead, the full corpus's worker held ~680 MB of private copies of pages.
     """
-    import multiprocessing
-    import warnings
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     if engine != "local" or not can_fork():
         yield None
         return
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-    from concurrent.futures.process import BrokenProcessPool
-
+    pool = fork_pool(1)
     try:
         try:
             pool.submit(int).result()  # the worker is forked on the first task: now
