@@ -152,6 +152,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MODEL",
         help="start from a trained stance model (a name or folder) instead of the base encoder",
     )
+    t.add_argument(
+        "--device",
+        default="cpu",
+        help="where to train: cpu (default) or a torch device such as cuda; same recipe",
+    )
 
     e = sub.add_parser("evaluate", help="evaluate the stance model")
     e.add_argument("dataset", choices=["newsmtsc", "opinion"])
@@ -275,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 "opinion": load_opinion_train(args.opinion_train) if args.opinion_train else None,
                 "opinion_repeat": args.opinion_repeat,
                 "init": args.init,
+                "device": args.device,
             } | ({"out_dir": args.out} if args.out else {})
             print(json.dumps(train_newsmtsc(args.data, **kwargs), indent=2, default=str))
         elif args.command == "evaluate":

@@ -987,7 +987,10 @@ class StanceScorer:
             )
             probs = torch.zeros((len(idx), len(LABELS)), dtype=torch.float64)
             for member in self.members:
-                logits = member(**batch).to(torch.float64)
+                where = next(member.parameters()).device
+                if where.type != "cpu":  # a model moved to an accelerator (training there)
+                    batch = {key: value.to(where) for key, value in batch.items()}
+                logits = member(**batch).to("cpu", torch.float64)
                 probs += torch.softmax(logits / temperature, dim=-1)
             return (probs / len(self.members)).numpy()
 

@@ -644,6 +644,7 @@ def train_newsmtsc(
     checkpoint_every_s: float = 900.0,
     resume: bool = False,
     init: str | Path | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Fine-tune the stance cross-encoder on NewsMTSC ``train.jsonl``.
 
@@ -713,6 +714,9 @@ def train_newsmtsc(
             member's weights every member starts from instead of the bare base encoder (e.g. a
             further distillation pass over a shipped student, at a lower learning rate); its
             base, target masking and LoRA setting must match.
+        device: Where the model trains (``"cpu"``, or a torch device such as ``"cuda"``); the
+            recipe and the written model are the same, the weights equal up to the device's
+            arithmetic.
 
     Returns:
         The written config: hyperparameters, per-member and ensemble dev metrics, wall time.
@@ -745,6 +749,15 @@ def train_newsmtsc(
     if resume and checkpoint_dir is None:
         raise ValueError("The 'resume' option needs a 'checkpoint_dir' to resume from.")
     lora = None if lora_rank is None else {"rank": lora_rank, "alpha": lora_alpha}
+    try:
+        dev_ = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"The 'device' parameter must be a torch device such as 'cpu' or 'cuda'. Got "
+            f"{device!r} instead."
+        ) from exc
+    if dev_.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"The 'device' parameter is {device!r}, but torch sees no CUDA device.")
     previous_threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)
@@ -766,6 +779,7 @@ def train_newsmtsc(
             "swap_names": swap_names,
             "n_members": n_members,
             "train_bf16": train_bf16,
+            "device": dev_.type,
             "limit": limit,
             "base": base,
             "lora": lora,
@@ -861,12 +875,16 @@ def train_newsmtsc(
             w = counts.sum() / (len(LABELS) * np.maximum(counts, 1.0))
             weights = torch.tensor(w, dtype=torch.float32)
         hyper["class_weights"] = None if weights is None else [round(float(x), 4) for x in weights]
+        labels = labels.to(dev_)
+        soft = None if soft is None else soft.to(dev_)
+        weights = None if weights is None else weights.to(dev_)
         teacher_probs = None
         if teacher is not None:
             teacher_scorer = load_model(teacher, "fp32")
             teacher_probs = torch.tensor(
                 _predict_pairs(teacher_scorer, train),
                 dtype=torch.float32,
+                device=dev_,
             )
             hyper["teacher"] = {
                 "model_id": teacher_scorer.config.get("model_id"),
@@ -888,7 +906,7 @@ def train_newsmtsc(
             # Word embeddings stay frozen (they are re-read from the pip package at load time),
             # except the marker rows, which are trained and shipped.
             emb.requires_grad_(True)
-            row_mask = torch.zeros(emb.shape[0], 1)
+            row_mask = torch.zeros(emb.shape[0], 1, device=dev_)
             row_mask[marker_ids] = 1.0
             emb.register_hook(lambda g, m=row_mask: g * m)
             # Start the markers from the embeddings of "<" and ">" (and the placeholder from
@@ -898,6 +916,8 @@ def train_newsmtsc(
                 emb[marker_ids] = emb[src].clone()
             if init_file is not None:
                 load_trained_state(model, init_file, tokenizer, lora=lora is not None)
+            # the parameters move in place: the marker-row hook stays on the embedding
+            model.to(dev_)
 
             no_decay = ("bias", "LayerNorm.weight", "word_embeddings")
             encoder_params = [
@@ -1002,7 +1022,8 @@ def train_newsmtsc(
                     batch = collate(
                         [ids[i] for i in idx], [types[i] for i in idx], [markers[i] for i in idx]
                     )
-                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=train_bf16):
+                    batch = {key: value.to(dev_) for key, value in batch.items()}
+                    with torch.autocast(dev_.type, dtype=torch.bfloat16, enabled=train_bf16):
                         logits = model(**batch)
                     if soft is not None:
                         loss = _transfer_loss(
@@ -1065,7 +1086,12 @@ def train_newsmtsc(
                         "metrics": metrics,
                         "probs": {n: v.tolist() for n, v in probs.items()},
                     }
-                    best_state = trained_state_dict(model, marker_ids, lora=lora is not None)
+                    best_state = {
+                        key: value.cpu()
+                        for key, value in trained_state_dict(
+                            model, marker_ids, lora=lora is not None
+                        ).items()
+                    }
                     if ckpt is not None:
                         ckpt.save_best(best_state)
                 run.update(epoch=epoch + 1, step=0, running=0.0, epoch_s=0.0, rng_epoch_start=None)

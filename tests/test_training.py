@@ -156,6 +156,7 @@ def test_training_smoke_train_and_evaluate(tiny_newsmtsc, tmp_path):
     assert config["train_wall_time_s"] > 0
     saved = json.loads((out / "config.json").read_text())
     assert saved["hyperparameters"]["seed"] == 0
+    assert saved["hyperparameters"]["device"] == "cpu"
 
     t = training.fit_temperature(out, tiny_newsmtsc)
     assert 0.5 <= t <= 4.0
@@ -237,11 +238,20 @@ def test_training_init_starts_from_a_trained_model(tiny_newsmtsc, tmp_path):
         ({"resume": True}, "'resume' option needs a 'checkpoint_dir'"),
         ({"base": "bert-large"}, "'base' parameter must be one of"),
         ({"lora_rank": 0}, "'lora_rank' parameter must be >= 1"),
+        ({"device": "gpu0"}, "'device' parameter must be a torch device"),
     ],
 )
 def test_training_rejects_bad_options(tiny_newsmtsc, kwargs, match):
     with pytest.raises(ValueError, match=match):
         training.train_newsmtsc(tiny_newsmtsc, progress=False, **kwargs)
+
+
+def test_training_refuses_cuda_where_there_is_none(tiny_newsmtsc, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="sees no CUDA device"):
+        training.train_newsmtsc(tiny_newsmtsc, progress=False, device="cuda")
 
 
 @pytest.mark.slow
