@@ -760,7 +760,9 @@ def analyze(
             cache_dir=cache_dir / "topics",
             key=_topics_key(sentences, vectors_digest, settings, articles, enc.model_id),
         )
-        sentences["topic"] = topic_result.topic.astype(str).to_numpy()
+        topic = topic_result.topic.astype(str)
+        # as in topics._coords_frame: no Python string per row when the column is already text
+        sentences["topic"] = topic.array if topic.dtype == "str" else topic.to_numpy()
     with timer.stage("attribution"):
         row = pd.MultiIndex.from_frame(sentences[["article_id", "sentence_id"]]).get_indexer(
             pd.MultiIndex.from_frame(scored[["article_id", "sentence_id"]])

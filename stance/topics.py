@@ -960,7 +960,7 @@ class TopicModel:
         if whole:
             own = self._own_similarity(ctx, labels)
         else:
-            labels, own = self._label_rest(sentences, vectors, articles, labels, ctx, xy)
+            labels, own = self._label_rest(sentences, vectors, articles, labels, ctx, xy, all_aids)
         del ctx
         release(vectors)
         self.labels_ = pd.Series(labels, index=sentences.index, name="topic")
@@ -980,20 +980,29 @@ class TopicModel:
         fit_labels: np.ndarray,
         fit_ctx: np.ndarray,
         xy: np.ndarray | None,
+        all_aids: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Label the articles outside the fit sample, a block of whole articles at a time.
 
         Each block goes through :meth:`assign`'s computation; its map positions (``xy``,
         filled in place) come from its nearest fitted neighbours. Returns the labels of all
         rows (the fit's own for the sample) and each row's similarity to its topic's vector.
+        ``all_aids`` holds every row's article id as a string.
+
+        The labels are an object array whose rows share one string per topic: a million rows
+        cost 8 MB, where a string per row (or a fixed-width text array) cost hundreds.
         """
         import numpy as np
 
         mask = self.fit_mask_
-        all_aids = sentences["article_id"].astype(str).to_numpy()
         labels = np.empty(len(sentences), dtype=object)
         own = np.zeros(len(sentences))
-        labels[mask] = fit_labels
+        shared: dict[str, str] = {}
+
+        def one_each(values: np.ndarray) -> list[str]:
+            return [shared.setdefault(v, v) for v in values.tolist()]
+
+        labels[mask] = one_each(fit_labels)
         own[mask] = self._own_similarity(fit_ctx, fit_labels)
         ref_xy = xy[mask] if xy is not None else None
         if ref_xy is not None:
@@ -1019,12 +1028,12 @@ class TopicModel:
                 block = self._merged(
                     self._assign_features(np.asarray(vectors[rest]), ctx, hits, level, aids)
                 )
-                labels[rest] = block
+                labels[rest] = one_each(block)
                 own[rest] = self._own_similarity(ctx, block)
                 if xy is not None and ref_xy is not None:
                     xy[rest] = self._place(ctx, anchor_ctx, anchor_xy)
                 release(vectors)
-        return labels.astype(str), own
+        return labels, own
 
     def _topic_vectors(self) -> dict[str, np.ndarray]:
         """Each topic's vector: a named topic's description, a discovered topic's centroid."""
@@ -1392,9 +1401,12 @@ class TopicModel:
         import numpy as np
         import pandas as pd
 
+        aids = sentences["article_id"]
         return pd.DataFrame(
             {
-                "article_id": sentences["article_id"].to_numpy(),
+                # a default-string column is passed as it is: ``to_numpy`` would make a Python
+                # string per row (~130 MB a million rows), turned back into this dtype here
+                "article_id": aids.array if aids.dtype == "str" else aids.to_numpy(),
                 "sentence_id": sentences["sentence_id"].to_numpy(),
                 "x": np.round(xy[:, 0], 6).astype(np.float64),
                 "y": np.round(xy[:, 1], 6).astype(np.float64),

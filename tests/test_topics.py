@@ -323,6 +323,7 @@ def test_topics_fit_on_sample_then_assign(config, monkeypatch):
     mask = result.model.fit_mask_
     assert 0 < mask.sum() <= 40 < len(sentences)
     assert result.model.assign(sentences, vectors, articles=articles).equals(result.topic)
+    assert result.topic.dtype == "str" and result.coords["article_id"].dtype == "str"
     assert int(result.table["size"].sum()) == len(sentences)
     assert np.isfinite(result.coords[["x", "y"]].to_numpy()).all()
     # the articles outside the sample are labelled a block at a time: the block size changes
@@ -346,6 +347,30 @@ def test_topics_fit_on_sample_then_assign(config, monkeypatch):
     xy, xy_all = few[0].coords[["x", "y"]].to_numpy(), result.coords[["x", "y"]].to_numpy()
     assert np.array_equal(xy[mask], xy_all[mask]) and np.isfinite(xy).all()
     assert not np.array_equal(xy[~mask], xy_all[~mask])
+
+
+def test_topics_sampled_labels_hold_one_string_per_topic(config, monkeypatch):
+    # a million rows' labels must not cost a string each (hundreds of MB at full scale)
+    sentences, articles = fake_corpus(n_syria=8)
+    vectors = fake_encode(sentences["sentence"].tolist())
+    cfg = copy.deepcopy(config)
+    cfg["topics"]["max_fit_sentences"] = 40
+    seen = []
+    label_rest = topics.TopicModel._label_rest
+
+    def spy(self, *args, **kwargs):
+        labels, own = label_rest(self, *args, **kwargs)
+        seen.append(labels)
+        return labels, own
+
+    monkeypatch.setattr(topics.TopicModel, "_label_rest", spy)
+    result = topics.run_topics(
+        sentences, vectors, cfg, fake_encode, articles=articles, progress=False
+    )
+    (labels,) = seen
+    assert labels.dtype == object and len(labels) == len(sentences)
+    assert len({id(x) for x in labels}) == len(set(labels.tolist())) > 1
+    assert list(labels) == result.topic.tolist()
 
 
 def test_topics_place_anchors_are_a_seeded_sorted_subset():
