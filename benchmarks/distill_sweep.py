@@ -55,7 +55,7 @@ def _pairs(args: argparse.Namespace) -> dict[str, Any]:
     """The transfer set, the opinion training pairs and the rebuilt opinion evaluation pairs."""
     if args.prebuilt:
         with gzip.open(args.prebuilt, "rb") as handle:
-            return pickle.load(handle)  # noqa: S301 - a file this script wrote
+            return pickle.load(handle)  # a file this script wrote (--prebuild)
     from stance.opinion import load_pairs, rebuild_pairs
     from stance.training import load_opinion_train, load_transfer
 
@@ -156,7 +156,7 @@ def main() -> None:
     started = time.time()
     procs = {}
     for name in names:  # one process per student: on a GPU they share the device
-        log = open(Path(args.runs) / f"{name}.log", "w", encoding="utf-8")  # noqa: SIM115
+        log = open(Path(args.runs) / f"{name}.log", "w", encoding="utf-8")
         cmd = [sys.executable, __file__, *sys.argv[1:], "--train-one", name]
         procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
     failed = [n for n, p in procs.items() if p.wait() != 0]
