@@ -892,6 +892,13 @@ def to_precision(model: Any, precision: str) -> Any:
     return model
 
 
+def _device_of(member: Any) -> Any:
+    """Return the torch device of a member's weights (``None``: a plain callable, no weights)."""
+    parameters = getattr(member, "parameters", None)
+    first = next(iter(parameters()), None) if callable(parameters) else None
+    return None if first is None else first.device
+
+
 @dataclass
 class StanceScorer:
     """A loaded stance model: tokenizer, one or more ensemble members and their metadata."""
@@ -987,8 +994,8 @@ class StanceScorer:
             )
             probs = torch.zeros((len(idx), len(LABELS)), dtype=torch.float64)
             for member in self.members:
-                where = next(member.parameters()).device
-                if where.type != "cpu":  # a model moved to an accelerator (training there)
+                where = _device_of(member)
+                if where is not None and where.type != "cpu":  # moved to an accelerator
                     batch = {key: value.to(where) for key, value in batch.items()}
                 logits = member(**batch).to("cpu", torch.float64)
                 probs += torch.softmax(logits / temperature, dim=-1)
