@@ -66,6 +66,11 @@ def _pairs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _write_pairs(path: str | Path, pairs: dict[str, Any]) -> None:
+    with gzip.open(path, "wb", compresslevel=9) as handle:
+        pickle.dump(pairs, handle)
+
+
 def train_one(args: argparse.Namespace, name: str) -> None:
     from stance.training import train_newsmtsc
 
@@ -142,8 +147,7 @@ def main() -> None:
     if not args.prebuilt and not args.allsides:
         ap.error("--allsides is needed unless --prebuilt names the rebuilt pairs")
     if args.prebuild:
-        with gzip.open(args.prebuild, "wb", compresslevel=9) as handle:
-            pickle.dump(_pairs(args), handle)
+        _write_pairs(args.prebuild, _pairs(args))
         return
     if args.train_one:
         train_one(args, args.train_one)
@@ -154,13 +158,18 @@ def main() -> None:
         ap.error(f"unknown variants {unknown}; known: {sorted(VARIANTS)}")
     Path(args.runs).mkdir(parents=True, exist_ok=True)
     started = time.time()
+    # rebuilt once, here: every student's process reads the file instead of the AllSides corpus
+    pairs = _pairs(args)
+    if not args.prebuilt:
+        args.prebuilt = str(Path(args.runs) / "pairs.pkl.gz")
+        _write_pairs(args.prebuilt, pairs)
     procs = {}
     for name in names:  # one process per student: on a GPU they share the device
         log = open(Path(args.runs) / f"{name}.log", "w", encoding="utf-8")
-        cmd = [sys.executable, __file__, *sys.argv[1:], "--train-one", name]
+        cmd = [sys.executable, __file__, *sys.argv[1:], "--prebuilt", args.prebuilt]
+        cmd += ["--train-one", name]
         procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
     failed = [n for n, p in procs.items() if p.wait() != 0]
-    pairs = _pairs(args)
     results = {
         name: evaluate(args, name, pairs["opinion_eval"]) for name in names if name not in failed
     }

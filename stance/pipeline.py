@@ -31,6 +31,7 @@ from stance.schema import (
     MENTION_EXTRA_COLUMNS,
     SENTENCE_COLUMNS,
     SUMMARY_COLUMNS,
+    text_values,
 )
 from stance.spill import Spill, blocks
 
@@ -760,9 +761,7 @@ def analyze(
             cache_dir=cache_dir / "topics",
             key=_topics_key(sentences, vectors_digest, settings, articles, enc.model_id),
         )
-        topic = topic_result.topic.astype(str)
-        # as in topics._coords_frame: no Python string per row when the column is already text
-        sentences["topic"] = topic.array if topic.dtype == "str" else topic.to_numpy()
+        sentences["topic"] = text_values(topic_result.topic.astype(str))
     with timer.stage("attribution"):
         row = pd.MultiIndex.from_frame(sentences[["article_id", "sentence_id"]]).get_indexer(
             pd.MultiIndex.from_frame(scored[["article_id", "sentence_id"]])

@@ -726,7 +726,7 @@ def _is_shipped(key: str, lora: bool) -> bool:
 def trained_state_dict(
     model: Any, marker_ids: Sequence[int], *, lora: bool = False
 ) -> dict[str, Any]:
-    """Return the trained weights in fp16.
+    """Return the trained weights in fp16, on the CPU (wherever the model trained).
 
     That is the head, the marker embedding rows and either every other encoder weight except
     the word embeddings (full fine-tuning) or the LoRA matrices.
@@ -734,12 +734,12 @@ def trained_state_dict(
     import torch
 
     state = {
-        k: v.detach().to(torch.float16).contiguous()
+        k: v.detach().to("cpu", torch.float16).contiguous()
         for k, v in model.state_dict().items()
         if _is_shipped(k, lora)
     }
     emb = model.encoder.embeddings.word_embeddings.weight.detach()
-    state["marker_embeddings"] = emb[list(marker_ids)].to(torch.float16).contiguous()
+    state["marker_embeddings"] = emb[list(marker_ids)].to("cpu", torch.float16).contiguous()
     return state
 
 
@@ -988,14 +988,16 @@ class StanceScorer:
             [todo[j] for j in b] for b in uniform_batches([len(ids[i]) for i in todo], batch_size)
         ]
 
+        # a member moved to an accelerator (training there) is given its batches there
+        devices = [_device_of(member) for member in self.members]
+
         def run(idx: list[int]) -> np.ndarray:
             batch = collate(
                 [ids[i] for i in idx], [types[i] for i in idx], [markers[i] for i in idx]
             )
             probs = torch.zeros((len(idx), len(LABELS)), dtype=torch.float64)
-            for member in self.members:
-                where = _device_of(member)
-                if where is not None and where.type != "cpu":  # moved to an accelerator
+            for member, where in zip(self.members, devices, strict=True):
+                if where is not None and where.type != "cpu":
                     batch = {key: value.to(where) for key, value in batch.items()}
                 logits = member(**batch).to("cpu", torch.float64)
                 probs += torch.softmax(logits / temperature, dim=-1)

@@ -1401,12 +1401,11 @@ class TopicModel:
         import numpy as np
         import pandas as pd
 
-        aids = sentences["article_id"]
+        from stance.schema import text_values
+
         return pd.DataFrame(
             {
-                # a default-string column is passed as it is: ``to_numpy`` would make a Python
-                # string per row (~70 MB a million rows), turned back into this dtype here
-                "article_id": aids.array if aids.dtype == "str" else aids.to_numpy(),
+                "article_id": text_values(sentences["article_id"]),
                 "sentence_id": sentences["sentence_id"].to_numpy(),
                 "x": np.round(xy[:, 0], 6).astype(np.float64),
                 "y": np.round(xy[:, 1], 6).astype(np.float64),

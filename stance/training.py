@@ -1086,12 +1086,7 @@ def train_newsmtsc(
                         "metrics": metrics,
                         "probs": {n: v.tolist() for n, v in probs.items()},
                     }
-                    best_state = {
-                        key: value.cpu()
-                        for key, value in trained_state_dict(
-                            model, marker_ids, lora=lora is not None
-                        ).items()
-                    }
+                    best_state = trained_state_dict(model, marker_ids, lora=lora is not None)
                     if ckpt is not None:
                         ckpt.save_best(best_state)
                 run.update(epoch=epoch + 1, step=0, running=0.0, epoch_s=0.0, rng_epoch_start=None)
