@@ -272,13 +272,13 @@ def _term_pattern(terms: list[str]) -> re.Pattern[str] | None:
 
 def _article_groups(article_ids: np.ndarray) -> list[tuple[int, int]]:
     """(start, stop) row ranges of consecutive runs of the same article id."""
-    bounds = []
-    start = 0
-    for i in range(1, len(article_ids) + 1):
-        if i == len(article_ids) or article_ids[i] != article_ids[start]:
-            bounds.append((start, i))
-            start = i
-    return bounds
+    import numpy as np
+
+    ids = np.asarray(article_ids)
+    if not len(ids):
+        return []
+    cuts = [0, *(np.flatnonzero(ids[1:] != ids[:-1]) + 1).tolist(), len(ids)]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
 def _boundaries(sentences: pd.DataFrame, texts: dict[str, str]) -> np.ndarray:
@@ -406,11 +406,15 @@ def _with_str_ids(articles: pd.DataFrame | None) -> pd.DataFrame | None:
     return articles.assign(article_id=articles["article_id"].astype(str))
 
 
-def _articles_of(articles: pd.DataFrame | None, article_ids: np.ndarray) -> pd.DataFrame | None:
-    """Return the rows of ``articles`` whose id is in ``article_ids`` (``None`` stays ``None``)."""
+def _articles_of(
+    articles: pd.DataFrame | None, codes: np.ndarray, names: np.ndarray
+) -> pd.DataFrame | None:
+    """Return the rows of ``articles`` whose id is among ``names[codes]`` (``None`` stays ``None``)."""
+    import numpy as np
+
     if articles is None or "article_id" not in articles.columns:
         return articles
-    keep = articles["article_id"].astype(str).isin(set(article_ids.tolist()))
+    keep = articles["article_id"].astype(str).isin(set(names[np.unique(codes)].tolist()))
     return articles[keep.to_numpy()]
 
 
@@ -475,20 +479,21 @@ def _place_anchors(n: int, cap: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng([seed, n]).choice(n, size=cap, replace=False))
 
 
-def _fit_sample(article_ids: np.ndarray, cap: int, seed: int) -> np.ndarray:
+def _fit_sample(codes: np.ndarray, names: np.ndarray, cap: int, seed: int) -> np.ndarray:
     """Boolean mask of whole articles, picked by a seeded hash of their id, up to ``cap`` rows.
 
-    The pick depends on the article ids alone, not on the row order or partitioning.
+    ``codes`` gives each row's article as an index into ``names``, the article ids. The pick
+    depends on the article ids alone, not on the row order or partitioning.
     """
     import numpy as np
 
-    groups = _article_groups(article_ids)
-    if len(article_ids) <= cap:
-        return np.ones(len(article_ids), dtype=bool)
+    if len(codes) <= cap:
+        return np.ones(len(codes), dtype=bool)
+    groups = _article_groups(codes)
     order = sorted(
-        range(len(groups)), key=lambda g: _stable_hash(str(article_ids[groups[g][0]]), seed)
+        range(len(groups)), key=lambda g: _stable_hash(str(names[codes[groups[g][0]]]), seed)
     )
-    mask = np.zeros(len(article_ids), dtype=bool)
+    mask = np.zeros(len(codes), dtype=bool)
     total = 0
     for g in order:
         lo, hi = groups[g]
@@ -901,8 +906,11 @@ class TopicModel:
         bar.set_postfix_str(steps[0])
 
         vectors = np.asarray(vectors)
-        all_aids = sentences["article_id"].astype(str).to_numpy()
-        fit_mask = _fit_sample(all_aids, self.max_fit_sentences, self.seed)
+        # each row's article as a code into the ids: 8 bytes a row, where an array of the ids
+        # held a Python string per row (~120 MB over the 1.7 M sentences of the full corpus)
+        codes, uniques = pd.factorize(sentences["article_id"].astype(str))
+        names = np.asarray(uniques, dtype=object)
+        fit_mask = _fit_sample(codes, names, self.max_fit_sentences, self.seed)
         whole = bool(fit_mask.all())
         if whole:
             fit_sentences, fit_vectors, fit_articles = sentences, vectors, articles
@@ -912,11 +920,11 @@ class TopicModel:
             # fit over all rows would reach. The other articles are labelled afterwards, a
             # block at a time (``_label_rest``): memory stays bounded by the sample and a block.
             if self.use_titles:  # every title embedded in one call, as in a single pass
-                self._title_vectors(sentences.assign(article_id=all_aids), _with_str_ids(articles))
+                self._title_vectors(_with_str_ids(sentences), _with_str_ids(articles))
             rows = np.flatnonzero(fit_mask)
             fit_sentences, fit_vectors = sentences.iloc[rows], vectors[rows]
             release(vectors)  # vectors kept on disk (stance.spill): only the sample stays
-            fit_articles = _articles_of(articles, all_aids[rows])
+            fit_articles = _articles_of(articles, codes[rows], names)
         self.fit_mask_ = np.ones(len(fit_sentences), dtype=bool)
         ctx, level, aids = self._features(fit_sentences, fit_vectors, fit_articles)
         hits = self._term_hits(fit_sentences, level, aids)
@@ -960,7 +968,9 @@ class TopicModel:
         if whole:
             own = self._own_similarity(ctx, labels)
         else:
-            labels, own = self._label_rest(sentences, vectors, articles, labels, ctx, xy, all_aids)
+            labels, own = self._label_rest(
+                sentences, vectors, articles, labels, ctx, xy, codes, names
+            )
         del ctx
         release(vectors)
         self.labels_ = pd.Series(labels, index=sentences.index, name="topic")
@@ -980,14 +990,15 @@ class TopicModel:
         fit_labels: np.ndarray,
         fit_ctx: np.ndarray,
         xy: np.ndarray | None,
-        all_aids: np.ndarray,
+        codes: np.ndarray,
+        names: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Label the articles outside the fit sample, a block of whole articles at a time.
 
         Each block goes through :meth:`assign`'s computation; its map positions (``xy``,
         filled in place) come from its nearest fitted neighbours. Returns the labels of all
         rows (the fit's own for the sample) and each row's similarity to its topic's vector.
-        ``all_aids`` holds every row's article id as a string.
+        ``codes`` gives every row's article as an index into ``names``, the article ids.
 
         The labels are an object array whose rows share one string per topic: a million rows
         cost 8 MB, where a string per row and then a fixed-width text copy cost ~140 MB.
@@ -1012,7 +1023,7 @@ class TopicModel:
         # blocks of whole articles of up to _ASSIGN_BLOCK rows (an article longer than that
         # is a block of its own)
         spans: list[tuple[int, int]] = []
-        for lo, hi in _article_groups(all_aids):
+        for lo, hi in _article_groups(codes):
             if spans and hi - spans[-1][0] <= _ASSIGN_BLOCK:
                 spans[-1] = (spans[-1][0], hi)
             else:
@@ -1022,7 +1033,7 @@ class TopicModel:
             if len(rest):
                 part = sentences.iloc[rest]
                 ctx, level, aids = self._features(
-                    part, vectors[rest], _articles_of(articles, all_aids[rest])
+                    part, vectors[rest], _articles_of(articles, codes[rest], names)
                 )
                 hits = self._term_hits(part, level, aids)
                 block = self._merged(

@@ -373,6 +373,20 @@ def test_topics_sampled_labels_hold_one_string_per_topic(config, monkeypatch):
     assert list(labels) == result.topic.tolist()
 
 
+def test_topics_article_groups_and_fit_sample_read_codes_like_ids():
+    ids = np.array(["b", "b", "a", "a", "a", "c", "b"], dtype=object)
+    codes, uniques = pd.factorize(pd.Series(ids))
+    names = np.asarray(uniques, dtype=object)
+    groups = [(0, 2), (2, 5), (5, 6), (6, 7)]
+    assert topics._article_groups(ids) == topics._article_groups(codes) == groups
+    assert topics._article_groups(np.array([], dtype=object)) == []
+    # the pick hashes the ids, not the codes: renumbering the articles changes nothing
+    mask = topics._fit_sample(codes, names, 4, 0)
+    flipped = topics._fit_sample(len(names) - 1 - codes, names[::-1].copy(), 4, 0)
+    assert 0 < mask.sum() <= 4 and np.array_equal(mask, flipped)
+    assert topics._fit_sample(codes, names, 7, 0).all()
+
+
 def test_topics_place_anchors_are_a_seeded_sorted_subset():
     assert np.array_equal(topics._place_anchors(5, 10, 0), np.arange(5))
     a = topics._place_anchors(1000, 100, 7)
