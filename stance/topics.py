@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -278,7 +279,7 @@ def _article_groups(article_ids: np.ndarray) -> list[tuple[int, int]]:
     if not len(ids):
         return []
     cuts = [0, *(np.flatnonzero(ids[1:] != ids[:-1]) + 1).tolist(), len(ids)]
-    return list(zip(cuts[:-1], cuts[1:], strict=True))
+    return list(itertools.pairwise(cuts))
 
 
 def _boundaries(sentences: pd.DataFrame, texts: dict[str, str]) -> np.ndarray:
