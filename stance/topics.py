@@ -908,7 +908,7 @@ class TopicModel:
 
         vectors = np.asarray(vectors)
         # each row's article as a code into the ids: 8 bytes a row, where an array of the ids
-        # held a Python string per row (~120 MB over the 1.7 M sentences of the full corpus)
+        # held a Python string per row (114 MiB at the full corpus's size: benchmarks/topics_memory.py)
         codes, uniques = pd.factorize(sentences["article_id"].astype(str))
         names = np.asarray(uniques, dtype=object)
         fit_mask = _fit_sample(codes, names, self.max_fit_sentences, self.seed)
