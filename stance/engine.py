@@ -11,6 +11,7 @@ module knows nothing of the stages.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -102,13 +103,22 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[tuple[An
         n = workers or default_workers()
         # Worker processes with one thread each: each loads the models once (see `shared`).
         # The scheduler's HTTP server takes a free port, so that runs side by side don't clash.
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.WARNING,
-        )
+        # The nannies set OMP_NUM_THREADS=1 and the like in this process's environment for the
+        # workers they spawn (distributed's "pre-spawn-environ") and leave them there; put this
+        # process's environment back, so the user's process and what it loads later (threads
+        # read by libraries at load time) are as without the cluster.
+        environ = dict(os.environ)
+        try:
+            cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.WARNING,
+            )
+        finally:
+            os.environ.clear()
+            os.environ.update(environ)
         try:
             client = Client(cluster)
             try:

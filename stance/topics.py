@@ -1363,6 +1363,7 @@ class TopicModel:
         if m > max(self.umap_neighbors, 4) + 1:
             numba_cache_dir()
             import umap
+            from threadpoolctl import threadpool_limits
 
             reducer = umap.UMAP(
                 n_neighbors=min(self.umap_neighbors, m - 1),
@@ -1372,7 +1373,12 @@ class TopicModel:
                 random_state=self.seed,
                 n_jobs=1,
             )
-            return np.asarray(reducer.fit_transform(ctx.astype(np.float32)), dtype=np.float64)
+            # one BLAS / OpenMP thread: the layout's linear algebra rounds differently with
+            # another thread count (measured: a different map on the 300-article sample with
+            # OMP_NUM_THREADS=1), and the map must be the same on any machine and engine
+            with threadpool_limits(limits=1):
+                xy = reducer.fit_transform(ctx.astype(np.float32))
+            return np.asarray(xy, dtype=np.float64)
         if m < 2:
             return np.zeros((m, 2))
         mean = ctx.mean(axis=0)
