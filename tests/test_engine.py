@@ -168,3 +168,14 @@ def test_engine_runs_on_a_scheduler_address(
         )
     assert (result["run"]["scheduler"], result["run"]["workers"]) == (address, 1)
     assert _digests(tmp_path / "remote") == _digests(tmp_path / "local")
+
+
+def test_engine_local_cluster_leaves_this_process_environment_as_it_was() -> None:
+    # the nannies set OMP_NUM_THREADS=1 and others here for their workers; left in place, they
+    # changed what libraries loaded later do (the topic map moved with the thread count)
+    import os
+
+    before = dict(os.environ)
+    with engine.dask_client(None, 1):
+        pass
+    assert dict(os.environ) == before

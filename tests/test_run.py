@@ -161,3 +161,22 @@ def test_run_cli_error_is_one_line_in_a_fresh_process(tmp_path: Path) -> None:
     assert (
         proc.stderr.count("\n") == 1 and "c.toml" in proc.stderr and "Traceback" not in proc.stderr
     )
+
+
+def test_run_tables_bytes_do_not_depend_on_column_chunks(tmp_path: Path) -> None:
+    # gathered partitions leave string columns in several Arrow chunks; past the writer's
+    # dictionary page limit, pandas' own to_parquet then wrote other bytes for the same table
+    import pyarrow as pa
+
+    rng = np.random.default_rng(0)
+    texts = ["".join(rng.choice(list("abcdefgh "), 120)) for _ in range(20_000)]
+    whole = pd.DataFrame({"sentence": pd.Series(texts, dtype="str"), "n": np.arange(20_000)})
+    parts = pd.concat([whole.iloc[:7_000], whole.iloc[7_000:]], ignore_index=True)
+    assert pa.Table.from_pandas(parts, preserve_index=False)["sentence"].num_chunks > 1
+    whole.to_parquet(tmp_path / "a.parquet", index=False)
+    parts.to_parquet(tmp_path / "b.parquet", index=False)
+    assert (tmp_path / "a.parquet").read_bytes() != (tmp_path / "b.parquet").read_bytes()
+    run_dir._write_table(whole, tmp_path / "c.parquet")
+    run_dir._write_table(parts, tmp_path / "d.parquet")
+    assert (tmp_path / "c.parquet").read_bytes() == (tmp_path / "d.parquet").read_bytes()
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "d.parquet"), whole)
