@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         "--keep", type=Path, help="write the two runs here (default: a temp folder)"
     )
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="stance-engine-") as name:
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=False)
+    folder = nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory()
+    with folder as name:
         tmp = Path(name)
-        if args.keep:
-            tmp = args.keep
-            tmp.mkdir(parents=True, exist_ok=False)
         inputs = sample_input(args.data, args.size, args.seed, tmp)
         config = tmp / "partitions.toml"
         config.write_text("[run]\npartition_articles = 100\n", encoding="utf-8")

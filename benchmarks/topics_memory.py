@@ -18,12 +18,19 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale import _write
+
+RESULT = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "topics_memory.json"
 
 SENTENCES, ARTICLES, BLOCK = 1_732_055, 37_554, 20_000
 
@@ -72,7 +79,7 @@ def article_ids_case(rng: np.random.Generator) -> dict[str, dict[str, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="benchmarks/results/topics_memory.json")
+    parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     result = {
@@ -82,10 +89,8 @@ def main() -> None:
         "labels": labels_case(rng),
         "article_ids": article_ids_case(rng),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    with open(args.out, "w") as f:
-        f.write(text + "\n")
+    print(json.dumps(result, indent=2))
+    _write(args.out, result)
 
 
 if __name__ == "__main__":

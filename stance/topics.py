@@ -401,10 +401,11 @@ def _stable_hash(text: str, seed: int) -> str:
     return hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()
 
 
-def _with_str_ids(articles: pd.DataFrame | None) -> pd.DataFrame | None:
-    if articles is None or "article_id" not in articles.columns:
-        return articles
-    return articles.assign(article_id=articles["article_id"].astype(str))
+def _with_str_ids(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Return ``frame`` with its ``article_id`` column as strings (``None`` stays ``None``)."""
+    if frame is None or "article_id" not in frame.columns:
+        return frame
+    return frame.assign(article_id=frame["article_id"].astype(str))
 
 
 def _articles_of(
@@ -749,9 +750,8 @@ class TopicModel:
                 str(a): str(t)
                 for a, t in zip(articles["article_id"], articles["text"], strict=True)
             }
-        sentences = sentences.assign(article_id=sentences["article_id"].astype(str))
-        if articles is not None:
-            articles = articles.assign(article_id=articles["article_id"].astype(str))
+        sentences = _with_str_ids(sentences)
+        articles = _with_str_ids(articles)
         level = _boundaries(sentences, texts)
         aids = sentences["article_id"].to_numpy()
         titles = self._title_vectors(sentences, articles) if self.use_titles else {}
@@ -1001,8 +1001,9 @@ class TopicModel:
         rows (the fit's own for the sample) and each row's similarity to its topic's vector.
         ``codes`` gives every row's article as an index into ``names``, the article ids.
 
-        The labels are an object array whose rows share one string per topic: a million rows
-        cost 8 MB, where a string per row and then a fixed-width text copy cost ~140 MB.
+        The labels are an object array whose rows share one string per topic: at the full
+        corpus's 1.7 M rows 13 MiB, where a string per row and then a fixed-width text copy
+        kept 119 MiB (237 MiB while built; ``benchmarks/topics_memory.py``).
         """
         import numpy as np
 
