@@ -27,6 +27,7 @@ from pathlib import Path
 MODELS = (
     "vader",
     "newsmtsc-minilm-l6-blind",
+    "newsmtsc-minilm-l6-blind-v2",
     "newsmtsc-minilm-l6-blind-v3",
     "newsmtsc-minilm-l6",
     "newsmtsc-mpnet-blind",

@@ -158,6 +158,14 @@ def _parser() -> argparse.ArgumentParser:
         help="where to train: cpu (default) or a torch device such as cuda; same recipe",
     )
 
+    w = sub.add_parser(
+        "average", help="average the weights of fine-tuned stance models into one (a model soup)"
+    )
+    w.add_argument("models", nargs="+", metavar="MODEL", help="shipped model names or folders")
+    w.add_argument("--data", required=True, help="NewsMTSC folder (temperature and dev figures)")
+    w.add_argument("--out", required=True, help="model folder to write")
+    w.add_argument("--model-id", required=True, help="the new model's id (score-cache key)")
+
     e = sub.add_parser("evaluate", help="evaluate the stance model")
     e.add_argument("dataset", choices=["newsmtsc", "opinion"])
     e.add_argument(
@@ -283,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
                 "device": args.device,
             } | ({"out_dir": args.out} if args.out else {})
             print(json.dumps(train_newsmtsc(args.data, **kwargs), indent=2, default=str))
+        elif args.command == "average":
+            from stance.training import average_weights
+
+            config = average_weights(args.models, args.out, args.data, model_id=args.model_id)
+            print(json.dumps(config["dev_metrics"], indent=2))
         elif args.command == "evaluate":
             from stance import training
 

@@ -1297,6 +1297,111 @@ def combine_members(
     return config
 
 
+def average_weights(
+    models: Sequence[str | Path],
+    out_dir: str | Path,
+    data_dir: str | Path,
+    *,
+    model_id: str,
+) -> dict[str, Any]:
+    """Average the weights of fine-tuned models into one model (a uniform "model soup").
+
+    Fine-tuned copies of the same pre-trained encoder can be averaged weight by weight
+    (Wortsman et al., ICML 2022): the result costs what one model costs to run, unlike an
+    ensemble (``combine_members``), which runs every member. Each tensor is averaged in fp32
+    and stored in the ingredients' dtype (fp16), so the same ingredients give the same bytes.
+    The softmax temperature is then fitted anew and the dev metrics recomputed on ``rw/dev`` +
+    ``mt/dev`` of ``data_dir``.
+
+    Args:
+        models: Two or more single-member models (shipped names or folders) with the same base
+            encoder (and its sha256), target masking, window and weight names; no LoRA models,
+            since averaging their two low-rank factors does not average their updates.
+        out_dir: Folder for ``config.json`` and ``model-0.safetensors``; must not be the folder
+            of an ingredient.
+        data_dir: NewsMTSC folder with ``rw/dev.jsonl`` and ``mt/dev.jsonl``.
+        model_id: The new model's id (part of the score-cache key, so it must be new).
+
+    Raises:
+        ValueError: If fewer than two models are given, one of them has several members or
+            LoRA, they differ in any of the settings above, or ``out_dir`` is an ingredient.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    dirs = [resolve_model_dir(m) for m in models]
+    if len(dirs) < 2:
+        raise ValueError(f"Averaging needs at least two models. Got {len(dirs)}.")
+    out_dir = Path(out_dir)
+    if any(d.resolve() == out_dir.resolve() for d in dirs):
+        raise ValueError(f"The output folder {out_dir} is one of the models being averaged.")
+    configs = [_read_model_config(d) for d in dirs]
+
+    def settings(config: dict[str, Any]) -> dict[str, Any]:
+        keys = ("base_sha256", "mask_target", "max_len", "labels")
+        return {"base": config.get("base", "minilm")} | {k: config.get(k) for k in keys}
+
+    for d, config in zip(dirs, configs, strict=True):
+        if len(config["members"]) != 1 or config.get("lora"):
+            raise ValueError(
+                f"The model {d} has {len(config['members'])} members"
+                f"{' and LoRA weights' if config.get('lora') else ''}; only single-member "
+                "models without LoRA can be averaged."
+            )
+        differ = [k for k, v in settings(config).items() if v != settings(configs[0])[k]]
+        if differ:
+            raise ValueError(f"The model {d} differs from {dirs[0]} in {', '.join(differ)}.")
+    states = [load_file(str(d / c["members"][0])) for d, c in zip(dirs, configs, strict=True)]
+    for d, state in zip(dirs[1:], states[1:], strict=True):
+        if {k: v.shape for k, v in state.items()} != {k: v.shape for k, v in states[0].items()}:
+            raise ValueError(f"The model {d} holds other weights than {dirs[0]}.")
+    averaged = {}
+    for key, first in sorted(states[0].items()):
+        total = torch.zeros(first.shape, dtype=torch.float32)
+        for state in states:
+            total = total + state[key].to(torch.float32)
+        averaged[key] = (total / len(states)).to(first.dtype).contiguous()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(averaged, str(out_dir / "model-0.safetensors"))
+    config = {k: v for k, v in configs[0].items() if k not in {"dev_metrics", "temperature"}}
+    config["model_id"] = model_id
+    config["members"] = ["model-0.safetensors"]
+    config["averaged_from"] = [
+        {
+            "model_id": c.get("model_id"),
+            "sha256": file_sha256(d / c["members"][0]),
+            "hyperparameters": c.get("hyperparameters"),
+            "members_dev": c.get("members_dev"),
+        }
+        for d, c in zip(dirs, configs, strict=True)
+    ]
+    for key in (
+        "hyperparameters",
+        "members_dev",
+        "precision_dev",
+        "precision_measurement",
+        "temperature_fit",
+        "training_command",
+        "train_threads",
+    ):
+        config.pop(key, None)
+    config["train_wall_time_s"] = round(sum(c.get("train_wall_time_s", 0.0) for c in configs), 1)
+    config["train_wall_time_note"] = "sum over the averaged models"
+    config["torch_version"] = torch.__version__
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    fit_temperature(out_dir, data_dir)
+    config = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
+    load_model.cache_clear()
+    scorer = load_model(out_dir, "fp32")
+    dev = {f"{s}/dev": load_split(data_dir, f"{s}/dev") for s in EVAL_SUBSETS}
+    config["dev_metrics"] = _dev_metrics(
+        {n: _predict_pairs(scorer, v) for n, v in dev.items()}, dev
+    )
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    load_model.cache_clear()
+    return config
+
+
 def fit_temperature(model_dir: str | Path, data_dir: str | Path) -> float:
     """Fit one softmax temperature on ``rw/dev`` + ``mt/dev`` (minimum NLL) and store it.
 

@@ -176,7 +176,7 @@ def test_pipeline_seeds_with_real_models(tmp_path: Path, seed_dir: Path) -> None
     assert overall["Stephen Lendman (blog)", "us"] < 0
     assert overall["The Caucasus Center (CCSIS)", "us"] < 0
     info = result["run"]
-    assert info["models"]["stance"]["model_id"] == "newsmtsc-minilm-l6-blind-v2"
+    assert info["models"]["stance"]["model_id"] == "newsmtsc-minilm-l6-blind-v4"
     assert set(info["counts"]["mentions_by_voice"]) <= {"author", "reported", "disputed"}
     assert info["counts"]["mentions_by_voice"]["reported"] > 0
 

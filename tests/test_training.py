@@ -475,3 +475,89 @@ def test_training_smoke_train_with_opinion_pairs(tiny_newsmtsc, tmp_path):
     assert config["hyperparameters"]["opinion_train"] == {"pairs": 1, "repeat": 3}
     with pytest.raises(ValueError, match="opinion_repeat"):
         training.train_newsmtsc(tiny_newsmtsc, tmp_path / "bad", opinion=pairs, opinion_repeat=0)
+
+
+def test_training_average_weights_is_the_mean_of_the_models(tiny_newsmtsc, tmp_path):
+    from safetensors.torch import load_file
+
+    from stance.scoring import resolve_model_dir
+
+    names = ["newsmtsc-minilm-l6-blind-v2", "newsmtsc-minilm-l6-blind-v3"]
+    config = training.average_weights(names, tmp_path / "soup", tiny_newsmtsc, model_id="soup-test")
+    ins = [load_file(str(resolve_model_dir(n) / "model-0.safetensors")) for n in names]
+    out = load_file(str(tmp_path / "soup" / "model-0.safetensors"))
+    assert set(out) == set(ins[0])
+    for key, value in out.items():
+        mean = (ins[0][key].float() + ins[1][key].float()) / 2
+        assert value.dtype == ins[0][key].dtype
+        assert torch_equal(value, mean.to(value.dtype)), key
+    assert not torch_equal(out["head.3.weight"], ins[0]["head.3.weight"])
+    saved = json.loads((tmp_path / "soup" / "config.json").read_text())
+    assert saved == config
+    assert saved["model_id"] == "soup-test"
+    assert [a["model_id"] for a in saved["averaged_from"]] == [
+        "newsmtsc-minilm-l6-blind-v2",
+        "newsmtsc-minilm-l6-blind-v3",
+    ]
+    assert 0.5 <= saved["temperature"] <= 4.0
+    assert set(saved["dev_metrics"]) >= {"rw/dev", "mt/dev", "mean_macro_f1"}
+    assert "precision_dev" not in saved  # measured for the ingredients, not for the average
+    # the same ingredients give the same bytes
+    again = training.average_weights(names, tmp_path / "again", tiny_newsmtsc, model_id="x")
+    assert again["averaged_from"] == saved["averaged_from"]
+    first = (tmp_path / "soup" / "model-0.safetensors").read_bytes()
+    assert (tmp_path / "again" / "model-0.safetensors").read_bytes() == first
+    # the averaged model scores like any other
+    result = training.evaluate_newsmtsc(tiny_newsmtsc, "dev", model=tmp_path / "soup")
+    assert 0.0 <= result["rw/dev"]["macro_f1"] <= 1.0
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+@pytest.mark.parametrize(
+    ("models", "out", "match"),
+    [
+        (["newsmtsc-minilm-l6-blind"], "soup", "at least two models"),
+        (["newsmtsc-minilm-l6-blind", "newsmtsc-minilm-l6"], "soup", "differs .* mask_target"),
+        (["newsmtsc-minilm-l6-blind", "newsmtsc-mpnet-blind"], "soup", "LoRA"),
+        (["newsmtsc-minilm-l6-blind", "x"], "x", "is one of the models being averaged"),
+    ],
+)
+def test_training_average_weights_refuses_what_cannot_be_averaged(
+    tiny_newsmtsc, tmp_path, models, out, match
+):
+    import shutil
+
+    from stance.scoring import resolve_model_dir
+
+    if "x" in models:  # a copy of a shipped model as both an ingredient and the output
+        shutil.copytree(resolve_model_dir("newsmtsc-minilm-l6-blind-v3"), tmp_path / "x")
+    models = [str(tmp_path / m) if m == "x" else m for m in models]
+    with pytest.raises(ValueError, match=match):
+        training.average_weights(models, tmp_path / out, tiny_newsmtsc, model_id="m")
+    assert not (tmp_path / "soup").exists()
+
+
+def test_training_average_weights_from_the_command_line(tiny_newsmtsc, tmp_path, capsys):
+    from stance.cli import main
+
+    args = ["average", "newsmtsc-minilm-l6-blind-v2", "newsmtsc-minilm-l6-blind-v3"]
+    args += ["--data", str(tiny_newsmtsc), "--model-id", "m", "--out", str(tmp_path / "soup")]
+    assert main(args) == 0
+    assert set(json.loads(capsys.readouterr().out)) >= {"rw/dev", "mt/dev"}
+    assert main(args[:2] + args[3:]) == 2
+    assert "at least two models" in capsys.readouterr().err
+
+
+def test_training_shipped_default_names_the_shipped_models_it_averages():
+    from stance.scoring import file_sha256, resolve_model_dir
+
+    config = json.loads((resolve_model_dir(None) / "config.json").read_text())
+    assert config["model_id"] == scoring.MODEL_ID
+    recorded = {a["model_id"]: a["sha256"] for a in config["averaged_from"]}
+    for name in ("newsmtsc-minilm-l6-blind-v2", "newsmtsc-minilm-l6-blind-v3"):
+        assert recorded[name] == file_sha256(resolve_model_dir(name) / "model-0.safetensors")
