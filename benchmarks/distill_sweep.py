@@ -108,13 +108,9 @@ def evaluate(args: argparse.Namespace, name: str, opinion_eval: Any) -> dict[str
     scorer.members = [m.to(args.device) for m in scorer.members]
     out: dict[str, Any] = {}
     if args.limit:  # smoke run: the first pairs of each set
-        import stance.training
-
-        load = stance.training.load_split
-        stance.training.load_split = lambda d, n: load(d, n)[: args.limit]  # type: ignore
         opinion_eval = opinion_eval.groupby("split").head(args.limit)
     for split in ("dev", "test"):
-        news = evaluate_newsmtsc(args.newsmtsc, split, model=scorer)
+        news = evaluate_newsmtsc(args.newsmtsc, split, model=scorer, limit=args.limit)
         for subset in ("rw", "mt"):
             out[f"{subset}/{split}"] = news[f"{subset}/{split}"]["macro_f1"]
         rows = opinion_eval[opinion_eval["split"] == split]

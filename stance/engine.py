@@ -12,12 +12,21 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from stance.batching import usable_cores
+
+
+class Partitions(Protocol):
+    """What :meth:`Runner.map` needs of its partitions: a length and an order."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +176,7 @@ class Runner:
     def map(
         self,
         fn: Callable[..., Any],
-        parts: Collection[Any],
+        parts: Partitions,
         *,
         shared: dict[str, Any] | None = None,
         progress: bool = True,

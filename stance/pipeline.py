@@ -516,9 +516,6 @@ class _PreparedAhead:
     def __len__(self) -> int:
         return len(self.parts)
 
-    def __contains__(self, item: object) -> bool:
-        return False
-
     def __iter__(self) -> Iterator[_Prepared]:
         parts, settings, pool = self.parts, self.settings, self.pool
         if pool is None or len(parts) < 2:

@@ -1165,6 +1165,7 @@ def evaluate_newsmtsc(
     *,
     model: StanceScorer | str | Path | None = None,
     batch_size: int = 64,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate the stance model on ``rw/<split>`` and ``mt/<split>``.
 
@@ -1179,6 +1180,7 @@ def evaluate_newsmtsc(
         split: ``"dev"`` or ``"test"``.
         model: A loaded ``StanceScorer``, a model folder, or ``None`` for the shipped model.
         batch_size: Pairs per forward pass.
+        limit: Evaluate only the first ``limit`` pairs of each subset (smoke runs).
 
     Returns:
         ``{"rw/<split>": {...}, "mt/<split>": {...}, "pairs_per_s": float}`` where each subset
@@ -1192,7 +1194,7 @@ def evaluate_newsmtsc(
     n_total, seconds = 0, 0.0
     for subset in EVAL_SUBSETS:
         name = f"{subset}/{split}"
-        pairs = load_split(data_dir, name)
+        pairs = load_split(data_dir, name)[:limit]
         t0 = time.perf_counter()
         probs = _predict_pairs(scorer, pairs, batch_size=batch_size)
         seconds += time.perf_counter() - t0

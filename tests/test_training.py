@@ -169,6 +169,8 @@ def test_training_smoke_train_and_evaluate(tiny_newsmtsc, tmp_path):
     assert set(rw["per_class"]) == {"negative", "neutral", "positive"}
     assert np.array(rw["confusion"]).sum() == 18
     assert result["pairs_per_s"] > 0
+    first = training.evaluate_newsmtsc(tiny_newsmtsc, "dev", model=out, limit=5)
+    assert first["rw/dev"]["n_pairs"] == first["mt/dev"]["n_pairs"] == 5
 
 
 def test_training_swap_name_renames_every_same_spelled_mention():
