@@ -1180,6 +1180,11 @@ def model_info(model_dir: str | Path | None = None) -> dict[str, Any]:
         "dev_metrics": config.get("dev_metrics", {}),
         "train_wall_time_s": config.get("train_wall_time_s"),
     }
+    if "averaged_from" in config:  # a weight average: which models, by id and weights' sha256
+        info["averaged_from"] = [
+            {"model_id": a.get("model_id"), "sha256": a.get("sha256")}
+            for a in config["averaged_from"]
+        ]
     evaluation = model_dir / "evaluation.json"
     if evaluation.is_file():
         ev = json.loads(evaluation.read_text(encoding="utf-8"))
