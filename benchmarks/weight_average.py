@@ -26,12 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale import _git_commit, _write
 
 SEED_PAIRS = Path(__file__).resolve().parent.parent / "tests" / "data" / "seed_stance_check.csv"
 SEED_GATE = 30
@@ -108,12 +111,9 @@ def main() -> None:
         target = dirs.get(name, models.get(name))
         results.setdefault(name, {}).update(score(Path(target), args, opinion, ("dev", "test")))
         print(name, "(test read)", json.dumps(results[name]), flush=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
     record = {
         "produced_by": "benchmarks/weight_average.py",
-        "git_commit": commit,
+        "git_commit": _git_commit(),
         "python": platform.python_version(),
         "rule": "max (rw/dev + mt/dev) / 2 + opinion/dev among candidates with "
         f">= {SEED_GATE} of 40 seed pairs right; test read for the chosen one and references",
@@ -125,7 +125,7 @@ def main() -> None:
         "wall_s": round(time.time() - started, 1),
         "results": results,
     }
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    _write(Path(args.out), record)
     print(json.dumps({"chosen": chosen, **(results.get(chosen) or {})}))
 
 

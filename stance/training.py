@@ -1327,6 +1327,7 @@ def average_weights(
     Raises:
         ValueError: If fewer than two models are given, one of them has several members or
             LoRA, they differ in any of the settings above, or ``out_dir`` is an ingredient.
+        FileNotFoundError: If a model or the dev files are missing (checked before any work).
     """
     import torch
     from safetensors.torch import load_file, save_file
@@ -1334,6 +1335,9 @@ def average_weights(
     dirs = [resolve_model_dir(m) for m in models]
     if len(dirs) < 2:
         raise ValueError(f"Averaging needs at least two models. Got {len(dirs)}.")
+    for subset in EVAL_SUBSETS:
+        if not _split_path(data_dir, f"{subset}/dev").is_file():
+            raise FileNotFoundError(f"No {subset}/dev.jsonl in the NewsMTSC folder {data_dir}.")
     out_dir = Path(out_dir)
     if any(d.resolve() == out_dir.resolve() for d in dirs):
         raise ValueError(f"The output folder {out_dir} is one of the models being averaged.")
@@ -1365,7 +1369,19 @@ def average_weights(
         averaged[key] = (total / len(states)).to(first.dtype).contiguous()
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file(averaged, str(out_dir / "model-0.safetensors"))
-    config = {k: v for k, v in configs[0].items() if k not in {"dev_metrics", "temperature"}}
+    # what was measured or set for the first ingredient alone does not describe the average
+    alone = {
+        "dev_metrics",
+        "temperature",
+        "temperature_fit",
+        "hyperparameters",
+        "members_dev",
+        "precision_dev",
+        "precision_measurement",
+        "training_command",
+        "train_threads",
+    }
+    config = {k: v for k, v in configs[0].items() if k not in alone}
     config["model_id"] = model_id
     config["members"] = ["model-0.safetensors"]
     config["averaged_from"] = [
@@ -1377,16 +1393,6 @@ def average_weights(
         }
         for d, c in zip(dirs, configs, strict=True)
     ]
-    for key in (
-        "hyperparameters",
-        "members_dev",
-        "precision_dev",
-        "precision_measurement",
-        "temperature_fit",
-        "training_command",
-        "train_threads",
-    ):
-        config.pop(key, None)
     config["train_wall_time_s"] = round(sum(c.get("train_wall_time_s", 0.0) for c in configs), 1)
     config["train_wall_time_note"] = "sum over the averaged models"
     config["torch_version"] = torch.__version__

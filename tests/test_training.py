@@ -527,6 +527,7 @@ def torch_equal(a, b) -> bool:
         (["newsmtsc-minilm-l6-blind", "newsmtsc-minilm-l6"], "soup", "differs .* mask_target"),
         (["newsmtsc-minilm-l6-blind", "newsmtsc-mpnet-blind"], "soup", "LoRA"),
         (["newsmtsc-minilm-l6-blind", "x"], "x", "is one of the models being averaged"),
+        (["newsmtsc-minilm-l6-blind", "newsmtsc-minilm-l6-blind-v2"], "soup", "No rw/dev.jsonl"),
     ],
 )
 def test_training_average_weights_refuses_what_cannot_be_averaged(
@@ -539,7 +540,9 @@ def test_training_average_weights_refuses_what_cannot_be_averaged(
     if "x" in models:  # a copy of a shipped model as both an ingredient and the output
         shutil.copytree(resolve_model_dir("newsmtsc-minilm-l6-blind-v3"), tmp_path / "x")
     models = [str(tmp_path / m) if m == "x" else m for m in models]
-    with pytest.raises(ValueError, match=match):
+    if match.startswith("No "):
+        (tiny_newsmtsc / "rw" / "dev.jsonl").unlink()
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
         training.average_weights(models, tmp_path / out, tiny_newsmtsc, model_id="m")
     assert not (tmp_path / "soup").exists()
 
