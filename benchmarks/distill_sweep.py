@@ -99,24 +99,37 @@ def train_one(args: argparse.Namespace, name: str) -> None:
     )
 
 
-def evaluate(args: argparse.Namespace, name: str, opinion_eval: Any) -> dict[str, Any]:
+def split_scores(
+    scorer: Any, newsmtsc: str, opinion_eval: Any, splits: tuple[str, ...], limit: int | None = None
+) -> dict[str, float]:
+    """NewsMTSC rw/mt and opinion macro-F1 for each split; with dev, the dev rule's ``select``."""
     from stance.opinion import evaluate_pairs, model_predictor
-    from stance.scoring import load_model
     from stance.training import evaluate_newsmtsc
 
-    scorer = load_model(str(Path(args.runs) / name), "fp32")
-    scorer.members = [m.to(args.device) for m in scorer.members]
-    out: dict[str, Any] = {}
-    if args.limit:  # smoke run: the first pairs of each set
-        opinion_eval = opinion_eval.groupby("split").head(args.limit)
-    for split in ("dev", "test"):
-        news = evaluate_newsmtsc(args.newsmtsc, split, model=scorer, limit=args.limit)
+    out: dict[str, float] = {}
+    if limit:  # smoke run: the first pairs of each set
+        opinion_eval = opinion_eval.groupby("split").head(limit)
+    for split in splits:
+        news = evaluate_newsmtsc(newsmtsc, split, model=scorer, limit=limit)
         for subset in ("rw", "mt"):
             out[f"{subset}/{split}"] = news[f"{subset}/{split}"]["macro_f1"]
         rows = opinion_eval[opinion_eval["split"] == split]
-        opinion = evaluate_pairs(rows, model_predictor(scorer), name=name)
-        out[f"opinion/{split}"] = opinion["macro_f1"]
-    out["select"] = round((out["rw/dev"] + out["mt/dev"]) / 2 + out["opinion/dev"], 4)
+        out[f"opinion/{split}"] = evaluate_pairs(rows, model_predictor(scorer), name="m")[
+            "macro_f1"
+        ]
+    if "dev" in splits:
+        out["select"] = round((out["rw/dev"] + out["mt/dev"]) / 2 + out["opinion/dev"], 4)
+    return out
+
+
+def evaluate(args: argparse.Namespace, name: str, opinion_eval: Any) -> dict[str, Any]:
+    from stance.scoring import load_model
+
+    scorer = load_model(str(Path(args.runs) / name), "fp32")
+    scorer.members = [m.to(args.device) for m in scorer.members]
+    out: dict[str, Any] = split_scores(
+        scorer, args.newsmtsc, opinion_eval, ("dev", "test"), args.limit
+    )
     config = json.loads((Path(args.runs) / name / "config.json").read_text(encoding="utf-8"))
     out["history"] = config["members_dev"][0]["history"]
     out["train_wall_time_s"] = config["train_wall_time_s"]

@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from distill_sweep import split_scores
 from scale import _git_commit, _write
 
 SEED_PAIRS = Path(__file__).resolve().parent.parent / "tests" / "data" / "seed_stance_check.csv"
@@ -42,21 +43,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def score(model_dir: Path, args: argparse.Namespace, opinion: Any, splits: tuple[str, ...]) -> dict:
-    from stance.opinion import evaluate_pairs, model_predictor
     from stance.scoring import load_model, score_mentions
-    from stance.training import evaluate_newsmtsc
 
     scorer = load_model(model_dir, "fp32")
-    out: dict[str, Any] = {}
-    for split in splits:
-        news = evaluate_newsmtsc(args.newsmtsc, split, model=scorer)
-        for subset in ("rw", "mt"):
-            out[f"{subset}/{split}"] = news[f"{subset}/{split}"]["macro_f1"]
-        rows = opinion[opinion["split"] == split]
-        out[f"opinion/{split}"] = evaluate_pairs(rows, model_predictor(scorer), name="m")[
-            "macro_f1"
-        ]
-    out["select"] = round((out["rw/dev"] + out["mt/dev"]) / 2 + out["opinion/dev"], 4)
+    out: dict[str, Any] = split_scores(scorer, args.newsmtsc, opinion, splits)
+    if "dev" not in splits:
+        return out
     seeds = pd.read_csv(SEED_PAIRS)
     scored = score_mentions(seeds, progress=False, model=scorer)
     out["seed_pairs_right"] = int((scored["stance"] == seeds["label"]).sum())
@@ -108,8 +100,10 @@ def main() -> None:
     eligible = [c for c in candidates if results[c]["seed_pairs_right"] >= SEED_GATE]
     chosen = max(eligible, key=lambda c: results[c]["select"]) if eligible else None
     for name in ([chosen] if chosen else []) + references:
-        target = dirs.get(name, models.get(name))
-        results.setdefault(name, {}).update(score(Path(target), args, opinion, ("dev", "test")))
+        target = Path(dirs.get(name, models.get(name)))
+        if name not in results:  # a reference that was not a candidate
+            results[name] = score(target, args, opinion, ("dev",))
+        results[name].update(score(target, args, opinion, ("test",)))
         print(name, "(test read)", json.dumps(results[name]), flush=True)
     record = {
         "produced_by": "benchmarks/weight_average.py",
