@@ -1397,16 +1397,11 @@ def average_weights(
     config["train_wall_time_note"] = "sum over the averaged models"
     config["torch_version"] = torch.__version__
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    fit_temperature(out_dir, data_dir)
+    # one member: the temperature rescales its logits, so the dev labels are those at T = 1
+    _, probs, dev = _fit_temperature(out_dir, data_dir)
     config = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
-    load_model.cache_clear()
-    scorer = load_model(out_dir, "fp32")
-    dev = {f"{s}/dev": load_split(data_dir, f"{s}/dev") for s in EVAL_SUBSETS}
-    config["dev_metrics"] = _dev_metrics(
-        {n: _predict_pairs(scorer, v) for n, v in dev.items()}, dev
-    )
+    config["dev_metrics"] = _dev_metrics(probs, dev)
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    load_model.cache_clear()
     return config
 
 
@@ -1418,6 +1413,13 @@ def fit_temperature(model_dir: str | Path, data_dir: str | Path) -> float:
     to ``<model_dir>/config.json`` as ``"temperature"`` along with the dev NLL/ECE before and
     after.
     """
+    return _fit_temperature(model_dir, data_dir)[0]
+
+
+def _fit_temperature(
+    model_dir: str | Path, data_dir: str | Path
+) -> tuple[float, dict[str, Any], dict[str, list[Pair]]]:
+    """``fit_temperature``, also returning the dev probabilities at T = 1 and the dev pairs."""
     import numpy as np
 
     model_dir = Path(model_dir)
@@ -1427,9 +1429,15 @@ def fit_temperature(model_dir: str | Path, data_dir: str | Path) -> float:
     config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     load_model.cache_clear()
     scorer = load_model(model_dir, "fp32")
-    pairs = [p for s in EVAL_SUBSETS for p in load_split(data_dir, f"{s}/dev")]
+    dev = {f"{s}/dev": load_split(data_dir, f"{s}/dev") for s in EVAL_SUBSETS}
+    pairs = [p for split in dev.values() for p in split]
     y = np.array([p.label for p in pairs])
     probs = _predict_pairs(scorer, pairs)
+    bounds = np.cumsum([0] + [len(split) for split in dev.values()])
+    probs_by_split = {
+        name: probs[start:end]
+        for name, start, end in zip(dev, bounds[:-1], bounds[1:], strict=True)
+    }
     n_members = len(scorer.members)
     load_model.cache_clear()
     # For one member log-probabilities are logits up to a constant, so rescaling them is exact;
@@ -1461,4 +1469,4 @@ def fit_temperature(model_dir: str | Path, data_dir: str | Path) -> float:
     }
     config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     load_model.cache_clear()
-    return best
+    return best, probs_by_split, dev
