@@ -145,6 +145,13 @@ def _parser() -> argparse.ArgumentParser:
         help="also train on the hand-labelled opinion pairs, rebuilt from this AllSides folder",
     )
     t.add_argument(
+        "--opinion-pairs",
+        action="append",
+        metavar="CSV",
+        help="with --opinion-train: a reference file of labelled training pairs to rebuild "
+        "(repeatable; default: the shipped stance/data/opinion_train_pairs.csv)",
+    )
+    t.add_argument(
         "--opinion-repeat", type=int, default=1, help="passes over the opinion pairs per epoch"
     )
     t.add_argument(
@@ -260,11 +267,23 @@ def main(argv: list[str] | None = None) -> int:
             if bool(args.transfer) != bool(args.transfer_data):
                 raise ValueError("--transfer and --transfer-data go together.")
             bias = [float(x) for x in args.transfer_bias.split(",")] if args.transfer_bias else None
+            if args.opinion_pairs and not args.opinion_train:
+                raise ValueError("--opinion-pairs needs --opinion-train ALLSIDES.")
+            for path in args.opinion_pairs or []:
+                if not Path(path).is_file():
+                    raise FileNotFoundError(f"No opinion pair file {path}.")
             transfer = (
                 load_transfer(args.transfer, args.transfer_data, logit_bias=bias)
                 if args.transfer
                 else None
             )
+            opinion = None
+            if args.opinion_train:
+                opinion = [
+                    pair
+                    for path in args.opinion_pairs or [None]
+                    for pair in load_opinion_train(args.opinion_train, path)
+                ]
             kwargs = {
                 "seed": args.seed,
                 "epochs": args.epochs,
@@ -285,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                 "distill_weight": args.distill_weight,
                 "transfer_bias": bias,
                 "gold_repeat": args.gold_repeat,
-                "opinion": load_opinion_train(args.opinion_train) if args.opinion_train else None,
+                "opinion": opinion,
+                "opinion_files": [Path(f).name for f in args.opinion_pairs or []] or None,
                 "opinion_repeat": args.opinion_repeat,
                 "init": args.init,
                 "device": args.device,

@@ -280,6 +280,144 @@ def draw_candidates(
     return out[[*PAIR_COLUMNS, "sentence", "mention"]]
 
 
+#: The guideline's conventions (``ANNOTATION.md``) that a random draw rarely reaches, each as the
+#: wording that signals it; :func:`draw_focused` stratifies by target x convention.
+#: A sentence belongs to the first convention it matches, in this order.
+FOCUS_CONVENTIONS: dict[str, str] = {
+    "victim": r"\b(detain\w*|arrest\w*|imprison\w*|jail\w*|hostages?|kidnap\w*|expel\w*|"
+    r"harass\w*|attack(ed|s)? on|was attacked|were attacked|killed|seized|shot down|bombed|"
+    r"targeted)\b",
+    "mediator": r"\b(mediat\w*|guarantor\w*|broker\w*|peace ?keep\w*|ceasefire|truce|"
+    r"peace talks|peace deal)\b",
+    "accusation": r"\b(accus\w*|alleg\w*|blam\w*|so-called|supposed(ly)?|no evidence|"
+    r"scapegoat\w*)\b",
+    "rebuttal": r"\b(reject\w*|den(y|ied|ies)|dismiss\w*|refut\w*|rebuff\w*)\b",
+    "power": r"\b(powerful|superpower|great power|strength|capabilit\w*|might|superior\w*|"
+    r"dominan\w*|leading power)\b",
+    "concern": r"\b(concern\w*|anxious|anxiety|worr\w*|wary|fear\w*|threaten\w*|alarm\w*)\b",
+}
+
+
+def draw_focused(
+    data: str | Path,
+    *,
+    per_cell: int = 15,
+    max_source_share: float = 0.25,
+    min_words: int = 6,
+    max_words: int = 80,
+    seed: int = 41,
+    exclude_articles: Iterable[str] | None = None,
+    conventions: dict[str, str] | None = None,
+    targets: dict[str, dict[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """Draw training candidates whose wording touches one of the guideline's conventions.
+
+    A random draw from opinion writing holds few sentences about victims, mediators, rebutted
+    accusations or admired power, which the guideline labels differently from NewsMTSC's
+    news-reporting habits. This draw takes sentences of *every* article (news and opinion)
+    whose text matches a convention's wording (:data:`FOCUS_CONVENTIONS`), stratified by
+    target x convention: candidates (first mention of each target per sentence, as in
+    :func:`draw_candidates`) are put in a canonical order, shuffled with ``seed`` and taken
+    in that order, one pair per article, and in a first pass at most ``max_source_share`` of
+    a cell from one source. The wording only chooses what is labelled; the label is a
+    person's, by the guideline, so a matched word says nothing about the answer. Nothing
+    looks at a model output.
+
+    Args:
+        data: The AllSides folder or ``.jsonl.gz`` file.
+        per_cell: Pairs per (target, convention) cell.
+        max_source_share: Soft cap on one source's share of a cell.
+        min_words: Shortest sentence (in whitespace tokens) to draw.
+        max_words: Longest sentence to draw.
+        seed: Seed of the shuffle.
+        exclude_articles: Article ids to leave out (default: those of the evaluation set and
+            of the shipped training pairs, so nothing leaks into dev or test).
+        conventions: Name -> regular expression (default :data:`FOCUS_CONVENTIONS`).
+        targets: The target table (default: the default config's).
+
+    Returns:
+        The pair table with ``PAIR_COLUMNS`` (split ``train``), ``convention``, and
+        ``sentence`` and ``mention`` for labelling only (never write those to the repository).
+    """
+    import pandas as pd
+
+    from stance.config import load_config
+    from stance.mentions import build_lexicon, find_mentions
+    from stance.segment import sentence_spans
+
+    if exclude_articles is None:
+        exclude_articles = set(load_pairs()["article_id"]) | set(load_train_pairs()["article_id"])
+    excluded = {str(a) for a in exclude_articles}
+    patterns = {
+        name: re.compile(rx, re.IGNORECASE)
+        for name, rx in (conventions if conventions is not None else FOCUS_CONVENTIONS).items()
+    }
+    targets = targets if targets is not None else load_config()["targets"]
+    lexicon = build_lexicon(targets)
+    cands: list[dict[str, Any]] = []
+    for art in iter_articles(data):
+        if str(art["id"]) in excluded:
+            continue
+        text = art.get("text") or ""
+        for start, end in sentence_spans(text, max_chars=_DRAW_MAX_SENTENCE_CHARS):
+            sentence = text[start:end]
+            if not min_words <= len(sentence.split()) <= max_words:
+                continue
+            convention = next((n for n, rx in patterns.items() if rx.search(sentence)), None)
+            if convention is None:
+                continue
+            seen: set[str] = set()
+            for target, mention, m_start, m_end in find_mentions(sentence, lexicon):
+                if target in seen:
+                    continue
+                seen.add(target)
+                cands.append(
+                    {
+                        "article_id": str(art["id"]),
+                        "source": art["source"],
+                        "bias_text": art["bias_text"],
+                        "sent_start": start,
+                        "sent_end": end,
+                        "mention_start": m_start,
+                        "mention_end": m_end,
+                        "target": target,
+                        "convention": convention,
+                        "sentence": sentence,
+                        "mention": mention,
+                    }
+                )
+    cands.sort(key=lambda c: (c["article_id"], c["sent_start"], c["target"]))
+    random.Random(seed).shuffle(cands)
+    per_article: dict[str, int] = {}
+    chosen: list[dict[str, Any]] = []
+    for target in sorted({c["target"] for c in cands}):
+        for convention in patterns:
+            pool = [c for c in cands if c["target"] == target and c["convention"] == convention]
+            taken: list[dict[str, Any]] = []
+            for source_cap in (max(1, int(per_cell * max_source_share)), per_cell):
+                per_source: dict[str, int] = {}
+                for c in taken:
+                    per_source[c["source"]] = per_source.get(c["source"], 0) + 1
+                for c in pool:
+                    if len(taken) >= per_cell:
+                        break
+                    if c in taken or per_article.get(c["article_id"], 0) >= 1:
+                        continue
+                    if per_source.get(c["source"], 0) >= source_cap:
+                        continue
+                    taken.append(c)
+                    per_article[c["article_id"]] = 1
+                    per_source[c["source"]] = per_source.get(c["source"], 0) + 1
+            chosen.extend(taken)
+    out = pd.DataFrame(chosen)
+    out["split"] = TRAIN_SPLIT
+    out["sha256"] = [sentence_hash(s) for s in out["sentence"]]
+    out["label"] = ""
+    out["confidence"] = 0
+    out.insert(0, "pair_id", [f"fo{i:04d}" for i in range(len(out))])
+    return out[[*PAIR_COLUMNS, "convention", "sentence", "mention"]]
+
+
 # --- The reference file ------------------------------------------------------------------------
 
 

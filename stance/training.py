@@ -633,6 +633,7 @@ def train_newsmtsc(
     gold_repeat: int = 1,
     opinion: Sequence[Pair] | None = None,
     opinion_repeat: int = 1,
+    opinion_files: Sequence[str] | None = None,
     calibrate: bool = True,
     num_threads: int | None = 1,
     limit: int | None = None,
@@ -694,6 +695,8 @@ def train_newsmtsc(
         opinion: Hand-labelled opinion-writing pairs (``load_opinion_train``) trained on like
             NewsMTSC pairs (cross-entropy with the gold label).
         opinion_repeat: Passes over ``opinion`` per epoch.
+        opinion_files: The reference files ``opinion`` was rebuilt from (provenance only,
+            recorded under ``hyperparameters.opinion_train.files``).
         calibrate: Fit a softmax temperature on the dev sets afterwards (``fit_temperature``).
         num_threads: torch intra-op threads while training (restored afterwards); one thread
             was both faster and far more robust to other busy processes on a 2-core machine.
@@ -822,6 +825,8 @@ def train_newsmtsc(
         if opinion:
             gold = gold + list(opinion) * opinion_repeat
             hyper["opinion_train"] = {"pairs": len(opinion), "repeat": opinion_repeat}
+            if opinion_files:
+                hyper["opinion_train"]["files"] = list(opinion_files)
         train = list(gold)
         if transfer is not None:
             t_pairs, t_probs = transfer

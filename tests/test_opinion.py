@@ -273,6 +273,50 @@ def test_opinion_draw_reproduces_reference(pairs: pd.DataFrame) -> None:
     )
 
 
+def test_opinion_draw_focused_stratifies_by_target_and_convention(tmp_path: Path) -> None:
+    sentences = {
+        "victim": "Iran said its citizens were detained by the border guards last week.",
+        "mediator": "Russia acted as a mediator between the two sides at the talks.",
+        "concern": "Officials in Turkey voiced concern about the new pipeline plan.",
+        "plain": "Russia held a routine meeting with its neighbours on trade today.",
+    }
+    articles = [
+        {"id": f"a{i}", "source": f"Outlet {i % 3}", "bias_text": "left", "text": text}
+        for i, text in enumerate(
+            [
+                sentences["victim"] + " " + sentences["mediator"],
+                sentences["mediator"],
+                sentences["concern"] + " " + sentences["plain"],
+                sentences["victim"],
+                sentences["plain"],
+                sentences["mediator"] + " It also said the detained men were freed.",
+            ]
+        )
+    ]
+    path = tmp_path / opinion.ALLSIDES_FILE
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for a in articles:
+            handle.write(json.dumps(a) + "\n")
+    drawn = opinion.draw_focused(tmp_path, per_cell=5, exclude_articles=["a3"])
+    assert list(drawn.columns) == [*opinion.PAIR_COLUMNS, "convention", "sentence", "mention"]
+    assert drawn["article_id"].is_unique  # one pair per article
+    assert "a3" not in set(drawn["article_id"])  # excluded
+    assert "a4" not in set(drawn["article_id"])  # no convention's wording
+    assert set(drawn["split"]) == {opinion.TRAIN_SPLIT}
+    cells = set(zip(drawn["target"], drawn["convention"], strict=True))
+    assert cells == {("iran", "victim"), ("russia", "mediator"), ("turkey", "concern")}
+    # a sentence belongs to the first convention it matches: a5's mediator sentence is
+    # 'mediator' although the article also holds a 'victim' sentence without a target
+    assert drawn.set_index("article_id").loc["a5", "convention"] == "mediator"
+    for row in drawn.itertuples():
+        assert row.sentence[row.mention_start : row.mention_end] == row.mention
+        assert row.sha256 == opinion.sentence_hash(row.sentence)
+    again = opinion.draw_focused(tmp_path, per_cell=5, exclude_articles=["a3"])
+    pd.testing.assert_frame_equal(drawn, again)
+    one = opinion.draw_focused(tmp_path, per_cell=1, exclude_articles=[])
+    assert one.groupby(["target", "convention"]).size().max() == 1
+
+
 # --- The training references ---------------------------------------------------------------------
 
 

@@ -470,6 +470,44 @@ def test_training_load_opinion_train_rebuilds_labelled_pairs(tmp_path):
     assert pairs[1].further == ((16, 20),)  # the target's other mention is masked too
 
 
+def test_training_cli_reads_every_opinion_pair_file(tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
+    from stance.cli import main
+    from stance.opinion import sentence_hash
+
+    text = "Russia praised the deal. Iran met Turkey."
+    file = _fake_allsides(tmp_path / "a.jsonl.gz", {"zz1": text})
+    for name, sent, word in (("one.csv", "Russia praised the deal.", "Russia"),
+                             ("two.csv", "Iran met Turkey.", "Turkey")):  # fmt: skip
+        s0 = text.index(sent)
+        row = {
+            "pair_id": name[:3], "article_id": "zz1", "source": "X", "bias_text": "center",
+            "sent_start": s0, "sent_end": s0 + len(sent), "mention_start": sent.index(word),
+            "mention_end": sent.index(word) + len(word), "target": word.lower(),
+            "label": "positive", "confidence": 2, "split": "train", "sha256": sentence_hash(sent),
+        }  # fmt: skip
+        pd.DataFrame([row]).to_csv(tmp_path / name, index=False)
+    seen = {}
+    monkeypatch.setattr(training, "train_newsmtsc", lambda data, **kw: seen.update(kw) or {})
+    base = ["-q", "train", "newsmtsc", "--data", str(tmp_path)]
+    files = [
+        "--opinion-pairs",
+        str(tmp_path / "one.csv"),
+        "--opinion-pairs",
+        str(tmp_path / "two.csv"),
+    ]
+    assert main([*base, "--opinion-train", str(file), *files]) == 0
+    assert [p.sentence[p.start : p.end] for p in seen["opinion"]] == ["Russia", "Turkey"]
+    assert seen["opinion_files"] == ["one.csv", "two.csv"]
+    capsys.readouterr()
+    assert main([*base, *files]) == 2
+    assert "--opinion-pairs needs --opinion-train" in capsys.readouterr().err
+    missing = ["--opinion-pairs", str(tmp_path / "nope.csv")]
+    assert main([*base, "--opinion-train", str(file), *missing]) == 2
+    assert "nope.csv" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_training_smoke_train_with_opinion_pairs(tiny_newsmtsc, tmp_path):
     pairs = [training.Pair("Chile is kind and brave.", 0, 5, 2, ())]
