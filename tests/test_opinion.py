@@ -335,6 +335,20 @@ def test_opinion_training_references_are_apart_from_the_evaluation_set(
     assert max(len(field) for line in text.splitlines() for field in line.split(",")) < 40
 
 
+def test_opinion_focus_references_are_apart_and_hold_no_text(pairs: pd.DataFrame) -> None:
+    path = Path(opinion.__file__).parent / "data" / "opinion_focus_pairs.csv"
+    focus = opinion.load_train_pairs(path)  # refuses an evaluation article
+    assert list(focus.columns) == [*opinion.PAIR_COLUMNS, "convention"]
+    assert focus["pair_id"].str.fullmatch(r"fo\d{4}").all() and focus["pair_id"].is_unique
+    assert focus["article_id"].is_unique  # one pair per article
+    assert not set(focus["article_id"]) & set(opinion.load_train_pairs()["article_id"])
+    assert set(focus["convention"]) == set(opinion.FOCUS_CONVENTIONS)
+    assert set(focus["target"]) == set(TARGETS)
+    assert len(focus[focus["label"] != "none"]) >= 250
+    text = path.read_text()
+    assert max(len(field) for line in text.splitlines() for field in line.split(",")) < 40
+
+
 def test_opinion_training_references_refuse_an_evaluation_article(
     pairs: pd.DataFrame, tmp_path: Path
 ) -> None:
