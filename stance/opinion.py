@@ -159,6 +159,65 @@ def sentence_hash(sentence: str) -> str:
 _DRAW_MAX_SENTENCE_CHARS = 10**9
 
 
+def _first_mentions(
+    art: dict[str, Any], start: int, end: int, sentence: str, lexicon: Any
+) -> list[dict[str, Any]]:
+    """One candidate per target named in ``sentence`` (its first mention), as the draws keep."""
+    from stance.mentions import find_mentions
+
+    seen: set[str] = set()
+    out: list[dict[str, Any]] = []
+    for target, mention, m_start, m_end in find_mentions(sentence, lexicon):
+        if target in seen:
+            continue
+        seen.add(target)
+        out.append(
+            {
+                "article_id": str(art["id"]),
+                "source": art["source"],
+                "bias_text": art["bias_text"],
+                "sent_start": start,
+                "sent_end": end,
+                "mention_start": m_start,
+                "mention_end": m_end,
+                "target": target,
+                "sentence": sentence,
+                "mention": mention,
+            }
+        )
+    return out
+
+
+def _fill_cell(
+    pool: list[dict[str, Any]],
+    per_cell: int,
+    passes: Sequence[tuple[int, int]],
+    per_article: dict[str, int],
+) -> list[dict[str, Any]]:
+    """Take up to ``per_cell`` candidates of ``pool`` in order, pass by pass.
+
+    Each pass is (most pairs from one source in the cell, most pairs from one article in the
+    whole draw); a later pass only adds what the earlier ones left out. ``per_article`` counts
+    across cells and is updated.
+    """
+    taken: list[dict[str, Any]] = []
+    for source_cap, article_cap in passes:
+        per_source: dict[str, int] = {}
+        for c in taken:
+            per_source[c["source"]] = per_source.get(c["source"], 0) + 1
+        for c in pool:
+            if len(taken) >= per_cell:
+                break
+            if c in taken or per_article.get(c["article_id"], 0) >= article_cap:
+                continue
+            if per_source.get(c["source"], 0) >= source_cap:
+                continue
+            taken.append(c)
+            per_article[c["article_id"]] = per_article.get(c["article_id"], 0) + 1
+            per_source[c["source"]] = per_source.get(c["source"], 0) + 1
+    return taken
+
+
 def draw_candidates(
     data: str | Path,
     *,
@@ -200,7 +259,7 @@ def draw_candidates(
     import pandas as pd
 
     from stance.config import load_config
-    from stance.mentions import build_lexicon, find_mentions
+    from stance.mentions import build_lexicon
     from stance.segment import sentence_spans
 
     targets = targets if targets is not None else load_config()["targets"]
@@ -216,25 +275,7 @@ def draw_candidates(
             sentence = text[start:end]
             if not min_words <= len(sentence.split()) <= max_words:
                 continue
-            seen: set[str] = set()
-            for target, mention, m_start, m_end in find_mentions(sentence, lexicon):
-                if target in seen:
-                    continue
-                seen.add(target)
-                cands.append(
-                    {
-                        "article_id": str(art["id"]),
-                        "source": art["source"],
-                        "bias_text": art["bias_text"],
-                        "sent_start": start,
-                        "sent_end": end,
-                        "mention_start": m_start,
-                        "mention_end": m_end,
-                        "target": target,
-                        "sentence": sentence,
-                        "mention": mention,
-                    }
-                )
+            cands.extend(_first_mentions(art, start, end, sentence, lexicon))
     rng = random.Random(seed)
     rng.shuffle(cands)
     per_article: dict[str, int] = {}
@@ -243,27 +284,14 @@ def draw_candidates(
     for cell in cells:
         pool = [c for c in cands if (c["target"], c["bias_text"]) == cell]
         cap = max(1, int(per_cell * max_source_share))
-        taken: list[dict[str, Any]] = []
         # Three passes, each run only if the cell is still short: all caps; no source cap;
         # one more pair per article (Turkey is rare in opinion writing).
-        for source_cap, article_cap in (
+        passes = (
             (cap, max_per_article),
             (per_cell, max_per_article),
             (per_cell, max_per_article + 1),
-        ):
-            per_source: dict[str, int] = {}
-            for c in taken:
-                per_source[c["source"]] = per_source.get(c["source"], 0) + 1
-            for c in pool:
-                if len(taken) >= per_cell:
-                    break
-                if c in taken or per_article.get(c["article_id"], 0) >= article_cap:
-                    continue
-                if per_source.get(c["source"], 0) >= source_cap:
-                    continue
-                taken.append(c)
-                per_article[c["article_id"]] = per_article.get(c["article_id"], 0) + 1
-                per_source[c["source"]] = per_source.get(c["source"], 0) + 1
+        )
+        taken = _fill_cell(pool, per_cell, passes, per_article)
         chosen.extend(taken)
     articles = sorted({c["article_id"] for c in chosen})
     random.Random(seed).shuffle(articles)
@@ -342,7 +370,7 @@ def draw_focused(
     import pandas as pd
 
     from stance.config import load_config
-    from stance.mentions import build_lexicon, find_mentions
+    from stance.mentions import build_lexicon
     from stance.segment import sentence_spans
 
     if exclude_articles is None:
@@ -366,26 +394,8 @@ def draw_focused(
             convention = next((n for n, rx in patterns.items() if rx.search(sentence)), None)
             if convention is None:
                 continue
-            seen: set[str] = set()
-            for target, mention, m_start, m_end in find_mentions(sentence, lexicon):
-                if target in seen:
-                    continue
-                seen.add(target)
-                cands.append(
-                    {
-                        "article_id": str(art["id"]),
-                        "source": art["source"],
-                        "bias_text": art["bias_text"],
-                        "sent_start": start,
-                        "sent_end": end,
-                        "mention_start": m_start,
-                        "mention_end": m_end,
-                        "target": target,
-                        "convention": convention,
-                        "sentence": sentence,
-                        "mention": mention,
-                    }
-                )
+            for cand in _first_mentions(art, start, end, sentence, lexicon):
+                cands.append(cand | {"convention": convention})
     cands.sort(key=lambda c: (c["article_id"], c["sent_start"], c["target"]))
     random.Random(seed).shuffle(cands)
     per_article: dict[str, int] = {}
@@ -393,21 +403,8 @@ def draw_focused(
     for target in sorted({c["target"] for c in cands}):
         for convention in patterns:
             pool = [c for c in cands if c["target"] == target and c["convention"] == convention]
-            taken: list[dict[str, Any]] = []
-            for source_cap in (max(1, int(per_cell * max_source_share)), per_cell):
-                per_source: dict[str, int] = {}
-                for c in taken:
-                    per_source[c["source"]] = per_source.get(c["source"], 0) + 1
-                for c in pool:
-                    if len(taken) >= per_cell:
-                        break
-                    if c in taken or per_article.get(c["article_id"], 0) >= 1:
-                        continue
-                    if per_source.get(c["source"], 0) >= source_cap:
-                        continue
-                    taken.append(c)
-                    per_article[c["article_id"]] = 1
-                    per_source[c["source"]] = per_source.get(c["source"], 0) + 1
+            cap = max(1, int(per_cell * max_source_share))
+            taken = _fill_cell(pool, per_cell, ((cap, 1), (per_cell, 1)), per_article)
             chosen.extend(taken)
     out = pd.DataFrame(chosen)
     out["split"] = TRAIN_SPLIT
