@@ -12,6 +12,9 @@ The choice is the one made for v2 and v3: the largest mean NewsMTSC dev macro-F1
 dev macro-F1, among the candidates that pass the seed gate. Test (NewsMTSC rw/mt and opinion) is
 read only for the chosen candidate and for the reference models given with ``--reference``.
 
+``--dev-only`` reads no test figure at all: a look at new ingredients before the round that
+chooses.
+
 Usage::
 
     HF_HUB_OFFLINE=1 python benchmarks/weight_average.py --newsmtsc ../shared/data/newsmtsc \\
@@ -68,6 +71,12 @@ def main() -> None:
     ap.add_argument("--reference", default="", help="comma-separated names also read on test")
     ap.add_argument("--runs", required=True, help="folder for the averaged models")
     ap.add_argument("--out", default=str(RESULTS / "weight_average.json"))
+    ap.add_argument(
+        "--dev-only",
+        action="store_true",
+        help="score the candidates on dev and name the rule's choice, but read no test figure "
+        "(a look at new ingredients before the round that chooses)",
+    )
     args = ap.parse_args()
 
     models = {}
@@ -99,7 +108,7 @@ def main() -> None:
         print(cand, json.dumps(results[cand]), flush=True)
     eligible = [c for c in candidates if results[c]["seed_pairs_right"] >= SEED_GATE]
     chosen = max(eligible, key=lambda c: results[c]["select"]) if eligible else None
-    for name in ([chosen] if chosen else []) + references:
+    for name in [] if args.dev_only else ([chosen] if chosen else []) + references:
         target = Path(dirs.get(name, models.get(name)))
         if name not in results:  # a reference that was not a candidate
             results[name] = score(target, args, opinion, ("dev",))
@@ -111,6 +120,7 @@ def main() -> None:
         "python": platform.python_version(),
         "rule": "max (rw/dev + mt/dev) / 2 + opinion/dev among candidates with "
         f">= {SEED_GATE} of 40 seed pairs right; test read for the chosen one and references",
+        "test_read": not args.dev_only,
         "models": {
             name: {"dir": str(d), "sha256": file_sha256(Path(d) / "model-0.safetensors")}
             for name, d in models.items()

@@ -140,6 +140,19 @@ def _parser() -> argparse.ArgumentParser:
         "--gold-repeat", type=int, default=1, help="passes over NewsMTSC train per epoch"
     )
     t.add_argument(
+        "--gold-teacher",
+        metavar="FILE",
+        help="distil on the gold pairs too: the teacher's probabilities on NewsMTSC train "
+        "(benchmarks/distill_gold.py)",
+    )
+    t.add_argument(
+        "--gold-distill",
+        type=float,
+        default=None,
+        help="with --gold-teacher: weight a of KL(teacher||student) against (1 - a) CE on "
+        "NewsMTSC pairs (default 0.5)",
+    )
+    t.add_argument(
         "--opinion-train",
         metavar="ALLSIDES",
         help="also train on the hand-labelled opinion pairs, rebuilt from this AllSides folder",
@@ -267,6 +280,10 @@ def main(argv: list[str] | None = None) -> int:
             if bool(args.transfer) != bool(args.transfer_data):
                 raise ValueError("--transfer and --transfer-data go together.")
             bias = [float(x) for x in args.transfer_bias.split(",")] if args.transfer_bias else None
+            if args.gold_distill is not None and not args.gold_teacher:
+                raise ValueError("--gold-distill needs --gold-teacher FILE.")
+            if args.gold_teacher and not Path(args.gold_teacher).is_file():
+                raise FileNotFoundError(f"No gold-teacher file {args.gold_teacher}.")
             if args.opinion_pairs and not args.opinion_train:
                 raise ValueError("--opinion-pairs needs --opinion-train ALLSIDES.")
             for path in args.opinion_pairs or []:
@@ -307,6 +324,14 @@ def main(argv: list[str] | None = None) -> int:
                 "opinion": opinion,
                 "opinion_files": [Path(f).name for f in args.opinion_pairs or []] or None,
                 "opinion_repeat": args.opinion_repeat,
+                "gold_teacher": args.gold_teacher,
+                "gold_distill": (
+                    0.0
+                    if not args.gold_teacher
+                    else 0.5
+                    if args.gold_distill is None
+                    else args.gold_distill
+                ),
                 "init": args.init,
                 "device": args.device,
             } | ({"out_dir": args.out} if args.out else {})

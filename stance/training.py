@@ -585,11 +585,80 @@ def load_transfer(
     return pairs, probs.astype(np.float32)
 
 
+def load_gold_teacher(path: str | Path, pairs: Sequence[Pair]) -> Any:
+    """Read a teacher's probabilities on the NewsMTSC training pairs (``benchmarks/distill_gold.py``).
+
+    Args:
+        path: The Parquet file: one row per training pair, in ``load_split(DATA, "train")``
+            order, with the sentence's sha256, the mention offsets and ``p_negative``,
+            ``p_neutral``, ``p_positive``.
+        pairs: The training pairs the probabilities must belong to.
+
+    Returns:
+        A ``(len(pairs), 3)`` float32 array.
+
+    Raises:
+        FileNotFoundError: The file is missing.
+        ValueError: A column is missing, or the rows do not match ``pairs`` (another training
+            file): the message names the file and the first row that differs.
+    """
+    import hashlib
+
+    import numpy as np
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Gold-teacher file not found: {str(path)!r}.")
+    frame = pd.read_parquet(path)
+    need = [
+        "sentence_sha256", "mention_start", "mention_end", "p_negative", "p_neutral", "p_positive",
+    ]  # fmt: skip
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise ValueError(f"Gold-teacher file {str(path)!r} lacks the columns {missing}.")
+    if len(frame) != len(pairs):
+        raise ValueError(
+            f"Gold-teacher file {str(path)!r} holds {len(frame)} rows but the training file "
+            f"{len(pairs)} pairs: it was made for another training file."
+        )
+    for i, (row, pair) in enumerate(
+        zip(frame[need[:3]].itertuples(index=False), pairs, strict=True)
+    ):
+        digest = hashlib.sha256(pair.sentence.encode()).hexdigest()
+        if (row[0], int(row[1]), int(row[2])) != (digest, pair.start, pair.end):
+            raise ValueError(
+                f"Gold-teacher file {str(path)!r}, row {i}: sentence or mention differs from "
+                "the training pair: it was made for another training file."
+            )
+    probs = frame[need[3:]].to_numpy(dtype=np.float32)
+    if not np.all(np.isfinite(probs)) or np.any(np.abs(probs.sum(axis=1) - 1.0) > 1e-3):
+        raise ValueError(f"Gold-teacher file {str(path)!r}: probabilities must sum to 1.")
+    return probs
+
+
 def _transfer_loss(
-    logits: Any, labels: Any, soft: Any, weights: Any, distill_weight: float, smoothing: float
+    logits: Any,
+    labels: Any,
+    soft: Any,
+    weights: Any,
+    distill_weight: float,
+    smoothing: float,
+    gold_distill: float = 0.0,
 ) -> Any:
-    """Mean over the batch of ``(1 - w)·CE`` (gold rows) and ``w·KL(teacher‖student)`` (the rest)."""
+    """Mean over the batch of the per-pair distillation losses.
+
+    A transfer row (label −1) contributes ``w·KL(teacher‖student)``; a gold row contributes
+    ``(1 - w)·CE``, or, where ``soft`` holds the teacher's probabilities for it too (a row that
+    sums to 1; opinion pairs carry zeros), ``(1 - w)·((1 - a)·CE + a·KL)`` with
+    ``a = gold_distill``.
+    """
     import torch
+
+    def kl(rows: Any) -> Any:
+        p = soft[rows]
+        logq = torch.log_softmax(logits[rows], dim=-1)
+        return (torch.special.xlogy(p, p) - p * logq).sum(dim=-1)
 
     gold = labels >= 0
     total = logits.new_zeros(())
@@ -597,12 +666,12 @@ def _transfer_loss(
         ce = torch.nn.functional.cross_entropy(
             logits[gold], labels[gold], weight=weights, reduction="none", label_smoothing=smoothing
         )
+        if gold_distill > 0:
+            has = soft[gold].sum(dim=-1) > 0.5
+            ce = torch.where(has, (1.0 - gold_distill) * ce + gold_distill * kl(gold), ce)
         total = total + (1.0 - distill_weight) * ce.sum()
     if (~gold).any():
-        p = soft[~gold]
-        logq = torch.log_softmax(logits[~gold], dim=-1)
-        kl = (torch.special.xlogy(p, p) - p * logq).sum(dim=-1)
-        total = total + distill_weight * kl.sum()
+        total = total + distill_weight * kl(~gold).sum()
     return total / len(labels)
 
 
@@ -634,6 +703,8 @@ def train_newsmtsc(
     opinion: Sequence[Pair] | None = None,
     opinion_repeat: int = 1,
     opinion_files: Sequence[str] | None = None,
+    gold_teacher: str | Path | None = None,
+    gold_distill: float = 0.0,
     calibrate: bool = True,
     num_threads: int | None = 1,
     limit: int | None = None,
@@ -697,6 +768,12 @@ def train_newsmtsc(
         opinion_repeat: Passes over ``opinion`` per epoch.
         opinion_files: The reference files ``opinion`` was rebuilt from (provenance only,
             recorded under ``hyperparameters.opinion_train.files``).
+        gold_teacher: A file of a teacher's probabilities on the NewsMTSC training pairs
+            (``benchmarks/distill_gold.py``, read by ``load_gold_teacher``): each NewsMTSC pair
+            then contributes ``(1 - a)·CE(gold) + a·KL(teacher‖student)``, ``a = gold_distill``
+            (times ``1 - distill_weight`` with a transfer set); opinion pairs keep CE alone.
+        gold_distill: The weight ``a`` of the teacher term on NewsMTSC pairs (with
+            ``gold_teacher``; in (0, 1]).
         calibrate: Fit a softmax temperature on the dev sets afterwards (``fit_temperature``).
         num_threads: torch intra-op threads while training (restored afterwards); one thread
             was both faster and far more robust to other busy processes on a 2-core machine.
@@ -739,6 +816,13 @@ def train_newsmtsc(
         )
     if teacher is not None and transfer is not None:
         raise ValueError("Pass either 'teacher' or 'transfer', not both.")
+    if (gold_teacher is None) != (gold_distill == 0.0) or not 0.0 <= gold_distill <= 1.0:
+        raise ValueError(
+            "'gold_teacher' and 'gold_distill' go together: a teacher file and a weight in "
+            f"(0, 1]. Got {gold_teacher!r} and {gold_distill!r}."
+        )
+    if gold_teacher is not None and (teacher is not None or coref_augment):
+        raise ValueError("'gold_teacher' cannot be combined with 'teacher' or 'coref_augment'.")
     if not 0.0 <= distill_weight <= 1.0:
         raise ValueError(f"'distill_weight' must be in [0, 1]. Got {distill_weight!r}.")
     if precision not in (*PRECISIONS, "auto"):
@@ -816,8 +900,20 @@ def train_newsmtsc(
         out_dir = Path(out_dir) if out_dir is not None else MODELS_DIR / name
         train = load_split(data_dir, "train")
         dev = {f"{s}/dev": load_split(data_dir, f"{s}/dev") for s in EVAL_SUBSETS}
+        g_probs = None
+        if gold_teacher is not None:
+            g_probs = load_gold_teacher(gold_teacher, train)
+            meta = Path(gold_teacher).with_suffix(".json")
+            hyper["gold_teacher"] = {
+                "file": Path(gold_teacher).name,
+                "sha256": file_sha256(gold_teacher),
+                "gold_distill": gold_distill,
+                "loss": "(1 - a) * CE(gold) + a * KL(teacher || student) on NewsMTSC pairs",
+                "made_by": json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else None,
+            }
         if limit is not None:
             train = train[:limit]
+            g_probs = None if g_probs is None else g_probs[:limit]
             dev = {k: v[:limit] for k, v in dev.items()}
         if coref_augment:
             train = _expand_coref(train)
@@ -872,9 +968,15 @@ def train_newsmtsc(
         labels = torch.tensor([p.label for p in train], dtype=torch.long)
         counts = np.bincount([p.label for p in gold], minlength=len(LABELS)).astype(float)
         soft = None
-        if transfer is not None:
+        if transfer is not None or g_probs is not None:
             soft = torch.zeros((len(train), len(LABELS)), dtype=torch.float32)
-            soft[len(gold) :] = torch.from_numpy(t_probs)
+            if transfer is not None:
+                soft[len(gold) :] = torch.from_numpy(t_probs)
+            if g_probs is not None:
+                # NewsMTSC pairs come first in ``gold``, ``gold_repeat`` times; opinion pairs after
+                g_rows = torch.from_numpy(np.tile(g_probs, (gold_repeat, 1)))
+                soft[: len(g_rows)] = g_rows
+        w_transfer = distill_weight if transfer is not None else 0.0
         weights = None
         if class_weighted:
             w = counts.sum() / (len(LABELS) * np.maximum(counts, 1.0))
@@ -1032,8 +1134,8 @@ def train_newsmtsc(
                         logits = model(**batch)
                     if soft is not None:
                         loss = _transfer_loss(
-                            logits.float(), labels[idx], soft[idx], weights, distill_weight,
-                            label_smoothing,
+                            logits.float(), labels[idx], soft[idx], weights, w_transfer,
+                            label_smoothing, gold_distill,
                         )  # fmt: skip
                     else:
                         loss = loss_fn(logits.float(), labels[idx])

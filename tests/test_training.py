@@ -336,6 +336,106 @@ def test_training_transfer_loss_mixes_gold_ce_and_teacher_kl():
     assert abs(float(only_transfer)) < 1e-6
 
 
+def test_training_gold_rows_with_teacher_probabilities_mix_ce_and_kl():
+    import torch
+
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.2, 0.1], [0.0, 1.0, 0.0]])
+    labels = torch.tensor([0, 2, -1])
+    # row 0: a NewsMTSC pair with the teacher's reading; row 1: an opinion pair (zeros, CE only)
+    soft = torch.tensor([[0.6, 0.3, 0.1], [0.0, 0.0, 0.0], [0.1, 0.1, 0.8]])
+    w, a = 0.4, 0.25
+    got = training._transfer_loss(logits, labels, soft, None, w, 0.0, a)
+    ce = torch.nn.functional.cross_entropy(logits[:2], labels[:2], reduction="none")
+    logq = torch.log_softmax(logits, -1)
+    kl = (soft * (torch.log(soft.clamp_min(1e-30)) - logq)).sum(-1)
+    want = ((1 - w) * ((1 - a) * ce[0] + a * kl[0]) + (1 - w) * ce[1] + w * kl[2]) / 3
+    assert torch.isclose(got, want)
+    # a = 0 is plain cross-entropy on every gold row, whatever the teacher said
+    plain = training._transfer_loss(logits, labels, soft, None, w, 0.0, 0.0)
+    assert torch.isclose(plain, ((1 - w) * ce.sum() + w * kl[2]) / 3)
+
+
+def _gold_teacher_file(data: Path, path: Path, probs: np.ndarray | None = None) -> Path:
+    import hashlib
+
+    import pandas as pd
+
+    pairs = training.load_split(data, "train")
+    if probs is None:
+        probs = np.tile(np.array([[0.2, 0.5, 0.3]], dtype=np.float32), (len(pairs), 1))
+    frame = pd.DataFrame(
+        {
+            "index": range(len(pairs)),
+            "sentence_sha256": [hashlib.sha256(p.sentence.encode()).hexdigest() for p in pairs],
+            "mention_start": [p.start for p in pairs],
+            "mention_end": [p.end for p in pairs],
+        }
+    )
+    frame[["p_negative", "p_neutral", "p_positive"]] = probs
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def test_training_load_gold_teacher_refuses_a_file_of_another_training_set(tiny_newsmtsc, tmp_path):
+    import pandas as pd
+
+    path = _gold_teacher_file(tiny_newsmtsc, tmp_path / "gold.parquet")
+    pairs = training.load_split(tiny_newsmtsc, "train")
+    assert training.load_gold_teacher(path, pairs).shape == (len(pairs), 3)
+    with pytest.raises(ValueError, match="holds 36 rows but the training file 35"):
+        training.load_gold_teacher(path, pairs[:-1])
+    swapped = [pairs[1], pairs[0], *pairs[2:]]
+    with pytest.raises(ValueError, match="row 0: sentence or mention differs"):
+        training.load_gold_teacher(path, swapped)
+    frame = pd.read_parquet(path)
+    frame.drop(columns="p_neutral").to_parquet(tmp_path / "short.parquet")
+    with pytest.raises(ValueError, match=r"lacks the columns \['p_neutral'\]"):
+        training.load_gold_teacher(tmp_path / "short.parquet", pairs)
+    frame.assign(p_positive=0.9).to_parquet(tmp_path / "sum.parquet")
+    with pytest.raises(ValueError, match="must sum to 1"):
+        training.load_gold_teacher(tmp_path / "sum.parquet", pairs)
+    with pytest.raises(FileNotFoundError, match=r"nope\.parquet"):
+        training.load_gold_teacher(tmp_path / "nope.parquet", pairs)
+
+
+@pytest.mark.slow
+def test_training_smoke_train_with_a_gold_teacher(tiny_newsmtsc, tmp_path):
+    path = _gold_teacher_file(tiny_newsmtsc, tmp_path / "gold.parquet")
+    (tmp_path / "gold.json").write_text('{"teacher": "t-v1", "precision": "fp32"}')
+    config = _quick_train(
+        tiny_newsmtsc, tmp_path / "student", gold_teacher=path, gold_distill=0.5, gold_repeat=2
+    )
+    gold = config["hyperparameters"]["gold_teacher"]
+    assert gold["file"] == "gold.parquet" and gold["gold_distill"] == 0.5
+    assert gold["made_by"] == {"teacher": "t-v1", "precision": "fp32"}
+    assert gold["sha256"] == scoring.file_sha256(path)
+    for kwargs in ({"gold_teacher": path}, {"gold_distill": 0.5},
+                   {"gold_teacher": path, "gold_distill": 1.5}):  # fmt: skip
+        with pytest.raises(ValueError, match="'gold_teacher' and 'gold_distill' go together"):
+            training.train_newsmtsc(tiny_newsmtsc, tmp_path / "bad", progress=False, **kwargs)
+
+
+def test_training_cli_passes_the_gold_teacher(tiny_newsmtsc, tmp_path, monkeypatch, capsys):
+    from stance.cli import main
+
+    path = _gold_teacher_file(tiny_newsmtsc, tmp_path / "gold.parquet")
+    seen = {}
+    monkeypatch.setattr(training, "train_newsmtsc", lambda data, **kw: seen.update(kw) or {})
+    base = ["-q", "train", "newsmtsc", "--data", str(tiny_newsmtsc)]
+    assert main([*base, "--gold-teacher", str(path)]) == 0
+    assert seen["gold_teacher"] == str(path) and seen["gold_distill"] == 0.5
+    assert main([*base, "--gold-teacher", str(path), "--gold-distill", "0.8"]) == 0
+    assert seen["gold_distill"] == 0.8
+    seen.clear()
+    assert main(base) == 0
+    assert seen["gold_teacher"] is None and seen["gold_distill"] == 0.0
+    capsys.readouterr()
+    assert main([*base, "--gold-distill", "0.5"]) == 2
+    assert "--gold-distill needs --gold-teacher" in capsys.readouterr().err
+    assert main([*base, "--gold-teacher", str(tmp_path / "nope.parquet")]) == 2
+    assert "nope.parquet" in capsys.readouterr().err
+
+
 def _quick_train(data: Path, out: Path, **kw):
     """One uncalibrated epoch of batches of 8, quietly: the smoke tests' training run."""
     return training.train_newsmtsc(
