@@ -6,7 +6,8 @@ so that a gold pair can contribute ``(1 - a)·CE(gold) + a·KL(teacher‖student
 al.'s knowledge distillation; ``stance train ... --gold-teacher FILE --gold-distill a``).
 
 The output is one Parquet file with a row per training pair, in ``load_split(DATA, "train")``
-order: the pair's index, the sha256 of its sentence and its mention offsets (so a file that does
+order: the sentence's hash (``opinion.sentence_hash``, as in the opinion reference files) and its
+mention offsets (so a file that does
 not belong to the training file is refused, ``training.load_gold_teacher``) and the teacher's
 three probabilities; a JSON file beside it records the teacher, its precision, the training
 file's sha256 and the time taken. No sentence text is stored.
@@ -21,7 +22,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 import time
@@ -34,8 +34,9 @@ def main() -> None:
     import pandas as pd
     import torch
 
+    from stance.opinion import sentence_hash
     from stance.scoring import file_sha256, load_model, resolve_model_dir
-    from stance.training import _others, load_split
+    from stance.training import _predict_pairs, load_split
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, type=Path, help="NewsMTSC folder with train.jsonl")
@@ -49,18 +50,11 @@ def main() -> None:
     pairs = load_split(args.data, "train")
     scorer = load_model(resolve_model_dir(args.teacher))
     t0 = time.perf_counter()
-    probs = scorer.predict_proba(
-        [p.sentence for p in pairs],
-        [p.start for p in pairs],
-        [p.end for p in pairs],
-        others=_others(pairs),
-        batch_size=64,
-    )
+    probs = _predict_pairs(scorer, pairs)
     seconds = time.perf_counter() - t0
     frame = pd.DataFrame(
         {
-            "index": range(len(pairs)),
-            "sentence_sha256": [hashlib.sha256(p.sentence.encode()).hexdigest() for p in pairs],
+            "sha256": [sentence_hash(p.sentence) for p in pairs],
             "mention_start": [p.start for p in pairs],
             "mention_end": [p.end for p in pairs],
         }

@@ -590,7 +590,7 @@ def load_gold_teacher(path: str | Path, pairs: Sequence[Pair]) -> Any:
 
     Args:
         path: The Parquet file: one row per training pair, in ``load_split(DATA, "train")``
-            order, with the sentence's sha256, the mention offsets and ``p_negative``,
+            order, with the sentence's hash (``opinion.sentence_hash``), the mention offsets and ``p_negative``,
             ``p_neutral``, ``p_positive``.
         pairs: The training pairs the probabilities must belong to.
 
@@ -602,17 +602,17 @@ def load_gold_teacher(path: str | Path, pairs: Sequence[Pair]) -> Any:
         ValueError: A column is missing, or the rows do not match ``pairs`` (another training
             file): the message names the file and the first row that differs.
     """
-    import hashlib
-
     import numpy as np
     import pandas as pd
+
+    from stance.opinion import sentence_hash
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Gold-teacher file not found: {str(path)!r}.")
     frame = pd.read_parquet(path)
     need = [
-        "sentence_sha256", "mention_start", "mention_end", "p_negative", "p_neutral", "p_positive",
+        "sha256", "mention_start", "mention_end", "p_negative", "p_neutral", "p_positive",
     ]  # fmt: skip
     missing = [c for c in need if c not in frame.columns]
     if missing:
@@ -625,8 +625,11 @@ def load_gold_teacher(path: str | Path, pairs: Sequence[Pair]) -> Any:
     for i, (row, pair) in enumerate(
         zip(frame[need[:3]].itertuples(index=False), pairs, strict=True)
     ):
-        digest = hashlib.sha256(pair.sentence.encode()).hexdigest()
-        if (row[0], int(row[1]), int(row[2])) != (digest, pair.start, pair.end):
+        if (row[0], int(row[1]), int(row[2])) != (
+            sentence_hash(pair.sentence),
+            pair.start,
+            pair.end,
+        ):
             raise ValueError(
                 f"Gold-teacher file {str(path)!r}, row {i}: sentence or mention differs from "
                 "the training pair: it was made for another training file."

@@ -356,17 +356,16 @@ def test_training_gold_rows_with_teacher_probabilities_mix_ce_and_kl():
 
 
 def _gold_teacher_file(data: Path, path: Path, probs: np.ndarray | None = None) -> Path:
-    import hashlib
-
     import pandas as pd
+
+    from stance.opinion import sentence_hash
 
     pairs = training.load_split(data, "train")
     if probs is None:
         probs = np.tile(np.array([[0.2, 0.5, 0.3]], dtype=np.float32), (len(pairs), 1))
     frame = pd.DataFrame(
         {
-            "index": range(len(pairs)),
-            "sentence_sha256": [hashlib.sha256(p.sentence.encode()).hexdigest() for p in pairs],
+            "sha256": [sentence_hash(p.sentence) for p in pairs],
             "mention_start": [p.start for p in pairs],
             "mention_end": [p.end for p in pairs],
         }
