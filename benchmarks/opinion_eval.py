@@ -23,7 +23,7 @@ import subprocess
 import time
 from pathlib import Path
 
-# The accurate model needs its base weights: `make accurate`.
+# The accurate model and the cascade need the mpnet base weights: `make accurate`.
 MODELS = (
     "vader",
     "newsmtsc-minilm-l6-blind",
@@ -31,6 +31,7 @@ MODELS = (
     "newsmtsc-minilm-l6-blind-v3",
     "newsmtsc-minilm-l6",
     "newsmtsc-mpnet-blind",
+    "newsmtsc-blind-cascade",
 )
 SPLITS = ("dev", "test")
 

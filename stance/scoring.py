@@ -917,6 +917,11 @@ class StanceScorer:
     #: file hashes, precision, library versions; ``model_fingerprint``); ``None`` (a scorer
     #: built by hand) disables the score cache.
     fingerprint: str | None = None
+    #: A cascade (``load_model`` of a folder whose config.json has ``"cascade"``): a pair whose
+    #: highest class probability is below ``defer_below`` is also scored by ``fallback`` (the
+    #: slower, more accurate model) and gets the mean of the two models' probabilities.
+    fallback: StanceScorer | None = None
+    defer_below: float = 0.0
 
     @property
     def cache_namespace(self) -> str | None:
@@ -1009,6 +1014,8 @@ class StanceScorer:
             ):
                 out[idx] = rows
                 bar.update(len(idx))
+        if self.fallback is not None and todo:
+            self._defer(todo, out, sentences, starts, ends, others, batch_size, progress)
         if cache is not None and todo:
             cache.save([keys[i] for i in todo], out[todo])
         for key, row in known.items():
@@ -1023,6 +1030,49 @@ class StanceScorer:
             len(todo),
         )
         return out
+
+    def _defer(
+        self,
+        todo: list[int],
+        out: np.ndarray,
+        sentences: Sequence[str],
+        starts: Sequence[int],
+        ends: Sequence[int],
+        others: Sequence[Sequence[tuple[int, int]]] | None,
+        batch_size: int,
+        progress: bool,
+    ) -> None:
+        """Average ``fallback``'s probabilities into the rows of ``todo`` the model is unsure of.
+
+        Whether a pair is deferred depends on its own probabilities only, and the fallback
+        scores it the same whatever else it scores, so a pair's row still does not depend on
+        the rest of the input.
+        """
+        import dataclasses
+
+        assert self.fallback is not None
+        hard = [i for i in todo if out[i].max() < self.defer_below]
+        logger.info(
+            "Stance cascade: %d of %d pairs below %.2f confidence, also scored by %s",
+            len(hard),
+            len(todo),
+            self.defer_below,
+            self.fallback.config.get("model_id"),
+        )
+        if not hard:
+            return
+        fallback = dataclasses.replace(
+            self.fallback, num_threads=self.num_threads, workers=self.workers
+        )
+        rows = fallback.predict_proba(
+            [sentences[i] for i in hard],
+            [starts[i] for i in hard],
+            [ends[i] for i in hard],
+            others=None if others is None else [others[i] for i in hard],
+            batch_size=batch_size,
+            progress=progress,
+        )
+        out[hard] = (out[hard] + rows) / 2
 
 
 def model_name(base: str = "minilm", *, blind: bool = True) -> str:
@@ -1086,6 +1136,8 @@ def load_model(model_dir: str | Path | None = None, precision: str | None = None
 
     model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
     config = _read_model_config(model_dir)
+    if "cascade" in config:
+        return _load_cascade(config, precision)
     precision = precision or choose_precision(config)[0]
     if precision not in PRECISIONS:
         raise ValueError(
@@ -1122,6 +1174,49 @@ def load_model(model_dir: str | Path | None = None, precision: str | None = None
             precision,
             base_sha256=expected or base.sha256 or file_sha256(base_dir / "model.safetensors"),
         ),
+    )
+
+
+def cascade_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """Return a cascade's ``student``, ``teacher``, ``defer_below`` and ``combine``, checked.
+
+    Raises:
+        ValueError: Naming the setting that is missing or out of range.
+    """
+    cascade = config["cascade"]
+    if not isinstance(cascade, dict):
+        raise ValueError("A stance cascade's 'cascade' entry must be a table.")
+    for key in ("student", "teacher", "defer_below"):
+        if key not in cascade:
+            raise ValueError(f"A stance cascade needs 'cascade.{key}' in its config.json.")
+    below = cascade["defer_below"]
+    if not isinstance(below, numbers.Real) or not 0 < float(below) <= 1:
+        raise ValueError(f"'cascade.defer_below' must be a number in (0, 1]; got {below!r}.")
+    if cascade.get("combine", "mean") != "mean":
+        raise ValueError(f"'cascade.combine' must be 'mean'; got {cascade['combine']!r}.")
+    return {**cascade, "defer_below": float(below), "combine": "mean"}
+
+
+def _load_cascade(config: dict[str, Any], precision: str | None) -> StanceScorer:
+    """Return the student of a cascade with its teacher attached as ``fallback`` (see ``StanceScorer``).
+
+    Each model gets its own precision (``choose_precision``) unless ``precision`` is given,
+    which then applies to both; the fingerprint covers both models and the cascade settings.
+    """
+    import dataclasses
+
+    cascade = cascade_settings(config)
+    student = load_model(resolve_model_dir(cascade["student"]), precision)
+    teacher = load_model(resolve_model_dir(cascade["teacher"]), precision)
+    if student.fingerprint is None or teacher.fingerprint is None:
+        raise ValueError("A stance cascade needs two loaded models with fingerprints.")
+    record = {"config": config, "student": student.fingerprint, "teacher": teacher.fingerprint}
+    return dataclasses.replace(
+        student,
+        config={**student.config, "model_id": config.get("model_id"), "cascade": cascade},
+        fallback=teacher,
+        defer_below=cascade["defer_below"],
+        fingerprint=hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest(),
     )
 
 
@@ -1162,6 +1257,8 @@ def model_info(model_dir: str | Path | None = None) -> dict[str, Any]:
     """
     model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
     config = _read_model_config(model_dir)
+    if "cascade" in config:
+        return _cascade_info(model_dir, config)
     precision, reason = choose_precision(config)
     info: dict[str, Any] = {
         "model_id": config.get("model_id", MODEL_ID),
@@ -1185,6 +1282,41 @@ def model_info(model_dir: str | Path | None = None) -> dict[str, Any]:
             {"model_id": a.get("model_id"), "sha256": a.get("sha256")}
             for a in config["averaged_from"]
         ]
+    evaluation = model_dir / "evaluation.json"
+    if evaluation.is_file():
+        ev = json.loads(evaluation.read_text(encoding="utf-8"))
+        info["test_metrics"] = {
+            k: {"macro_f1": v["macro_f1"], "accuracy": v["accuracy"]}
+            for k, v in ev.items()
+            if isinstance(v, dict) and "macro_f1" in v
+        }
+    return info
+
+
+def _cascade_info(model_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """``model_info`` of a cascade: its settings, both models' provenance and its own figures.
+
+    The top-level ``precision``, ``files`` and ``base_*`` are the student's (the model every
+    pair goes through); the teacher's are under ``cascade.teacher_info``.
+    """
+    cascade = cascade_settings(config)
+    student = model_info(resolve_model_dir(cascade["student"]))
+    teacher = model_info(resolve_model_dir(cascade["teacher"]))
+    info = {k: v for k, v in student.items() if k not in ("test_metrics", "averaged_from")}
+    info |= {
+        "model_id": config.get("model_id", model_dir.name),
+        "model_dir": str(model_dir),
+        "cascade": {
+            "defer_below": cascade["defer_below"],
+            "combine": cascade["combine"],
+            "student_info": student,
+            "teacher_info": teacher,
+        },
+        "precision_reason": f"student: {student['precision_reason']}; teacher "
+        f"({teacher['precision']}): {teacher['precision_reason']}",
+        "dev_metrics": config.get("dev_metrics", {}),
+        "hyperparameters": config.get("choice", {}),
+    }
     evaluation = model_dir / "evaluation.json"
     if evaluation.is_file():
         ev = json.loads(evaluation.read_text(encoding="utf-8"))

@@ -77,7 +77,10 @@ def test_config_stance_defaults() -> None:
 @pytest.mark.parametrize(
     ("stance", "match"),
     [
-        ({"model": "nope"}, r"'stance\.model' must be a shipped model \(newsmtsc-minilm-l6, "),
+        (
+            {"model": "nope"},
+            r"'stance\.model' must be a shipped model \(newsmtsc-blind-cascade, newsmtsc-minilm-l6, ",
+        ),
         ({"reported_weight": 1.5}, "'stance.reported_weight' must be a number in"),
         ({"reported_weight": "half"}, "'stance.reported_weight' must be a number. Got 'half'"),
         ({"attribution": "yes"}, "'stance.attribution' must be true or false"),

@@ -789,3 +789,101 @@ def test_scoring_partly_warm_cache_equals_fresh(model, tmp_path):
     score_mentions(df.iloc[::2], progress=False, model=one_thread, cache_dir=tmp_path)
     mixed = score_mentions(df, progress=False, model=one_thread, cache_dir=tmp_path)
     pd.testing.assert_frame_equal(mixed, fresh, check_exact=True)
+
+
+# -------------------------------------------------------------------------------------------
+# The cascade: the student, and the teacher where the student is unsure
+# -------------------------------------------------------------------------------------------
+
+CASCADE_DIR = scoring.MODELS_DIR / "newsmtsc-blind-cascade"
+
+
+def _cascade_dir(tmp_path, **cascade):
+    """A cascade of two shipped MiniLM models (no mpnet parts needed)."""
+    import json
+
+    settings = {
+        "student": scoring.MODEL_NAME,
+        "teacher": "newsmtsc-minilm-l6-blind-v3",
+        "defer_below": 0.6,
+        "combine": "mean",
+    } | cascade
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_id": "test-cascade", "cascade": settings}), encoding="utf-8"
+    )
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("cascade", "match"),
+    [
+        ({"student": None}, "cascade.student"),
+        ({"defer_below": None}, "cascade.defer_below"),
+        ({"defer_below": 0}, r"in \(0, 1\]"),
+        ({"defer_below": 1.5}, r"in \(0, 1\]"),
+        ({"defer_below": "high"}, r"in \(0, 1\]"),
+        ({"combine": "max"}, "'mean'"),
+    ],
+)
+def test_scoring_cascade_settings_are_checked(cascade, match):
+    settings = {"student": "a", "teacher": "b", "defer_below": 0.5}
+    settings.update(cascade)
+    settings = {k: v for k, v in settings.items() if v is not None}
+    with pytest.raises(ValueError, match=match):
+        scoring.cascade_settings({"cascade": settings})
+
+
+@pytest.mark.slow
+def test_scoring_cascade_averages_the_teacher_in_where_the_student_is_unsure(tmp_path):
+    import dataclasses
+
+    cascade = scoring.load_model(_cascade_dir(tmp_path))
+    student = scoring.load_model(scoring.resolve_model_dir(scoring.MODEL_NAME))
+    teacher = scoring.load_model(scoring.resolve_model_dir("newsmtsc-minilm-l6-blind-v3"))
+    df = pd.read_csv(SEED_CHECK)
+    args = (df["sentence"].tolist(), df["start"].tolist(), df["end"].tolist())
+    s, t = student.predict_proba(*args), teacher.predict_proba(*args)
+    got = cascade.predict_proba(*args)
+    hard = s.max(axis=1) < 0.6
+    assert 0 < hard.sum() < len(df)  # the seed pairs hold both kinds
+    np.testing.assert_array_equal(got[~hard], s[~hard])
+    np.testing.assert_allclose(got[hard], (s[hard] + t[hard]) / 2, rtol=0, atol=1e-12)
+    # a pair's row does not depend on what else is scored with it, nor on the workers
+    one = dataclasses.replace(cascade, num_threads=1, workers=2)
+    halves = np.vstack([one.predict_proba(*(a[i::2] for a in args), batch_size=3) for i in (0, 1)])
+    order = np.r_[np.arange(0, len(df), 2), np.arange(1, len(df), 2)]
+    np.testing.assert_array_equal(halves, got[order])
+    # its own cache folder: another fingerprint than either model's
+    assert cascade.cache_namespace.startswith("test-cascade-")
+    assert cascade.fingerprint not in {student.fingerprint, teacher.fingerprint}
+    assert student.fallback is None  # the cached student is left as it was
+
+
+@pytest.mark.slow
+def test_scoring_cascade_model_info_names_both_models(tmp_path):
+    info = scoring.model_info(_cascade_dir(tmp_path, defer_below=0.55))
+    assert info["model_id"] == "test-cascade"
+    assert info["cascade"]["defer_below"] == 0.55
+    assert info["cascade"]["student_info"]["model_id"].startswith(scoring.MODEL_NAME)
+    assert info["cascade"]["teacher_info"]["model_id"].startswith("newsmtsc-minilm-l6-blind-v3")
+    assert info["files"] == info["cascade"]["student_info"]["files"]
+
+
+def test_scoring_shipped_cascade_was_chosen_on_dev_and_evaluated():
+    config = scoring._read_model_config(CASCADE_DIR)
+    settings = scoring.cascade_settings(config)
+    assert settings["teacher"] in scoring.available_models()
+    assert settings["student"] in scoring.available_models()
+    assert set(config["dev_metrics"]) == {"rw/dev", "mt/dev", "opinion/dev"}
+    import json
+
+    evaluation = json.loads((CASCADE_DIR / "evaluation.json").read_text(encoding="utf-8"))
+    assert {"rw/test", "mt/test"} <= set(evaluation)
+    assert evaluation["speed_ratio_vs_raw_encoder"] > 0
+
+
+@pytest.mark.slow
+@needs_mpnet
+def test_scoring_shipped_cascade_scores():
+    out = score_mentions(pd.read_csv(SEED_CHECK), model="newsmtsc-blind-cascade", progress=False)
+    assert out["stance"].notna().all()
