@@ -887,3 +887,30 @@ def test_scoring_shipped_cascade_was_chosen_on_dev_and_evaluated():
 def test_scoring_shipped_cascade_scores():
     out = score_mentions(pd.read_csv(SEED_CHECK), model="newsmtsc-blind-cascade", progress=False)
     assert out["stance"].notna().all()
+
+
+def test_scoring_int8_keeps_the_feed_forward_output_projections_in_fp32():
+    import torch
+
+    model = _tiny_stance_model()
+    linear = {n for n, m in model.named_modules() if type(m) is torch.nn.Linear}
+    kept = {n for n in linear if scoring.INT8_KEEP_FP32.search(n)}
+    assert kept == {f"encoder.encoder.layer.{i}.output.dense" for i in (0, 1)}
+    quantized = scoring.to_precision(model, "int8")
+    after = dict(quantized.named_modules())
+    assert all(type(after[n]) is torch.nn.Linear for n in kept)
+    assert all(type(after[n]) is not torch.nn.Linear for n in linear - kept)
+    assert all(type(m) is torch.nn.Linear for n, m in model.named_modules() if n in linear)
+    with torch.no_grad():
+        full, small = model(**_tiny_batch()), quantized(**_tiny_batch())
+    assert torch.allclose(full, small, atol=0.05)
+
+
+def test_scoring_int8_recipe_is_part_of_the_fingerprint(monkeypatch):
+    model_dir = scoring.DEFAULT_MODEL_DIR
+    config = scoring._read_model_config(model_dir)
+    before = scoring.model_fingerprint(model_dir, config, "int8", base_sha256="x")
+    fp32 = scoring.model_fingerprint(model_dir, config, "fp32", base_sha256="x")
+    monkeypatch.setattr(scoring, "INT8_RECIPE", "another recipe")
+    assert scoring.model_fingerprint(model_dir, config, "int8", base_sha256="x") != before
+    assert scoring.model_fingerprint(model_dir, config, "fp32", base_sha256="x") == fp32
