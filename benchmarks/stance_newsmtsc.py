@@ -10,6 +10,7 @@ With ``--write`` the model's result is also stored as ``<model-dir>/evaluation.j
 VADER figures under ``"baseline_vader"``) so reports can show it without re-running.
 ``--precision auto`` (the default) uses the precision ``load_model`` picks for this CPU
 (``scoring.choose_precision``); the result names the precision used and why.
+``--as-no-native-bf16`` picks as a CPU without native bf16 would (int8 or fp32 per model).
 """
 
 from __future__ import annotations
@@ -57,8 +58,18 @@ def main(argv: list[str] | None = None) -> dict:
         help="batches scored at once, one thread each (default: one per core, as `stance "
         "analyze` does; 0: the model's own thread choice, one batch at a time)",
     )
+    parser.add_argument(
+        "--as-no-native-bf16",
+        action="store_true",
+        help="choose precisions as on a CPU without native bf16 (int8 or fp32), to measure that "
+        "case on a CPU that has it; not with --write",
+    )
     parser.add_argument("--write", action="store_true", help="write <model-dir>/evaluation.json")
     args = parser.parse_args(argv)
+    if args.as_no_native_bf16:
+        if args.write:
+            parser.error("--as-no-native-bf16 measures another CPU's case: not with --write")
+        scoring.native_bf16 = lambda flags=None: False  # type: ignore[assignment]
 
     import torch
 
@@ -90,6 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.precision != "auto"
         else info["precision_reason"],
         "cpu_native_bf16": scoring.native_bf16(),
+        "as_no_native_bf16": args.as_no_native_bf16,
         "load_average_1min_after": round(os.getloadavg()[0], 2),
         "cpu_count": os.cpu_count(),
         "load_s": round(load_s, 2),

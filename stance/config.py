@@ -367,12 +367,15 @@ class CompareSettings:
 
 
 def _model_exists(model: str) -> str | None:
-    from stance.scoring import available_models, resolve_model_dir
+    from stance.scoring import available_models, missing_requirement, resolve_model_dir
 
     try:
         resolve_model_dir(model)
     except FileNotFoundError:
         return f"a shipped model ({', '.join(available_models())}) or a folder with config.json"
+    problem = missing_requirement(model)
+    if problem:
+        return f"a model this installation can load; {problem}"
     return None
 
 

