@@ -18,6 +18,12 @@ Usage::
     HF_HUB_OFFLINE=1 python benchmarks/cascade.py --newsmtsc ../shared/data/newsmtsc \\
         --allsides ../shared/data/allsides [--out benchmarks/results/cascade.json] [--write]
 
+``--min-speed R`` puts speed in the rule: the cascade is timed on the dev pairs at every
+threshold, beside the raw all-MiniLM-L6-v2 fp32 encoder on the same sentences in the same run,
+once in the precisions this CPU gets and once in those of a CPU without native bf16 (int8 or
+fp32 per model, ``choose_precision``); among the thresholds at least ``R`` times as fast as the
+raw encoder in both, the best dev rule wins.
+
 ``--teacher`` (repeatable: a shipped name or a folder) compares teachers: each gets its
 threshold by the rule, and the teacher whose cascade has the larger dev rule is chosen.
 ``--write`` stores the choice in ``stance/models/newsmtsc-blind-cascade/config.json``.
@@ -102,6 +108,55 @@ def choose(rows: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
     )
 
 
+def speed_ratios(newsmtsc: str, student: str, teacher: str) -> dict[str, list[float]]:
+    """Cascade pairs/s over raw-encoder sentences/s on the dev pairs, per ``GRID`` threshold.
+
+    Two regimes, each in one run: ``native`` (this CPU's precision choice) and ``no_bf16`` (the
+    choice of a CPU without native bf16). The student's time is the faster of two passes; the
+    teacher is timed on the pairs each threshold defers. Scored as ``stance analyze`` scores:
+    one-thread batches, one per core.
+    """
+    import dataclasses
+
+    from stance_newsmtsc import raw_encoder_speed
+
+    from stance.batching import usable_cores
+    from stance.scoring import _read_model_config, choose_precision, load_model, resolve_model_dir
+    from stance.training import _others, load_split
+
+    pairs = [p for s in ("rw", "mt") for p in load_split(newsmtsc, f"{s}/dev")]
+    args = ([p.sentence for p in pairs], [p.start for p in pairs], [p.end for p in pairs])
+    others = _others(pairs)
+    out: dict[str, list[float]] = {}
+    for regime, flags in (("native", None), ("no_bf16", frozenset({"avx512f"}))):
+        scorers = []
+        for name in (student, teacher):
+            folder = resolve_model_dir(name)
+            precision = choose_precision(_read_model_config(folder), flags=flags)[0]
+            scorer = load_model(folder, precision)
+            scorer = dataclasses.replace(scorer, num_threads=1, workers=usable_cores())
+            scorer.predict_proba(*(a[:32] for a in args), others=others[:32])  # warm up
+            scorers.append(scorer)
+        raw = raw_encoder_speed(newsmtsc, "dev")
+        times, probs = [], None
+        for _ in range(2):
+            t0 = time.perf_counter()
+            probs = scorers[0].predict_proba(*args, others=others)
+            times.append(time.perf_counter() - t0)
+        assert probs is not None
+        ratios = []
+        for below in GRID:
+            hard = np.flatnonzero(probs.max(axis=1) < below)
+            t0 = time.perf_counter()
+            scorers[1].predict_proba(
+                *([a[i] for i in hard] for a in args), others=[others[i] for i in hard]
+            )
+            seconds = min(times) + time.perf_counter() - t0
+            ratios.append(round(len(pairs) / seconds / raw, 3))
+        out[regime] = ratios
+    return out
+
+
 def main() -> None:
     from stance.training import classification_metrics
 
@@ -111,6 +166,11 @@ def main() -> None:
     ap.add_argument("--student", default=STUDENT, help="a shipped model name or a folder")
     ap.add_argument("--teacher", action="append", help=f"repeatable (default: {TEACHER})")
     ap.add_argument("--tolerance", type=float, default=0.005)
+    ap.add_argument(
+        "--min-speed",
+        type=float,
+        help="keep only thresholds this many times as fast as the raw encoder (see above)",
+    )
     ap.add_argument("--out", default=str(RESULTS / "cascade.json"))
     ap.add_argument("--write", action="store_true", help="store the choice in the cascade's folder")
     args = ap.parse_args()
@@ -121,14 +181,31 @@ def main() -> None:
         f"smallest defer_below within {args.tolerance} of the best on the grid; among teachers, "
         "the larger dev rule at its threshold"
     )
+    if args.min_speed:
+        rule = (
+            "the best dev rule (mean of rw/dev and mt/dev macro-F1, plus opinion dev macro-F1) "
+            f"among the thresholds at least {args.min_speed}x as fast as the raw encoder on the "
+            "dev pairs, with this CPU's precisions and with those of a CPU without native bf16; "
+            "among teachers, the larger dev rule at its threshold"
+        )
     probs = {args.student: dev_probabilities(args.newsmtsc, args.allsides, args.student)}
     teachers: dict[str, Any] = {}
     for teacher in args.teacher or [TEACHER]:
         probs[teacher] = dev_probabilities(args.newsmtsc, args.allsides, teacher)
         rows = grid(probs[args.student], probs[teacher])
-        teachers[teacher] = {"chosen": choose(rows, args.tolerance), "grid": rows}
-    best = max(teachers, key=lambda t: teachers[t]["chosen"]["dev_rule"])
-    chosen = {"teacher": best, **teachers[best]["chosen"]}
+        if args.min_speed:
+            speed = speed_ratios(args.newsmtsc, args.student, teacher)
+            for row, native, no_bf16 in zip(rows, speed["native"], speed["no_bf16"], strict=True):
+                row["speed_ratio"] = {"native": native, "no_bf16": no_bf16}
+            fast = [r for r in rows if min(r["speed_ratio"].values()) >= args.min_speed]
+            if not fast:
+                raise SystemExit(f"No threshold is {args.min_speed}x as fast as the raw encoder.")
+            best = max(fast, key=lambda r: (r["dev_rule"], -r["defer_below"]))
+        else:
+            best = choose(rows, args.tolerance)
+        teachers[teacher] = {"chosen": best, "grid": rows}
+    winner = max(teachers, key=lambda t: teachers[t]["chosen"]["dev_rule"])
+    chosen = {"teacher": winner, **teachers[winner]["chosen"]}
     alone = {
         name: {
             split: classification_metrics(p[split][0], p[split][1].argmax(axis=1))["macro_f1"]
@@ -154,7 +231,7 @@ def main() -> None:
         config = json.loads(path.read_text(encoding="utf-8"))
         config["cascade"] |= {
             "student": args.student,
-            "teacher": best,
+            "teacher": winner,
             "defer_below": chosen["defer_below"],
         }
         config["dev_metrics"] = {
@@ -164,6 +241,7 @@ def main() -> None:
             "rule": rule,
             "dev_rule": chosen["dev_rule"],
             "deferred": {k: v for k, v in chosen.items() if k.startswith("deferred")},
+            "speed_ratio_dev": chosen.get("speed_ratio"),
             "benchmark": "benchmarks/cascade.py -> benchmarks/results/cascade.json",
         }
         path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

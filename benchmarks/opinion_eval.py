@@ -31,6 +31,7 @@ MODELS = (
     "newsmtsc-minilm-l6-blind-v3",
     "newsmtsc-minilm-l6",
     "newsmtsc-mpnet-blind",
+    "newsmtsc-mpnet-blind-v2",
     "newsmtsc-blind-cascade",
 )
 SPLITS = ("dev", "test")
