@@ -1321,15 +1321,22 @@ def model_info(model_dir: str | Path | None = None) -> dict[str, Any]:
             {"model_id": a.get("model_id"), "sha256": a.get("sha256")}
             for a in config["averaged_from"]
         ]
+    return info | _test_metrics(model_dir)
+
+
+def _test_metrics(model_dir: Path) -> dict[str, Any]:
+    """``{"test_metrics": {split: macro-F1, accuracy}}`` from ``evaluation.json``, or ``{}``."""
     evaluation = model_dir / "evaluation.json"
-    if evaluation.is_file():
-        ev = json.loads(evaluation.read_text(encoding="utf-8"))
-        info["test_metrics"] = {
+    if not evaluation.is_file():
+        return {}
+    ev = json.loads(evaluation.read_text(encoding="utf-8"))
+    return {
+        "test_metrics": {
             k: {"macro_f1": v["macro_f1"], "accuracy": v["accuracy"]}
             for k, v in ev.items()
             if isinstance(v, dict) and "macro_f1" in v
         }
-    return info
+    }
 
 
 def _cascade_info(model_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
@@ -1356,15 +1363,7 @@ def _cascade_info(model_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         "dev_metrics": config.get("dev_metrics", {}),
         "hyperparameters": config.get("choice", {}),
     }
-    evaluation = model_dir / "evaluation.json"
-    if evaluation.is_file():
-        ev = json.loads(evaluation.read_text(encoding="utf-8"))
-        info["test_metrics"] = {
-            k: {"macro_f1": v["macro_f1"], "accuracy": v["accuracy"]}
-            for k, v in ev.items()
-            if isinstance(v, dict) and "macro_f1" in v
-        }
-    return info
+    return info | _test_metrics(model_dir)
 
 
 # --------------------------------------------------------------------------------------------
