@@ -102,14 +102,27 @@ def main() -> None:
     ap.add_argument("--per-article", type=int, default=6)
     ap.add_argument("--shard", type=int, default=2_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--teacher", default=TEACHER, help="a shipped model name or a folder")
     args = ap.parse_args()
+    # One teacher per folder: a resumed run must not mix two teachers' labels.
+    record = args.out / "teacher.json"
+    if record.is_file():
+        earlier = json.loads(record.read_text(encoding="utf-8"))["teacher"]
+        if earlier != args.teacher:
+            ap.error(f"{args.out} holds labels of {earlier!r}, not {args.teacher!r}")
+    elif any(args.out.glob("shard-*.parquet")) and args.teacher != TEACHER:
+        ap.error(f"{args.out} holds labels of {TEACHER!r} (no teacher.json), not {args.teacher!r}")
 
     t0 = time.perf_counter()
     pairs = draw(args.data, args.n, args.per_article, args.seed)
     outlets = len({p["source"] for p in pairs})
     print(f"drew {len(pairs)} pairs from {outlets} outlets in {time.perf_counter() - t0:.0f} s")
     args.out.mkdir(parents=True, exist_ok=True)
-    scorer = load_model(resolve_model_dir(TEACHER))
+    scorer = load_model(resolve_model_dir(args.teacher))
+    record.write_text(
+        json.dumps({"teacher": args.teacher, "model_id": scorer.config.get("model_id")}) + "\n",
+        encoding="utf-8",
+    )
     for k in range(0, len(pairs), args.shard):
         shard = args.out / f"shard-{k // args.shard:04d}.parquet"
         if shard.exists():
