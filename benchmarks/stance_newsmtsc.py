@@ -32,7 +32,7 @@ def raw_encoder_speed(data: str, split: str, *, batch_size: int = 64) -> float:
     sentences = [
         p.sentence for s in training.EVAL_SUBSETS for p in training.load_split(data, f"{s}/{split}")
     ]
-    encoder = embed.SentenceEncoder(batch_size=batch_size, progress=False)
+    encoder = embed.SentenceEncoder(batch_size=batch_size, progress=False, precision="fp32")
     encoder.encode(sentences[:batch_size])  # load and warm up
     t0 = time.perf_counter()
     encoder.encode(sentences)
