@@ -934,3 +934,34 @@ def test_scoring_missing_requirement_names_what_to_install(monkeypatch, tmp_path
     bad.mkdir()
     _cascade_dir(bad, teacher="nope")
     assert "No stance model 'nope'" in scoring.missing_requirement(bad)
+
+
+def test_scoring_speed_yardstick_is_the_fp32_encoder(monkeypatch):
+    """The speed benchmark's raw encoder is fp32 whatever the CPU (the issue's yardstick)."""
+    import importlib.util
+
+    from stance import embed
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "stance_newsmtsc.py"
+    spec = importlib.util.spec_from_file_location("stance_newsmtsc_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    seen = {}
+
+    class Encoder:
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+
+        def encode(self, sentences):
+            return sentences
+
+    from types import SimpleNamespace
+
+    from stance import training
+
+    pairs = [SimpleNamespace(sentence=f"Sentence {i}.") for i in range(3)]
+    monkeypatch.setattr(training, "load_split", lambda data, name: pairs)
+    monkeypatch.setattr(embed, "SentenceEncoder", Encoder)
+    monkeypatch.setattr(scoring, "native_bf16", lambda flags=None: True)
+    assert bench.raw_encoder_speed("unused", "dev") > 0
+    assert seen["precision"] == "fp32"
