@@ -52,19 +52,29 @@ TEACHER = "newsmtsc-mpnet-blind"
 GRID = tuple(round(0.34 + 0.01 * i, 2) for i in range(37))  # 0.34 ... 0.70
 
 
-def dev_probabilities(newsmtsc: str, allsides: str, model: str) -> dict[str, Any]:
+def dev_data(newsmtsc: str, allsides: str) -> dict[str, Any]:
+    """rw/dev and mt/dev pairs and the rebuilt opinion dev rows (read once, for every model)."""
+    from stance.opinion import load_pairs, rebuild_pairs
+    from stance.training import load_split
+
+    data: dict[str, Any] = {f"{s}/dev": load_split(newsmtsc, f"{s}/dev") for s in ("rw", "mt")}
+    rebuilt = rebuild_pairs(allsides, load_pairs())
+    data["opinion/dev"] = rebuilt[(rebuilt["split"] == "dev") & (rebuilt["label"] != "none")]
+    return data
+
+
+def dev_probabilities(data: dict[str, Any], model: str) -> dict[str, Any]:
     """Labels and class probabilities of ``model`` on rw/dev, mt/dev and opinion dev."""
-    from stance.opinion import STANCE_LABELS, load_pairs, rebuild_pairs
+    from stance.opinion import STANCE_LABELS
     from stance.scoring import load_model, resolve_model_dir
-    from stance.training import _predict_pairs, load_split
+    from stance.training import _predict_pairs
 
     scorer = load_model(resolve_model_dir(model))
     out: dict[str, Any] = {"precision": scorer.precision}
-    for subset in ("rw", "mt"):
-        pairs = load_split(newsmtsc, f"{subset}/dev")
-        out[f"{subset}/dev"] = ([p.label for p in pairs], _predict_pairs(scorer, pairs))
-    rebuilt = rebuild_pairs(allsides, load_pairs())
-    rows = rebuilt[(rebuilt["split"] == "dev") & (rebuilt["label"] != "none")]
+    for split in ("rw/dev", "mt/dev"):
+        pairs = data[split]
+        out[split] = ([p.label for p in pairs], _predict_pairs(scorer, pairs))
+    rows = data["opinion/dev"]
     probs = scorer.predict_proba(
         rows["sentence"].tolist(),
         rows["mention_start"].astype(int).tolist(),
@@ -77,7 +87,9 @@ def dev_probabilities(newsmtsc: str, allsides: str, model: str) -> dict[str, Any
 
 def cascade_probs(student: np.ndarray, teacher: np.ndarray, defer_below: float) -> np.ndarray:
     """The cascade's probabilities: the mean of both models where the student is unsure."""
-    hard = student.max(axis=1) < defer_below
+    from stance.scoring import unsure
+
+    hard = unsure(student, defer_below)
     out = student.copy()
     out[hard] = (student[hard] + teacher[hard]) / 2
     return out
@@ -85,6 +97,7 @@ def cascade_probs(student: np.ndarray, teacher: np.ndarray, defer_below: float) 
 
 def grid(student: dict[str, Any], teacher: dict[str, Any]) -> list[dict[str, Any]]:
     """The cascade's dev figures and deferred fractions for every threshold of ``GRID``."""
+    from stance.scoring import unsure
     from stance.training import classification_metrics
 
     rows = []
@@ -94,7 +107,7 @@ def grid(student: dict[str, Any], teacher: dict[str, Any]) -> list[dict[str, Any
             y, s = student[split]
             probs = cascade_probs(s, teacher[split][1], below)
             row[split] = classification_metrics(y, probs.argmax(axis=1))["macro_f1"]
-            row[f"deferred {split}"] = round(float((s.max(axis=1) < below).mean()), 4)
+            row[f"deferred {split}"] = round(float(unsure(s, below).mean()), 4)
         row["dev_rule"] = round((row["rw/dev"] + row["mt/dev"]) / 2 + row["opinion/dev"], 4)
         rows.append(row)
     return rows
@@ -108,7 +121,9 @@ def choose(rows: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
     )
 
 
-def speed_ratios(newsmtsc: str, student: str, teacher: str) -> dict[str, list[float]]:
+def speed_ratios(
+    newsmtsc: str, pairs: list[Any], student: str, teacher: str
+) -> dict[str, list[float]]:
     """Cascade pairs/s over raw-encoder sentences/s on the dev pairs, per ``GRID`` threshold.
 
     Two regimes, each in one run: ``native`` (this CPU's precision choice) and ``no_bf16`` (the
@@ -121,10 +136,15 @@ def speed_ratios(newsmtsc: str, student: str, teacher: str) -> dict[str, list[fl
     from stance_newsmtsc import raw_encoder_speed
 
     from stance.batching import usable_cores
-    from stance.scoring import _read_model_config, choose_precision, load_model, resolve_model_dir
-    from stance.training import _others, load_split
+    from stance.scoring import (
+        _read_model_config,
+        choose_precision,
+        load_model,
+        resolve_model_dir,
+        unsure,
+    )
+    from stance.training import _others
 
-    pairs = [p for s in ("rw", "mt") for p in load_split(newsmtsc, f"{s}/dev")]
     args = ([p.sentence for p in pairs], [p.start for p in pairs], [p.end for p in pairs])
     others = _others(pairs)
     out: dict[str, list[float]] = {}
@@ -146,7 +166,7 @@ def speed_ratios(newsmtsc: str, student: str, teacher: str) -> dict[str, list[fl
         assert probs is not None
         ratios = []
         for below in GRID:
-            hard = np.flatnonzero(probs.max(axis=1) < below)
+            hard = np.flatnonzero(unsure(probs, below))
             t0 = time.perf_counter()
             scorers[1].predict_proba(
                 *([a[i] for i in hard] for a in args), others=[others[i] for i in hard]
@@ -188,13 +208,16 @@ def main() -> None:
             "dev pairs, with this CPU's precisions and with those of a CPU without native bf16; "
             "among teachers, the larger dev rule at its threshold"
         )
-    probs = {args.student: dev_probabilities(args.newsmtsc, args.allsides, args.student)}
+    data = dev_data(args.newsmtsc, args.allsides)
+    probs = {args.student: dev_probabilities(data, args.student)}
     teachers: dict[str, Any] = {}
     for teacher in args.teacher or [TEACHER]:
-        probs[teacher] = dev_probabilities(args.newsmtsc, args.allsides, teacher)
+        probs[teacher] = dev_probabilities(data, teacher)
         rows = grid(probs[args.student], probs[teacher])
         if args.min_speed:
-            speed = speed_ratios(args.newsmtsc, args.student, teacher)
+            speed = speed_ratios(
+                args.newsmtsc, data["rw/dev"] + data["mt/dev"], args.student, teacher
+            )
             for row, native, no_bf16 in zip(rows, speed["native"], speed["no_bf16"], strict=True):
                 row["speed_ratio"] = {"native": native, "no_bf16": no_bf16}
             fast = [r for r in rows if min(r["speed_ratio"].values()) >= args.min_speed]

@@ -187,6 +187,16 @@ class BaseEncoder:
         """Return the folder holding the encoder's ``config.json``, weights and tokenizer."""
         return mpnet_base_dir() if self.name == "mpnet" else base_encoder_dir()
 
+    def check(self) -> None:
+        """Raise, naming the install command, if the weights' packages are not installed.
+
+        Cheap: nothing is assembled or read.
+        """
+        if self.name == "mpnet":
+            _mpnet_part_files()
+        else:
+            base_encoder_dir()
+
 
 #: Base encoders by the short name used in ``config.json`` (``"base"``) and ``--base``.
 BASES = {
@@ -1065,8 +1075,10 @@ class StanceScorer:
         """
         import dataclasses
 
+        import numpy as np
+
         assert self.fallback is not None
-        hard = [i for i in todo if out[i].max() < self.defer_below]
+        hard = [todo[j] for j in np.flatnonzero(unsure(out[todo], self.defer_below))]
         logger.info(
             "Stance cascade: %d of %d pairs below %.2f confidence, also scored by %s",
             len(hard),
@@ -1088,6 +1100,11 @@ class StanceScorer:
             progress=progress,
         )
         out[hard] = (out[hard] + rows) / 2
+
+
+def unsure(probs: np.ndarray, defer_below: float) -> np.ndarray:
+    """Return the rows a cascade defers: highest class probability below ``defer_below``."""
+    return probs.max(axis=1) < defer_below
 
 
 def model_name(base: str = "minilm", *, blind: bool = True) -> str:
@@ -1135,11 +1152,11 @@ def missing_requirement(model: str | Path | None) -> str | None:
         except (ValueError, FileNotFoundError) as exc:
             return str(exc)
         return next((p for p in map(missing_requirement, parts) if p), None)
-    if config.get("base") == "mpnet":
-        try:
-            _mpnet_part_files()
-        except (ModuleNotFoundError, FileNotFoundError) as exc:
-            return f"{exc} (or `make accurate`)"
+    base = get_base(config.get("base", "minilm"))
+    try:
+        base.check()
+    except (ModuleNotFoundError, FileNotFoundError) as exc:
+        return f"{exc} (or `make accurate`)" if base.name == "mpnet" else str(exc)
     return None
 
 
@@ -1245,8 +1262,6 @@ def _load_cascade(config: dict[str, Any], precision: str | None) -> StanceScorer
     cascade = cascade_settings(config)
     student = load_model(resolve_model_dir(cascade["student"]), precision)
     teacher = load_model(resolve_model_dir(cascade["teacher"]), precision)
-    if student.fingerprint is None or teacher.fingerprint is None:
-        raise ValueError("A stance cascade needs two loaded models with fingerprints.")
     record = {"config": config, "student": student.fingerprint, "teacher": teacher.fingerprint}
     return dataclasses.replace(
         student,
