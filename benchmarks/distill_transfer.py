@@ -16,7 +16,10 @@ Usage::
 
     make accurate   # the teacher's base weights
     HF_HUB_OFFLINE=1 python benchmarks/distill_transfer.py --data ../shared/data/allsides \\
-        --out data/transfer [--n 100000] [--per-article 6] [--seed 0]
+        --out data/transfer [--n 100000] [--per-article 6] [--seed 0] [--part K/N]
+
+``--part K/N`` labels only the shards whose number is K modulo N, so N processes (one per core,
+or one per machine sharing the folder) label one set together; each draws the same pairs.
 """
 
 from __future__ import annotations
@@ -103,7 +106,14 @@ def main() -> None:
     ap.add_argument("--shard", type=int, default=2_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--teacher", default=TEACHER, help="a shipped model name or a folder")
+    ap.add_argument("--part", default="0/1", help="K/N: label only the shards K, K+N, K+2N, ...")
     args = ap.parse_args()
+    try:
+        part, parts = (int(v) for v in args.part.split("/"))
+    except ValueError:
+        ap.error(f"--part must read K/N, e.g. 0/2, not {args.part!r}")
+    if not 0 <= part < parts:
+        ap.error(f"--part {args.part}: K must be in 0..N-1")
     # One teacher per folder: a resumed run must not mix two teachers' labels.
     record = args.out / "teacher.json"
     if record.is_file():
@@ -125,7 +135,7 @@ def main() -> None:
     )
     for k in range(0, len(pairs), args.shard):
         shard = args.out / f"shard-{k // args.shard:04d}.parquet"
-        if shard.exists():
+        if shard.exists() or (k // args.shard) % parts != part:
             continue
         block = pairs[k : k + args.shard]
         t1 = time.perf_counter()
