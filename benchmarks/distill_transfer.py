@@ -32,7 +32,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-TEACHER = "newsmtsc-mpnet-blind"
+from stance.training import FIRST_TEACHER, labelled_by
+
+TEACHER = FIRST_TEACHER
 FILE = "allsides_articles_full.jsonl.gz"
 
 
@@ -116,12 +118,10 @@ def main() -> None:
         ap.error(f"--part {args.part}: K must be in 0..N-1")
     # One teacher per folder: a resumed run must not mix two teachers' labels.
     record = args.out / "teacher.json"
-    if record.is_file():
-        earlier = json.loads(record.read_text(encoding="utf-8"))["teacher"]
+    if record.is_file() or any(args.out.glob("shard-*.parquet")):
+        earlier = labelled_by(args.out)
         if earlier != args.teacher:
             ap.error(f"{args.out} holds labels of {earlier!r}, not {args.teacher!r}")
-    elif any(args.out.glob("shard-*.parquet")) and args.teacher != TEACHER:
-        ap.error(f"{args.out} holds labels of {TEACHER!r} (no teacher.json), not {args.teacher!r}")
 
     t0 = time.perf_counter()
     pairs = draw(args.data, args.n, args.per_article, args.seed)

@@ -275,7 +275,12 @@ def main(argv: list[str] | None = None) -> int:
             for path in paths:
                 print(path)
         elif args.command == "train":
-            from stance.training import load_opinion_train, load_transfer, train_newsmtsc
+            from stance.training import (
+                labelled_by,
+                load_opinion_train,
+                load_transfer,
+                train_newsmtsc,
+            )
 
             if bool(args.transfer) != bool(args.transfer_data):
                 raise ValueError("--transfer and --transfer-data go together.")
@@ -294,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.transfer
                 else None
             )
+            transfer_teacher = labelled_by(args.transfer) if args.transfer else None
             opinion = None
             if args.opinion_train:
                 opinion = [
@@ -320,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                 "transfer": transfer,
                 "distill_weight": args.distill_weight,
                 "transfer_bias": bias,
+                "transfer_teacher": transfer_teacher,
                 "gold_repeat": args.gold_repeat,
                 "opinion": opinion,
                 "opinion_files": [Path(f).name for f in args.opinion_pairs or []] or None,

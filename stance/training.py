@@ -508,6 +508,30 @@ def load_opinion_train(data: str | Path, path: str | Path | None = None) -> list
     ]
 
 
+FIRST_TEACHER = "newsmtsc-mpnet-blind"
+
+
+def labelled_by(shards: str | Path) -> str:
+    """Return the teacher that labelled a folder of transfer shards (its ``teacher.json``).
+
+    ``benchmarks/distill_transfer.py`` writes that record; a folder without one was labelled by
+    the first teacher (``FIRST_TEACHER``), before the record existed.
+
+    Raises:
+        ValueError: If ``teacher.json`` is not a JSON object naming a ``teacher``.
+    """
+    record = Path(shards) / "teacher.json"
+    if not record.is_file():
+        return FIRST_TEACHER
+    try:
+        teacher = json.loads(record.read_text(encoding="utf-8"))["teacher"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{str(record)!r} must be a JSON object with a 'teacher': {err}") from None
+    if not isinstance(teacher, str):
+        raise ValueError(f"{str(record)!r}: 'teacher' must be a model name, got {teacher!r}.")
+    return teacher
+
+
 def load_transfer(
     shards: str | Path,
     data: str | Path,
@@ -702,6 +726,7 @@ def train_newsmtsc(
     distill_weight: float = 0.5,
     transfer: tuple[Sequence[Pair], Any] | None = None,
     transfer_bias: Sequence[float] | None = None,
+    transfer_teacher: str | None = None,
     gold_repeat: int = 1,
     opinion: Sequence[Pair] | None = None,
     opinion_repeat: int = 1,
@@ -764,6 +789,8 @@ def train_newsmtsc(
             per-pair terms are averaged over the batch.
         transfer_bias: The offsets ``load_transfer(..., logit_bias=...)`` added to the teacher's
             log-probabilities, recorded in ``config.json`` (provenance only).
+        transfer_teacher: The model that labelled ``transfer`` (the shards' ``teacher.json``),
+            recorded in ``config.json`` (provenance only).
         gold_repeat: Passes over the NewsMTSC pairs per epoch (upsampling the gold set against a
             large transfer set).
         opinion: Hand-labelled opinion-writing pairs (``load_opinion_train``) trained on like
@@ -944,6 +971,8 @@ def train_newsmtsc(
                 "loss": "(1 - w) * CE(gold) on NewsMTSC pairs + w * KL(teacher || student) on "
                 "transfer pairs, summed per pair and averaged over the batch",
             }
+            if transfer_teacher is not None:
+                hyper["transfer"]["teacher"] = transfer_teacher
             if transfer_bias is not None:
                 # provenance only: load_transfer already applied it to the probabilities
                 hyper["transfer"]["teacher_logit_bias"] = [float(b) for b in transfer_bias]

@@ -498,10 +498,12 @@ def test_training_smoke_train_with_a_transfer_set(tiny_newsmtsc, tmp_path):
         tiny_newsmtsc,
         tmp_path / "student",
         transfer=(pairs, probs),
+        transfer_teacher="some-teacher",
         gold_repeat=2,
         distill_weight=0.5,
     )
     assert config["hyperparameters"]["transfer"]["pairs"] == len(pairs)
+    assert config["hyperparameters"]["transfer"]["teacher"] == "some-teacher"
     assert config["hyperparameters"]["transfer"]["gold_repeat"] == 2
     with pytest.raises(ValueError, match="probability rows"):
         training.train_newsmtsc(
@@ -705,3 +707,12 @@ def test_training_shipped_default_names_the_shipped_models_it_averages():
     recorded = {a["model_id"]: a["sha256"] for a in config["averaged_from"]}
     for name in ("newsmtsc-minilm-l6-blind-v2", "newsmtsc-minilm-l6-blind-v3"):
         assert recorded[name] == file_sha256(resolve_model_dir(name) / "model-0.safetensors")
+
+
+def test_training_labelled_by_reads_the_shards_teacher_record(tmp_path):
+    assert training.labelled_by(tmp_path) == training.FIRST_TEACHER  # before the record existed
+    (tmp_path / "teacher.json").write_text('{"teacher": "newsmtsc-mpnet-blind-v2"}')
+    assert training.labelled_by(tmp_path) == "newsmtsc-mpnet-blind-v2"
+    (tmp_path / "teacher.json").write_text('["newsmtsc-mpnet-blind-v2"]')
+    with pytest.raises(ValueError, match=r"teacher\.json"):
+        training.labelled_by(tmp_path)
