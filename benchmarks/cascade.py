@@ -137,8 +137,7 @@ def speed_ratios(
 
     from stance.batching import usable_cores
     from stance.scoring import (
-        _read_model_config,
-        choose_precision,
+        NO_NATIVE_BF16,
         load_model,
         resolve_model_dir,
         unsure,
@@ -148,12 +147,12 @@ def speed_ratios(
     args = ([p.sentence for p in pairs], [p.start for p in pairs], [p.end for p in pairs])
     others = _others(pairs)
     out: dict[str, list[float]] = {}
-    for regime, flags in (("native", None), ("no_bf16", frozenset({"avx512f"}))):
+    for regime, flags in (("native", None), ("no_bf16", NO_NATIVE_BF16)):
         scorers = []
         for name in (student, teacher):
             folder = resolve_model_dir(name)
-            precision = choose_precision(_read_model_config(folder), flags=flags)[0]
-            scorer = load_model(folder, precision)
+            # the native regime reuses the models dev_probabilities loaded (same cache key)
+            scorer = load_model(folder) if flags is None else load_model(folder, flags=flags)
             scorer = dataclasses.replace(scorer, num_threads=1, workers=usable_cores())
             scorer.predict_proba(*(a[:32] for a in args), others=others[:32])  # warm up
             scorers.append(scorer)

@@ -66,16 +66,16 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--write", action="store_true", help="write <model-dir>/evaluation.json")
     args = parser.parse_args(argv)
+    flags = scoring.NO_NATIVE_BF16 if args.as_no_native_bf16 else None
     if args.as_no_native_bf16:
         if args.write:
             parser.error("--as-no-native-bf16 measures another CPU's case: not with --write")
-        scoring.native_bf16 = lambda flags=None: False  # type: ignore[assignment]
 
     import torch
 
     t0 = time.perf_counter()
     scorer = scoring.load_model(
-        args.model_dir, None if args.precision == "auto" else args.precision
+        args.model_dir, None if args.precision == "auto" else args.precision, flags=flags
     )
     load_s = time.perf_counter() - t0
     workers = usable_cores() if args.workers is None else args.workers
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     raw = raw_encoder_speed(args.data, args.split, batch_size=args.batch_size)
     result["raw_encoder_sentences_per_s"] = raw
     result["speed_ratio_vs_raw_encoder"] = round(result["pairs_per_s"] / raw, 2)
-    info = scoring.model_info(args.model_dir)
+    info = scoring.model_info(args.model_dir, flags=flags)
     env = {
         "machine": platform.machine(),
         "processor": platform.processor(),

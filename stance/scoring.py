@@ -817,6 +817,8 @@ PRECISION_TOLERANCE = 0.005
 #: measured 2-4x *slower* than fp32 (README); with avx512_bf16 a bf16 linear layer ran 2.4x
 #: faster than fp32 on one thread.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+#: The flags of a CPU without native bf16 (the AVX512F machines of issue 9), for ``flags=``.
+NO_NATIVE_BF16 = frozenset({"avx512f"})
 
 
 def cpu_flags() -> frozenset[str]:
@@ -1171,7 +1173,12 @@ def _read_model_config(model_dir: Path) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=4)
-def load_model(model_dir: str | Path | None = None, precision: str | None = None) -> StanceScorer:
+def load_model(
+    model_dir: str | Path | None = None,
+    precision: str | None = None,
+    *,
+    flags: frozenset[str] | None = None,
+) -> StanceScorer:
     """Load (once per process) the stance model shipped in ``stance/models/``.
 
     Args:
@@ -1179,6 +1186,8 @@ def load_model(model_dir: str | Path | None = None, precision: str | None = None
             defaults to the shipped model.
         precision: One of ``PRECISIONS``; by default ``choose_precision`` picks one for this
             CPU from the dev figures in the model's config.
+        flags: CPU flags to choose the precision by instead of this CPU's (``native_bf16``):
+            ``NO_NATIVE_BF16`` loads as a CPU without native bf16 would.
 
     Raises:
         FileNotFoundError: If the model folder or a weights file is missing.
@@ -1191,8 +1200,8 @@ def load_model(model_dir: str | Path | None = None, precision: str | None = None
     model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
     config = _read_model_config(model_dir)
     if "cascade" in config:
-        return _load_cascade(config, precision)
-    precision = precision or choose_precision(config)[0]
+        return _load_cascade(config, precision, flags)
+    precision = precision or choose_precision(config, flags=flags)[0]
     if precision not in PRECISIONS:
         raise ValueError(
             f"The 'precision' parameter must be one of {set(PRECISIONS)}. Got {precision!r} "
@@ -1251,7 +1260,9 @@ def cascade_settings(config: dict[str, Any]) -> dict[str, Any]:
     return {**cascade, "defer_below": float(below), "combine": "mean"}
 
 
-def _load_cascade(config: dict[str, Any], precision: str | None) -> StanceScorer:
+def _load_cascade(
+    config: dict[str, Any], precision: str | None, flags: frozenset[str] | None = None
+) -> StanceScorer:
     """Return the student of a cascade with its teacher attached as ``fallback`` (see ``StanceScorer``).
 
     Each model gets its own precision (``choose_precision``) unless ``precision`` is given,
@@ -1260,8 +1271,8 @@ def _load_cascade(config: dict[str, Any], precision: str | None) -> StanceScorer
     import dataclasses
 
     cascade = cascade_settings(config)
-    student = load_model(resolve_model_dir(cascade["student"]), precision)
-    teacher = load_model(resolve_model_dir(cascade["teacher"]), precision)
+    student = load_model(resolve_model_dir(cascade["student"]), precision, flags=flags)
+    teacher = load_model(resolve_model_dir(cascade["teacher"]), precision, flags=flags)
     record = {"config": config, "student": student.fingerprint, "teacher": teacher.fingerprint}
     return dataclasses.replace(
         student,
@@ -1302,18 +1313,21 @@ def model_fingerprint(
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
-def model_info(model_dir: str | Path | None = None) -> dict[str, Any]:
+def model_info(
+    model_dir: str | Path | None = None, *, flags: frozenset[str] | None = None
+) -> dict[str, Any]:
     """Describe the shipped model for provenance (run.json): name, base encoder, hashes, metrics.
 
     ``precision`` and ``num_threads`` are what ``load_model`` uses on this machine (the same
-    ``choose_precision``/``choose_threads`` calls), with the reason for the precision.
+    ``choose_precision``/``choose_threads`` calls; ``flags`` as in ``load_model``), with the
+    reason for the precision.
     Does not load torch; only reads ``config.json`` and hashes the weight files.
     """
     model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
     config = _read_model_config(model_dir)
     if "cascade" in config:
-        return _cascade_info(model_dir, config)
-    precision, reason = choose_precision(config)
+        return _cascade_info(model_dir, config, flags)
+    precision, reason = choose_precision(config, flags=flags)
     info: dict[str, Any] = {
         "model_id": config.get("model_id", MODEL_ID),
         "model_dir": str(model_dir),
@@ -1354,15 +1368,17 @@ def _test_metrics(model_dir: Path) -> dict[str, Any]:
     }
 
 
-def _cascade_info(model_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+def _cascade_info(
+    model_dir: Path, config: dict[str, Any], flags: frozenset[str] | None = None
+) -> dict[str, Any]:
     """``model_info`` of a cascade: its settings, both models' provenance and its own figures.
 
     The top-level ``precision``, ``files`` and ``base_*`` are the student's (the model every
     pair goes through); the teacher's are under ``cascade.teacher_info``.
     """
     cascade = cascade_settings(config)
-    student = model_info(resolve_model_dir(cascade["student"]))
-    teacher = model_info(resolve_model_dir(cascade["teacher"]))
+    student = model_info(resolve_model_dir(cascade["student"]), flags=flags)
+    teacher = model_info(resolve_model_dir(cascade["teacher"]), flags=flags)
     info = {k: v for k, v in student.items() if k not in ("test_metrics", "averaged_from")}
     info |= {
         "model_id": config.get("model_id", model_dir.name),

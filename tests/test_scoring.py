@@ -438,6 +438,22 @@ def test_scoring_load_model_uses_and_records_the_chosen_precision(monkeypatch, f
     assert info["num_threads"] == scorer.num_threads
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("flags", [scoring.NO_NATIVE_BF16, WITH_BF16])
+def test_scoring_load_model_chooses_for_the_cpu_flags_it_is_given(monkeypatch, flags):
+    # This CPU's flags are the other kind: the explicit flags must decide, not /proc/cpuinfo.
+    monkeypatch.setattr(
+        scoring, "cpu_flags", lambda: WITH_BF16 if flags == scoring.NO_NATIVE_BF16 else NO_BF16
+    )
+    config = scoring._read_model_config(scoring.DEFAULT_MODEL_DIR)
+    expected, reason = scoring.choose_precision(config, flags=flags)
+    scorer = scoring.load_model(None, None, flags=flags)
+    info = scoring.model_info(flags=flags)
+    assert scorer.precision == info["precision"] == expected
+    assert info["precision_reason"] == reason
+    assert (expected == "bf16") is (flags == WITH_BF16)
+
+
 # -------------------------------------------------------------------------------------------
 # LoRA and the mpnet base (the accurate model)
 # -------------------------------------------------------------------------------------------
