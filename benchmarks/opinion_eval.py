@@ -29,6 +29,7 @@ MODELS = (
     "newsmtsc-minilm-l6-blind",
     "newsmtsc-minilm-l6-blind-v2",
     "newsmtsc-minilm-l6-blind-v3",
+    "newsmtsc-minilm-l6-blind-v6",
     "newsmtsc-minilm-l6",
     "newsmtsc-mpnet-blind",
     "newsmtsc-mpnet-blind-v2",

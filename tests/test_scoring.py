@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -230,6 +231,33 @@ def test_scoring_seed_check_accuracy(model):
     out = score_mentions(df, progress=False, model=model)
     accuracy = (out["stance"] == df["label"]).mean()
     assert accuracy >= 0.75
+
+
+def test_scoring_v6_records_its_teacher_and_its_measured_figures():
+    """The opt-in v6 student: distilled from the opinion-trained teacher, blind, measured."""
+    folder = scoring.MODELS_DIR / "newsmtsc-minilm-l6-blind-v6"
+    config = scoring._read_model_config(folder)
+    assert config["model_id"] == "newsmtsc-minilm-l6-blind-v6"
+    assert config["mask_target"] == "names"
+    assert config["hyperparameters"]["transfer"]["teacher"] == "newsmtsc-mpnet-blind-v2"
+    assert "--teacher newsmtsc-mpnet-blind-v2" in config["training_command"]
+    assert set(config["precision_dev"]) == set(scoring.PRECISIONS)
+    evaluation = json.loads((folder / "evaluation.json").read_text())
+    assert evaluation["model_id"] == "newsmtsc-minilm-l6-blind-v6"
+    assert {"rw/test", "mt/test"} <= set(evaluation)
+    identity = json.loads((folder / "identity.json").read_text())
+    assert identity["model_id"] == "newsmtsc-minilm-l6-blind-v6"
+    assert identity["spread"] < 0.01  # blind: the name does not move the score
+    opinion = json.loads((folder / "opinion.json").read_text())
+    assert opinion["model"] == "newsmtsc-minilm-l6-blind-v6"
+
+
+@pytest.mark.slow
+def test_scoring_v6_seed_check_accuracy():
+    df = pd.read_csv(SEED_CHECK)
+    v6 = scoring.load_model(scoring.resolve_model_dir("newsmtsc-minilm-l6-blind-v6"))
+    out = score_mentions(df, progress=False, model=v6)
+    assert (out["stance"] == df["label"]).sum() >= 30
 
 
 @pytest.mark.slow
