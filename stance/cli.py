@@ -294,12 +294,13 @@ def main(argv: list[str] | None = None) -> int:
             for path in args.opinion_pairs or []:
                 if not Path(path).is_file():
                     raise FileNotFoundError(f"No opinion pair file {path}.")
+            # read before the (long) load, so a bad teacher.json stops the run at once
+            transfer_teacher = labelled_by(args.transfer) if args.transfer else None
             transfer = (
                 load_transfer(args.transfer, args.transfer_data, logit_bias=bias)
                 if args.transfer
                 else None
             )
-            transfer_teacher = labelled_by(args.transfer) if args.transfer else None
             opinion = None
             if args.opinion_train:
                 opinion = [
