@@ -398,16 +398,19 @@ def _ingest_and_segment(path: Path) -> tuple[float, int]:
     return seconds, peak
 
 
-@pytest.mark.parametrize("kind", ["one_line", "no_punctuation"])
+@pytest.mark.parametrize("kind", ["one_line", "no_punctuation", "markdown_brackets"])
 def test_awkward_work_is_proportional_to_size(tmp_path: Path, kind: str) -> None:
     """Time and memory of ingest + segment grow linearly, even without the article cap."""
     unit = "Russia and Turkey traded accusations over the pipeline. "
     if kind == "no_punctuation":
         unit = awkward.no_punctuation_text(len(unit) * 4) + " "
+    if kind == "markdown_brackets":  # unclosed link brackets: the old pattern was quadratic
+        unit = "Russia and Turkey traded [[[[ accusations over the [pipeline]( again "
+    suffix = ".md" if kind.startswith("markdown") else ".txt"
     sizes = (50_000, 200_000)
     results = []
     for size in sizes:
-        path = tmp_path / f"{kind}_{size}.txt"
+        path = tmp_path / f"{kind}_{size}{suffix}"
         path.write_text((unit * (size // len(unit) + 1))[:size])
         results.append(_ingest_and_segment(path))
     (t_small, m_small), (t_big, m_big) = results
@@ -501,3 +504,75 @@ def test_awkward_date_outside_the_timestamp_range_is_undated_not_a_crash(tmp_pat
     )
     assert len(result["mentions"]) == 4
     assert result["trends"].empty or result["trends"]["period_start"].notna().all()
+
+
+def test_ingest_jsonl_lines_the_parser_cannot_take_are_skipped(tmp_path: Path) -> None:
+    """Nesting past the recursion limit and over-long integers skip their line, not the run."""
+    good = json.dumps({"text": "Iran warned the US over the strikes.", "source": "Wire"})
+    deep = "[" * 100_000 + "]" * 100_000
+    big = '{"text": "Turkey met Russia.", "n": ' + "9" * 5_000 + "}"
+    (tmp_path / "odd.jsonl").write_text(
+        "\n".join([deep, good, big, good.replace("Iran", "Russia")])
+    )
+    articles, report = ing.ingest([tmp_path])
+    assert len(articles) == 2
+    reasons = sorted(s["reason"] for s in report.skipped)
+    assert reasons == [
+        "line 1: unreadable JSON (RecursionError)",
+        "line 3: unreadable JSON (ValueError)",
+    ]
+
+
+def test_ingest_jsonl_lone_surrogates_are_replaced_and_counted(tmp_path: Path) -> None:
+    """Half a UTF-16 pair in a JSON escape is replaced, so the run can write its tables."""
+    lines = [
+        '{"text": "Russia blamed Turkey \\ud800 again.", "source": "Wire\\udc80", "x": "\\ud83d"}',
+        json.dumps({"text": "Paired escapes stay: \U0001f600 Iran.", "source": "Wire"}),
+    ]
+    (tmp_path / "s.jsonl").write_text("\n".join(lines))
+    articles, report = ing.ingest([tmp_path])
+    assert articles["text"].tolist() == [
+        "Russia blamed Turkey \ufffd again.",
+        "Paired escapes stay: \U0001f600 Iran.",
+    ]
+    assert articles["source"].tolist() == ["Wire\ufffd", "Wire"]
+    assert articles["x"].iloc[0] == "\ufffd"
+    assert any("3 lone surrogate" in w for w in report.warnings)
+    articles.to_parquet(tmp_path / "out.parquet")  # writable: no surrogate left
+    json.dumps(report.to_dict(), ensure_ascii=False).encode("utf-8")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs named pipes")
+def test_ingest_pipe_in_a_folder_is_skipped_not_read(tmp_path: Path) -> None:
+    """Reading a named pipe would wait for a writer forever: it is skipped and named."""
+    import os
+
+    (tmp_path / "good.txt").write_text("Russia blamed Turkey for the attack.")
+    os.mkfifo(tmp_path / "pipe.txt")
+    articles, report = ing.ingest([tmp_path])
+    assert len(articles) == 1
+    assert report.skipped == [
+        {
+            "path": str(tmp_path / "pipe.txt"),
+            "reason": "not a regular file (a pipe, socket or device)",
+        }
+    ]
+
+
+def test_ingest_file_name_that_is_not_utf8_is_skipped_and_named(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "good.txt").write_text("Russia blamed Turkey for the attack.")
+    bad = os.fsencode(tmp_path) + b"/bad\xff.txt"
+    try:
+        with open(bad, "wb") as fh:
+            fh.write(b"Iran warned the US.")
+    except OSError:
+        pytest.skip("the file system refuses the name")
+    articles, report = ing.ingest([tmp_path])
+    assert len(articles) == 1
+    assert report.skipped == [
+        {"path": f"{tmp_path}/bad\\xff.txt", "reason": "the file name is not valid UTF-8"}
+    ]
+    with pytest.raises(ing.IngestError, match="not valid UTF-8"):
+        ing.ingest([os.fsdecode(bad)])
