@@ -36,6 +36,8 @@ from stance.config import IngestSettings
 from stance.schema import ARTICLE_COLUMNS, parse_dates
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pandas as pd
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,12 @@ TABLE_SUFFIXES = (".csv", ".jsonl", ".jsonl.gz", ".json", ".parquet")
 MAX_ARTICLE_CHARS: int = IngestSettings.max_article_chars
 #: How many examples a capped list in the report holds (unparsed dates; rows skipped per file).
 MAX_LISTED = 20
+#: Extra table columns kept on the articles (outlet metadata such as ``bias_text``); a table
+#: with thousands of keys would otherwise cost memory and time out of proportion to its text.
+MAX_EXTRA_COLUMNS = 50
+#: A JSONL line longer than this is skipped unread (a text is cut at ``MAX_ARTICLE_CHARS``
+#: anyway; 16 MiB leaves room for JSON escapes and long metadata).
+MAX_LINE_BYTES = 16 * 1024 * 1024
 #: Rows read from a Parquet file at a time.
 PARQUET_BATCH_ROWS = 1_024
 # A file whose decoded text is more than this share control characters is binary, not text.
@@ -976,6 +984,24 @@ def _check_columns(path: Path, columns: list[str]) -> None:
         raise _Unusable(f"the table has no 'text' column; got columns {columns}")
 
 
+def _bounded_lines(fh: Any) -> Iterator[bytes | None]:
+    """Yield a binary file's lines, or ``None`` for a line longer than ``MAX_LINE_BYTES``.
+
+    A long line is read past in chunks and never held whole, so a small gzip file that
+    expands to one endless line costs bounded memory.
+    """
+    while True:
+        line = fh.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):
+            line = fh.readline(MAX_LINE_BYTES)
+        yield None
+
+
 def _read_jsonl(
     path: Path, rules: dict[str, bool], report: IngestReport, max_chars: int
 ) -> list[dict[str, Any]]:
@@ -991,7 +1017,11 @@ def _read_jsonl(
     broken: str | None = None
     try:
         with opener(path, "rb") as fh:
-            for lineno, raw in enumerate(fh, start=1):
+            for lineno, raw in enumerate(_bounded_lines(fh), start=1):
+                if raw is None:
+                    index += 1
+                    problems(f"line longer than {MAX_LINE_BYTES:,} bytes", line=lineno)
+                    continue
                 if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
                     raw = raw[len(codecs.BOM_UTF8) :]
                 if not raw.strip():
@@ -1475,6 +1505,8 @@ def ingest(
         )
     rows = []
     per_path: Counter[str] = Counter()
+    extra_columns: dict[str, None] = {}
+    dropped_columns: dict[str, None] = {}
     for r in records:
         base = r["path"]
         idx = per_path[base]
@@ -1492,7 +1524,11 @@ def ingest(
             "text": r["text"],
         }
         for k, v in (r.get("extra") or {}).items():
-            row[k] = v
+            if k in extra_columns or len(extra_columns) < MAX_EXTRA_COLUMNS:
+                extra_columns.setdefault(k, None)
+                row[k] = v
+            else:
+                dropped_columns.setdefault(k, None)
         if "truncated_from" in r:
             if strict:
                 raise IngestError(
@@ -1504,6 +1540,13 @@ def ingest(
                 {"path": row["path"], "chars": r["truncated_from"], "kept": len(r["text"])}
             )
         rows.append(row)
+    if dropped_columns:
+        names = list(dropped_columns)
+        report.warn(
+            f"The tables hold more than {MAX_EXTRA_COLUMNS} extra columns; the first "
+            f"{MAX_EXTRA_COLUMNS} are kept and {len(names):,} dropped: {names[:5]}"
+            f"{' ...' if len(names) > 5 else ''}"
+        )
     if report.truncated:
         report.warn(
             f"{len(report.truncated)} article(s) longer than {max_article_chars:,} characters "

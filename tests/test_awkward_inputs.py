@@ -576,3 +576,36 @@ def test_ingest_file_name_that_is_not_utf8_is_skipped_and_named(tmp_path: Path) 
     ]
     with pytest.raises(ing.IngestError, match="not valid UTF-8"):
         ing.ingest([os.fsdecode(bad)])
+
+
+def test_ingest_jsonl_line_past_the_limit_is_skipped_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line longer than MAX_LINE_BYTES (a gzip bomb of one line) is skipped in chunks."""
+    monkeypatch.setattr(ing, "MAX_LINE_BYTES", 1_000)
+    good = json.dumps({"text": "Iran warned the US over the strikes.", "source": "Wire"})
+    huge = json.dumps({"text": "Russia " * 2_000, "source": "Wire"})
+    (tmp_path / "t.jsonl").write_text("\n".join([good, huge, good.replace("Iran", "Turkey")]))
+    articles, report = ing.ingest([tmp_path])
+    assert articles["text"].str[:4].tolist() == ["Iran", "Turk"]
+    assert report.skipped == [
+        {
+            "path": str(tmp_path / "t.jsonl"),
+            "line": 2,
+            "reason": "line 2: line longer than 1,000 bytes",
+        }
+    ]
+
+
+def test_ingest_extra_columns_are_capped_with_a_warning(tmp_path: Path) -> None:
+    """Thousands of keys cost memory out of proportion: the first MAX_EXTRA_COLUMNS are kept."""
+    rows = [
+        {"text": f"Russia blamed Turkey, report {i}.", "source": "W", f"k{i}": "v"}
+        for i in range(80)
+    ]
+    (tmp_path / "k.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    articles, report = ing.ingest([tmp_path])
+    assert len(articles) == 80
+    kept = [c for c in articles.columns if c.startswith("k")]
+    assert kept == [f"k{i}" for i in range(ing.MAX_EXTRA_COLUMNS)]
+    assert any("50 are kept and 30 dropped" in w for w in report.warnings)
