@@ -19,6 +19,7 @@ import csv
 import gzip
 import hashlib
 import html
+import itertools
 import json
 import logging
 import os
@@ -58,6 +59,10 @@ MAX_LISTED = 20
 #: Extra table columns kept on the articles (outlet metadata such as ``bias_text``); a table
 #: with thousands of keys would otherwise cost memory and time out of proportion to its text.
 MAX_EXTRA_COLUMNS = 50
+#: An HTML page with more "<" that open no tag (another "<" comes before any ">") is read with
+#: them as text: Python's parser takes time quadratic in their number.
+MAX_UNCLOSED_LT = 1_000
+_UNCLOSED_LT = re.compile(r"<(?=[^<>]*<)")
 #: A JSONL line longer than this is skipped unread (a text is cut at ``MAX_ARTICLE_CHARS``
 #: anyway; 16 MiB leaves room for JSON escapes and long metadata).
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -696,6 +701,13 @@ def paragraphs_from_html(
 
     A block longer than ``max_chars`` is cut there, as in :func:`paragraphs_from_text`.
     """
+    if sum(1 for _ in itertools.islice(_UNCLOSED_LT.finditer(raw), MAX_UNCLOSED_LT + 1)) > (
+        MAX_UNCLOSED_LT
+    ):
+        # Python's html.parser rescans the rest of the page for each "<" that opens no
+        # complete tag, so thousands of them take minutes (quadratic); on such a page they are
+        # read as text. A normal page has few (an attribute value or a script holding "<").
+        raw = _UNCLOSED_LT.sub("&lt;", raw)
     parser = _HTMLText()
     parser.feed(raw)
     parser.close()

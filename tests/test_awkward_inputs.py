@@ -398,7 +398,9 @@ def _ingest_and_segment(path: Path) -> tuple[float, int]:
     return seconds, peak
 
 
-@pytest.mark.parametrize("kind", ["one_line", "no_punctuation", "markdown_brackets"])
+@pytest.mark.parametrize(
+    "kind", ["one_line", "no_punctuation", "markdown_brackets", "html_lt", "html_comments"]
+)
 def test_awkward_work_is_proportional_to_size(tmp_path: Path, kind: str) -> None:
     """Time and memory of ingest + segment grow linearly, even without the article cap."""
     unit = "Russia and Turkey traded accusations over the pipeline. "
@@ -406,7 +408,11 @@ def test_awkward_work_is_proportional_to_size(tmp_path: Path, kind: str) -> None
         unit = awkward.no_punctuation_text(len(unit) * 4) + " "
     if kind == "markdown_brackets":  # unclosed link brackets: the old pattern was quadratic
         unit = "Russia and Turkey traded [[[[ accusations over the [pipeline]( again "
-    suffix = ".md" if kind.startswith("markdown") else ".txt"
+    if kind == "html_lt":  # "<" that opens no tag: Python's html.parser was quadratic here
+        unit = "<p>Russia blamed Turkey for the raid.</p>" + "<a" * 40
+    if kind == "html_comments":
+        unit = "<p>Russia blamed Turkey for the raid.</p>" + "<!--<a " * 20
+    suffix = {"markdown": ".md", "html": ".html"}.get(kind.split("_")[0], ".txt")
     sizes = (50_000, 200_000)
     results = []
     for size in sizes:
