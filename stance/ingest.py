@@ -252,7 +252,9 @@ _REPUBLISH = re.compile(
     r"|originally\s+(?:published|appeared)\s+(?:in|on|at)\b|may\s+not\s+be\s+(?:reproduced|republished)",
     re.IGNORECASE,
 )
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
+# The lookbehind starts a match only where a token starts: without it a long token holding no
+# "@" was rescanned from each of its characters (quadratic; 100 s on one 200 KB "word").
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+\.[\w.]+")
 _AUTHOR_FOOTER = re.compile(
     r"""(?:can\s+be\s+reached\s+at
       | \b(?:his|her|their)\s+(?:new\s+)?book\b
@@ -1519,6 +1521,7 @@ def ingest(
     per_path: Counter[str] = Counter()
     extra_columns: dict[str, None] = {}
     dropped_columns: dict[str, None] = {}
+    reserved_columns: dict[str, None] = {}
     for r in records:
         base = r["path"]
         idx = per_path[base]
@@ -1536,7 +1539,10 @@ def ingest(
             "text": r["text"],
         }
         for k, v in (r.get("extra") or {}).items():
-            if k in extra_columns or len(extra_columns) < MAX_EXTRA_COLUMNS:
+            if k in row:
+                # A table column named like one the run makes (article_id): the run's own wins.
+                reserved_columns.setdefault(k, None)
+            elif k in extra_columns or len(extra_columns) < MAX_EXTRA_COLUMNS:
                 extra_columns.setdefault(k, None)
                 row[k] = v
             else:
@@ -1552,6 +1558,11 @@ def ingest(
                 {"path": row["path"], "chars": r["truncated_from"], "kept": len(r["text"])}
             )
         rows.append(row)
+    if reserved_columns:
+        report.warn(
+            f"Table columns {list(reserved_columns)} are named like columns stance makes; "
+            "they are ignored"
+        )
     if dropped_columns:
         names = list(dropped_columns)
         report.warn(

@@ -399,7 +399,8 @@ def _ingest_and_segment(path: Path) -> tuple[float, int]:
 
 
 @pytest.mark.parametrize(
-    "kind", ["one_line", "no_punctuation", "markdown_brackets", "html_lt", "html_comments"]
+    "kind",
+    ["one_line", "no_punctuation", "giant_word", "markdown_brackets", "html_lt", "html_comments"],
 )
 def test_awkward_work_is_proportional_to_size(tmp_path: Path, kind: str) -> None:
     """Time and memory of ingest + segment grow linearly, even without the article cap."""
@@ -408,6 +409,8 @@ def test_awkward_work_is_proportional_to_size(tmp_path: Path, kind: str) -> None
         unit = awkward.no_punctuation_text(len(unit) * 4) + " "
     if kind == "markdown_brackets":  # unclosed link brackets: the old pattern was quadratic
         unit = "Russia and Turkey traded [[[[ accusations over the [pipeline]( again "
+    if kind == "giant_word":  # one token without "@": the e-mail pattern was quadratic here
+        unit = "x" * 999 + "Russia"
     if kind == "html_lt":  # "<" that opens no tag: Python's html.parser was quadratic here
         unit = "<p>Russia blamed Turkey for the raid.</p>" + "<a" * 40
     if kind == "html_comments":
@@ -615,3 +618,12 @@ def test_ingest_extra_columns_are_capped_with_a_warning(tmp_path: Path) -> None:
     kept = [c for c in articles.columns if c.startswith("k")]
     assert kept == [f"k{i}" for i in range(ing.MAX_EXTRA_COLUMNS)]
     assert any("50 are kept and 30 dropped" in w for w in report.warnings)
+
+
+def test_ingest_table_column_named_like_a_run_column_is_ignored(tmp_path: Path) -> None:
+    """An 'article_id' column must not merge distinct rows into one article."""
+    rows = [{"text": f"Russia blamed Turkey, report {i}.", "article_id": "same"} for i in range(5)]
+    (tmp_path / "r.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    articles, report = ing.ingest([tmp_path])
+    assert len(articles) == 5 and articles["article_id"].nunique() == 5
+    assert any("['article_id'] are named like columns stance makes" in w for w in report.warnings)
