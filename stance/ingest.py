@@ -703,9 +703,7 @@ def paragraphs_from_html(
 
     A block longer than ``max_chars`` is cut there, as in :func:`paragraphs_from_text`.
     """
-    if sum(1 for _ in itertools.islice(_UNCLOSED_LT.finditer(raw), MAX_UNCLOSED_LT + 1)) > (
-        MAX_UNCLOSED_LT
-    ):
+    if next(itertools.islice(_UNCLOSED_LT.finditer(raw), MAX_UNCLOSED_LT, None), None):
         # Python's html.parser rescans the rest of the page for each "<" that opens no
         # complete tag, so thousands of them take minutes (quadratic); on such a page they are
         # read as text. A normal page has few (an attribute value or a script holding "<").
@@ -925,6 +923,8 @@ class _RowProblems:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# The JSON escape of a surrogate: only a line holding one can decode to a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _replace_surrogates(obj: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -1059,8 +1059,9 @@ def _read_jsonl(
                     problems(f"not a JSON object (got {type(obj).__name__})", **where)
                     continue
                 objects += 1
-                obj, n_surrogates = _replace_surrogates(obj)
-                surrogates += n_surrogates
+                if _SURROGATE_ESCAPE.search(raw):
+                    obj, n_surrogates = _replace_surrogates(obj)
+                    surrogates += n_surrogates
                 has_text = has_text or "text" in obj
                 rec = _table_record(
                     path,
@@ -1307,15 +1308,13 @@ def _collect_paths(inputs: list[str | Path], report: IngestReport) -> list[tuple
                 for f in p.rglob("*")
                 if not any(part.startswith(".") for part in f.relative_to(p).parts)
             )
-            found = []
             for f in entries:
-                if f.is_file():
-                    found.append(f)
-                elif f.exists() and not f.is_dir():
+                if f.is_dir() or not f.exists():  # a folder, or a dangling link
+                    continue
+                if not f.is_file():
                     # A named pipe or socket: reading it would wait for a writer forever.
                     report.skip(_readable_path(f), "not a regular file (a pipe, socket or device)")
-            for f in found:
-                if _SURROGATE.search(str(f)):
+                elif _SURROGATE.search(str(f)):
                     # Bytes the file system's encoding cannot decode: the name could not be
                     # written to the run's tables, so the file is skipped, named readably.
                     report.skip(_readable_path(f), "the file name is not valid UTF-8")
