@@ -27,7 +27,7 @@ import re
 import sys
 import unicodedata
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -741,8 +741,48 @@ def _utf16_without_bom(data: bytes) -> str | None:
     return None
 
 
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+_NON_ASCII = re.compile("[^\x00-\x7f\udc80-\udcff]")
+
+
+class _Utf8Count:
+    """Count, over a byte stream, the bytes that are not UTF-8 and the characters that are.
+
+    Decides the encoding of text that does not decode as UTF-8: one stray byte in a UTF-8
+    file (more valid non-ASCII characters than invalid bytes) is replaced with U+FFFD, not
+    taken as a sign that the whole file is Windows-1252, which would garble every other
+    non-ASCII character (and can drop the article: a ``©`` from ``’`` looks like a photo
+    credit).
+    """
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        self.invalid = 0
+        self.valid_non_ascii = 0
+
+    def update(self, data: bytes, final: bool = False) -> None:
+        text = self._decoder.decode(data, final=final)
+        if text.isascii():
+            return
+        self.invalid += sum(1 for _ in _ESCAPED_BYTE.finditer(text))
+        self.valid_non_ascii += sum(1 for _ in _NON_ASCII.finditer(text))
+
+    def mostly_utf8(self, bom: bool) -> bool:
+        """Whether the text is UTF-8 with a few bad bytes (a UTF-8 BOM says so on its own)."""
+        return bom or self.valid_non_ascii > self.invalid
+
+    def warn(self, path: Path, report: IngestReport) -> None:
+        report.warn(
+            f"{path}: {self.invalid} byte(s) are not valid UTF-8 in otherwise UTF-8 text; "
+            "replaced with U+FFFD."
+        )
+
+
 def _decode(data: bytes, path: Path, report: IngestReport) -> str:
     """Decode a text file: UTF-8, UTF-16 (with or without BOM), else Windows-1252 with a warning.
+
+    UTF-8 text holding a few bytes that are not UTF-8 keeps UTF-8, those bytes replaced (see
+    :class:`_Utf8Count`).
 
     Raises:
         _Unusable: For a known binary format or bytes that no encoding accepts.
@@ -758,6 +798,11 @@ def _decode(data: bytes, path: Path, report: IngestReport) -> str:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
+    count = _Utf8Count()
+    count.update(data, final=True)
+    if count.mostly_utf8(bom=data.startswith(codecs.BOM_UTF8)):
+        count.warn(path, report)
+        return data.decode("utf-8-sig", "replace")
     try:
         text = data.decode("cp1252")
     except UnicodeDecodeError:
@@ -998,6 +1043,15 @@ def _check_columns(path: Path, columns: list[str]) -> None:
         raise _Unusable(f"the table has no 'text' column; got columns {columns}")
 
 
+def _warn_duplicate_columns(path: Path, columns: list[str], report: IngestReport) -> None:
+    repeated = sorted(name for name, n in Counter(columns).items() if n > 1)
+    if repeated:
+        report.warn(
+            f"{path}: column(s) {repeated} appear more than once; in each row the first "
+            "non-empty value is read."
+        )
+
+
 def _bounded_lines(fh: Any) -> Iterator[bytes | None]:
     """Yield a binary file's lines, or ``None`` for a line longer than ``MAX_LINE_BYTES``.
 
@@ -1101,62 +1155,157 @@ def _read_jsonl(
     return records
 
 
-def _text_encoding(path: Path, report: IngestReport) -> str:
-    """Find a CSV's encoding in one streaming pass: UTF-8 (or UTF-16 by BOM), else cp1252.
+def _text_encoding(path: Path, report: IngestReport) -> tuple[str, str]:
+    """Find a CSV's encoding and decoding error handler in streaming passes.
+
+    UTF-16 by BOM or by its zero bytes; else UTF-8; else UTF-8 with a few bad bytes replaced
+    (see :class:`_Utf8Count`); else Windows-1252.
 
     Raises:
         _Unusable: When neither UTF-8 nor Windows-1252 decodes the file.
     """
     with path.open("rb") as fh:
-        head = fh.read(4)
+        head = fh.read(4096)
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return "utf-16"
-    for encoding in ("utf-8", "cp1252"):
-        decoder = codecs.getincrementaldecoder(encoding)()
-        try:
-            with path.open("rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            continue
-        if encoding == "cp1252":
-            report.warn(f"{path}: not valid UTF-8; decoded as Windows-1252.")
-        return "utf-8-sig" if encoding == "utf-8" else encoding
+        return "utf-16", "strict"
+    utf16 = _utf16_without_bom(head)
+    if utf16 is not None:
+        return utf16, "strict"
+    if _decodes(path, "utf-8"):
+        return "utf-8-sig", "strict"
+    count = _Utf8Count()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            count.update(chunk)
+    count.update(b"", final=True)
+    if count.mostly_utf8(bom=head.startswith(codecs.BOM_UTF8)):
+        count.warn(path, report)
+        return "utf-8-sig", "replace"
+    if _decodes(path, "cp1252"):
+        report.warn(f"{path}: not valid UTF-8; decoded as Windows-1252.")
+        return "cp1252", "strict"
     raise _Unusable("cannot decode the file as UTF-8 or Windows-1252 text")
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# Fed to the CSV reader after the last line: it comes back as a record of its own, or at the
+# end of a field when a quote opened earlier never closes (the reader then reads to the end).
+_CSV_END = "\x1f\x1e end of file \x1e\x1f"
+
+
+def _delimiter(first_line: str) -> str:
+    """Return the delimiter that makes a ``text`` header column: ``,``, ``;``, tab or ``|``.
+
+    Spreadsheets set to a European locale write ``;``; tab-separated tables are often named
+    ``.csv``.
+    """
+    for delimiter in (",", ";", "\t", "|"):
+        try:
+            fields = next(csv.reader([first_line], delimiter=delimiter), [])
+        except csv.Error:
+            continue
+        if "text" in fields:
+            return delimiter
+    return ","
+
+
+def _csv_records(
+    lines: Iterator[str], delimiter: str = ","
+) -> Iterator[tuple[int, list[str] | None, str]]:
+    """Yield ``(line, fields, problem)`` for each CSV record: fields, or ``None`` and why not.
+
+    A stray quote at the start of a field makes Python's reader run on to the next quote:
+    to the end of the file (silently merging every later row into one field: caught by the
+    end marker landing inside it) or into a later row (caught when the record spans lines
+    and has more fields than the header). The record's first line is reported and the
+    lines after it are read again.
+    """
+    first_line = 1
+    width = 0  # the header's number of fields
+    again: deque[str] = deque()  # lines to read again, before the rest of the file
+    while True:
+        pending: list[str] = []  # the raw lines of the record being read
+
+        def feed(pending: list[str] = pending) -> Iterator[str]:
+            while again:
+                pending.append(again.popleft())
+                yield pending[-1]
+            for line in lines:
+                pending.append(line)
+                yield line
+            yield _CSV_END + "\n"
+
+        reader = csv.reader(feed(), delimiter=delimiter)
+        while True:
+            before = reader.line_num
+            line = first_line + before
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield line, None, f"malformed CSV ({exc})"
+                if reader.line_num == before:
+                    return  # nothing consumed: the rest of the file cannot be read
+                pending.clear()
+                continue
+            if fields and fields[-1].rstrip("\r\n").endswith(_CSV_END):
+                if len(fields) == 1 and fields[0].rstrip("\r\n") == _CSV_END:
+                    return
+                problem = "a quote opened in this row never closes"
+            elif width and len(fields) > width and len(pending) > 1:
+                problem = f"a quote opened in this row runs on over {len(pending)} lines"
+            else:
+                width = width or len(fields)
+                yield line, fields, ""
+                pending.clear()
+                continue
+            yield line, None, f"{problem}; the lines after it are read again"
+            again.extendleft(reversed(pending[1:]))
+            first_line = line + 1
+            break
 
 
 def _read_csv(
     path: Path, rules: dict[str, bool], report: IngestReport, max_chars: int
 ) -> list[dict[str, Any]]:
     """Read a CSV table row by row; a row with more fields than the header is skipped."""
-    encoding = _text_encoding(path, report)
+    encoding, errors = _text_encoding(path, report)
     problems = _RowProblems(str(path))
     records: list[dict[str, Any]] = []
     previous_limit = csv.field_size_limit()
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a long article is not a broken row
     try:
-        with path.open(newline="", encoding=encoding) as fh:
-            reader = csv.reader(fh)
-            try:
-                header = next(reader)
-            except StopIteration:
-                raise _Unusable("the file is empty") from None
-            except csv.Error as exc:
-                raise _Unusable(f"cannot read the header ({exc})") from None
+        with path.open(newline="", encoding=encoding, errors=errors) as fh:
+            delimiter = _delimiter(fh.readline(1 << 20))
+            fh.seek(0)
+            rows = _csv_records(iter(fh), delimiter)
+            _, header, problem = next(rows, (1, None, "the file is empty"))
+            if header is None:
+                raise _Unusable(
+                    problem
+                    if problem == "the file is empty"
+                    else f"cannot read the header ({problem})"
+                )
             _check_columns(path, header)
+            _warn_duplicate_columns(path, header, report)
+            repeated = len(set(header)) < len(header)
             index = 0
-            while True:
-                line = reader.line_num + 1
-                try:
-                    fields = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as exc:
-                    problems(f"malformed CSV ({exc})", line=line)
+            for line, fields, problem in rows:
+                if fields is None:
+                    problems(problem, line=line)
                     index += 1
-                    if reader.line_num < line:
-                        break  # nothing consumed: the rest of the file cannot be read
                     continue
                 if not fields or (len(fields) == 1 and not fields[0].strip()):
                     continue  # a blank line
@@ -1164,11 +1313,11 @@ def _read_csv(
                 if len(fields) > len(header):
                     problems(f"{len(fields)} fields where the header has {len(header)}", line=line)
                     continue
-                row = dict(zip(header, [*fields, *[""] * (len(header) - len(fields))], strict=True))
+                padded = [*fields, *[""] * (len(header) - len(fields))]
                 rec = _table_record(
                     path,
                     i,
-                    row,
+                    _row_of(header, padded, repeated=repeated),
                     rules=rules,
                     report=report,
                     problems=problems,
@@ -1206,14 +1355,16 @@ def _read_parquet(
             f"cannot read the Parquet file ({type(exc).__name__}: {str(exc)[:200]})"
         ) from None
     _check_columns(path, names)
+    _warn_duplicate_columns(path, names, report)
     problems = _RowProblems(str(path))
     records: list[dict[str, Any]] = []
     index = 0
-    columns = [c for c in names if not c.startswith("__index_level_")]
+    columns = list(dict.fromkeys(c for c in names if not c.startswith("__index_level_")))
     broken = None
+    unreadable: Counter[str] = Counter()
     try:
         for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
-            for row in batch.to_pylist():
+            for row in _arrow_rows(batch, unreadable):
                 i, index = index, index + 1
                 rec = _table_record(
                     path,
@@ -1230,13 +1381,88 @@ def _read_parquet(
     except Exception as exc:  # pyarrow raises several types for a damaged file
         broken = f"{type(exc).__name__}: {str(exc)[:200]}"
     problems.flush(report)
+    if unreadable:
+        report.warn(
+            f"{path}: {sum(unreadable.values())} cell(s) not readable as they are, read as "
+            "text (invalid UTF-8 replaced with U+FFFD; dates out of range as written): "
+            + ", ".join(f"{c} {n}" for c, n in sorted(unreadable.items()))
+        )
     if broken is not None:
+        if not records and not problems.count:
+            raise _Unusable(f"the file is damaged at row {index} ({broken})")
         report.skip(
             str(path),
             f"the file is damaged after row {index} ({broken}); the rows before it are kept",
             row=index,
         )
     return _usable(records, problems)
+
+
+def _arrow_rows(batch: Any, unreadable: Counter[str]) -> list[dict[str, Any]]:
+    """Convert an Arrow record batch to Python rows, one bad cell costing only itself.
+
+    ``to_pylist`` fails for a whole batch on one cell that has no Python value: a string that
+    is not UTF-8, a date or timestamp past year 9999, a duration past the C range. Such a
+    column is converted cell by cell instead; a bad cell is read as text (invalid bytes
+    replaced with U+FFFD, a date written by Arrow) or, failing that, left empty. The cells
+    read so are counted per column in ``unreadable``.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns: list[tuple[str, list[Any]]] = []
+    for name, col in zip(batch.schema.names, batch.columns, strict=True):
+        try:
+            columns.append((name, col.to_pylist()))
+            continue
+        except Exception:  # pyarrow raises several types: convert cell by cell below
+            pass
+        values = []
+        for i in range(len(col)):
+            try:
+                values.append(col[i].as_py())
+                continue
+            except Exception:
+                unreadable[name] += 1
+            cell = col.slice(i, 1)
+            try:
+                if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                    binary = (
+                        pa.large_binary() if pa.types.is_large_string(col.type) else pa.binary()
+                    )
+                    value = cell.view(binary)[0].as_py().decode("utf-8", "replace")
+                else:
+                    value = pc.cast(cell, pa.string())[0].as_py()
+            except Exception:
+                value = None
+            values.append(value)
+        columns.append((name, values))
+    return _merge_duplicates(columns)
+
+
+def _merge_duplicates(columns: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+    """Build rows from named columns (see :func:`_row_of` for repeated names)."""
+    names = [name for name, _ in columns]
+    repeated = len(set(names)) < len(names)
+    return [
+        _row_of(names, values, repeated=repeated)
+        for values in zip(*(v for _, v in columns), strict=True)
+    ]
+
+
+def _row_of(names: list[str], values: Any, *, repeated: bool) -> dict[str, Any]:
+    """One row as a dict; of columns sharing a name, the first present value wins.
+
+    A table can hold two ``text`` columns (an export that appended one); reading only the last
+    would lose every row whose text is in the first.
+    """
+    if not repeated:
+        return dict(zip(names, values, strict=True))
+    row: dict[str, Any] = {}
+    for name, value in zip(names, values, strict=True):
+        if name not in row or (not _present(row[name]) and _present(value)):
+            row[name] = value
+    return row
 
 
 def _read_json(
@@ -1288,6 +1514,38 @@ def _readable_path(path: Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def _folder_files(folder: Path, report: IngestReport) -> list[Path]:
+    """List a folder's entries that are not folders, at any depth, in path order.
+
+    Hidden entries (a name starting with ``.``) are left out. Links to folders are not
+    followed (a link can loop back to its parent), and a subfolder that cannot be listed is
+    not silently dropped: both are skipped and named.
+    """
+    found: list[Path] = []
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        try:
+            with os.scandir(current) as it:
+                entries = sorted(Path(e.path) for e in it if not e.name.startswith("."))
+        except OSError as exc:
+            report.skip(_readable_path(current), f"cannot list the folder ({exc.strerror})")
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.is_symlink() and entry.is_dir():
+                report.skip(
+                    _readable_path(entry),
+                    "a link to a folder, not followed (name the folder itself to read it)",
+                )
+            elif entry.is_dir():
+                subfolders.append(entry)
+            else:
+                found.append(entry)
+        pending.extend(reversed(subfolders))  # depth first, in path order
+    return sorted(found)
+
+
 def _collect_paths(inputs: list[str | Path], report: IngestReport) -> list[tuple[Path, bool]]:
     """List the files to read, each with whether it was named directly (not found in a folder).
 
@@ -1303,15 +1561,12 @@ def _collect_paths(inputs: list[str | Path], report: IngestReport) -> list[tuple
         if _SURROGATE.search(str(p)):
             raise IngestError(f"Input {_readable_path(p)!r}: the path is not valid UTF-8.")
         if p.is_dir():
-            entries = sorted(
-                f
-                for f in p.rglob("*")
-                if not any(part.startswith(".") for part in f.relative_to(p).parts)
-            )
-            for f in entries:
-                if f.is_dir() or not f.exists():  # a folder, or a dangling link
-                    continue
-                if not f.is_file():
+            for f in _folder_files(p, report):
+                if not f.exists():
+                    report.skip(
+                        _readable_path(f), "a link whose target does not exist (or a link loop)"
+                    )
+                elif not f.is_file():
                     # A named pipe or socket: reading it would wait for a writer forever.
                     report.skip(_readable_path(f), "not a regular file (a pipe, socket or device)")
                 elif _SURROGATE.search(str(f)):
@@ -1489,10 +1744,13 @@ def ingest(
     for path, direct in paths:
         report.files_read += 1
         try:
-            if path.name.lower().endswith(TABLE_SUFFIXES):
-                recs = _read_table(path, rules, report, max_article_chars)
-            else:
-                recs = _read_text_file(path, rules, report, max_article_chars)
+            try:
+                if path.name.lower().endswith(TABLE_SUFFIXES):
+                    recs = _read_table(path, rules, report, max_article_chars)
+                else:
+                    recs = _read_text_file(path, rules, report, max_article_chars)
+            except OSError as exc:  # no permission, an I/O error, a file gone since listing
+                raise _Unusable(f"cannot read the file ({exc.strerror or exc})") from None
         except _Unusable as exc:
             if direct:
                 raise IngestError(f"Input {str(path)!r} cannot be used: {exc}.") from None

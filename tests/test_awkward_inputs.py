@@ -627,3 +627,208 @@ def test_ingest_table_column_named_like_a_run_column_is_ignored(tmp_path: Path) 
     articles, report = ing.ingest([tmp_path])
     assert len(articles) == 5 and articles["article_id"].nunique() == 5
     assert any("['article_id'] are named like columns stance makes" in w for w in report.warnings)
+
+
+@pytest.mark.parametrize(
+    ("kind", "column"),
+    [("invalid_utf8", "text"), ("year_10000", "date"), ("date32_max", "date")],
+)
+def test_ingest_parquet_bad_cell_costs_only_itself(tmp_path: Path, kind: str, column: str) -> None:
+    """One cell without a Python value used to lose its whole 1,024-row batch (or the file)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = [f"Russia blamed Turkey for the raid, report {i}." for i in range(5)]
+    text = pa.array(texts)
+    date = pa.array([0] * 5, pa.timestamp("ms"))
+    if kind == "invalid_utf8":
+        raw = [t.encode() for t in texts]
+        raw[2] = b"Iran \xff\xfe warned the US."
+        text = pa.array(raw, pa.binary()).view(pa.string())
+    elif kind == "year_10000":
+        date = pa.array([0, 0, 253402300800000, 0, 0], pa.timestamp("ms"))
+    else:
+        date = pa.array([1, 1, 2**31 - 1, 1, 1], pa.date32())
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"text": text, "date": date}), path)
+    articles, report = ing.ingest([path])  # named directly: it used to stop the run
+    assert len(articles) == 5
+    assert not report.skipped
+    assert any(
+        "1 cell(s) not readable as they are" in w and f"{column} 1" in w for w in report.warnings
+    )
+    if kind == "invalid_utf8":
+        assert articles["text"].iloc[2] == "Iran \ufffd\ufffd warned the US."
+    else:  # kept as Arrow writes it, and named as a date that does not parse
+        assert report.to_dict()["unparsed_dates"]["examples"] == [
+            {"path": f"{path}#row2", "value": articles["date"].iloc[2]}
+        ]
+
+
+def test_ingest_repeated_text_column_reads_the_first_non_empty(tmp_path: Path) -> None:
+    """Two 'text' columns (one left empty): reading only the last one lost every row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "d.csv").write_text(
+        "text,source,text\nRussia blamed Turkey.,A,\n,B,Iran warned the US.\n"
+    )
+    table = pa.Table.from_arrays(
+        [pa.array(["Turkey praised Russia.", ""]), pa.array(["", "The US met Iran."])],
+        names=["text", "text"],
+    )
+    pq.write_table(table, tmp_path / "d.parquet")
+    articles, report = ing.ingest([tmp_path])
+    assert sorted(articles["text"]) == [
+        "Iran warned the US.",
+        "Russia blamed Turkey.",
+        "The US met Iran.",
+        "Turkey praised Russia.",
+    ]
+    assert sum("appear more than once" in w for w in report.warnings) == 2
+
+
+def test_ingest_csv_unterminated_quote_skips_its_row_only(tmp_path: Path) -> None:
+    """An opened quote that never closes swallowed every later row into one field, silently."""
+    path = tmp_path / "q.csv"
+    path.write_text(
+        'text,source\nRussia blamed Turkey.,A\n"Iran warned the US.,B\n'
+        'Turkey praised Russia.,C\n"Fine, quoted.",D\nNo newline at the end,E'
+    )
+    articles, report = ing.ingest([path])
+    assert articles["source"].tolist() == ["A", "C", "D", "E"]
+    assert articles["text"].tolist()[2] == "Fine, quoted."
+    assert report.skipped == [
+        {
+            "path": str(path),
+            "line": 3,
+            "reason": "line 3: a quote opened in this row runs on over 3 lines; the lines after it are read again",
+        }
+    ]
+    # a legitimate multi-line quoted field is not mistaken for one
+    path.write_text('text,source\n"Russia blamed Turkey.\n\nIran agreed.",A\nThe US met Iran.,B\n')
+    articles, report = ing.ingest([path])
+    assert articles["text"].tolist() == [
+        "Russia blamed Turkey.\n\nIran agreed.",
+        "The US met Iran.",
+    ]
+    assert not report.skipped
+
+
+@pytest.mark.parametrize(
+    ("content", "encoding"),
+    [
+        ("text;source\nRussia blamed Turkey.;A\n", "utf-8"),  # a European-locale spreadsheet
+        ("text\tsource\nRussia blamed Turkey.\tA\n", "utf-8"),  # tab-separated, named .csv
+        ("text,source\nRussia blamed Turkey.,A\n", "utf-16-le"),  # UTF-16 without a BOM
+        ("text,source\nRussia blamed Turkey.,A\n", "utf-16-be"),
+    ],
+)
+def test_ingest_csv_dialects_and_encodings(tmp_path: Path, content: str, encoding: str) -> None:
+    path = tmp_path / "d.csv"
+    path.write_bytes(content.encode(encoding))
+    articles, report = ing.ingest([path])
+    assert articles[["text", "source"]].to_numpy().tolist() == [["Russia blamed Turkey.", "A"]]
+    assert not report.warnings or all("No source" not in w for w in report.warnings)
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".csv"])
+def test_ingest_stray_byte_in_utf8_text_is_replaced_not_cp1252(tmp_path: Path, suffix: str) -> None:
+    """One bad byte used to turn the whole file into Windows-1252 (’ became â€™, and its ©
+    read as a photo credit) or lose the file."""
+    text = "Russia’s envoy met Turkish officials in the café; “talks went well”. Iran\xff agreed."
+    data = text.encode("utf-8").replace("\xff".encode(), b"\xff")
+    if suffix == ".csv":
+        data = b'text,source\n"' + data + b'",A\n'
+    path = tmp_path / f"s{suffix}"
+    path.write_bytes(data)
+    articles, report = ing.ingest([path])
+    assert (
+        articles["text"]
+        .iloc[-1]
+        .endswith(
+            "Russia’s envoy met Turkish officials in the café; “talks went well”. Iran\ufffd agreed."
+        )
+    )
+    assert any("1 byte(s) are not valid UTF-8" in w for w in report.warnings)
+    # text with no valid UTF-8 at all is still read as Windows-1252
+    path.write_bytes(
+        data.replace("’".encode(), b"\x92")
+        .replace("é".encode(), b"\xe9")
+        .replace("“".encode(), b"\x93")
+        .replace("”".encode(), b"\x94")
+    )
+    articles, report = ing.ingest([path])
+    assert "café" in articles["text"].iloc[-1] and "Iran\xff agreed" in articles["text"].iloc[-1]
+    assert any("decoded as Windows-1252" in w for w in report.warnings)
+
+
+def test_ingest_csv_bom_with_a_stray_byte_keeps_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "b.csv"
+    path.write_bytes(
+        b"\xef\xbb\xbftext,source\nRussia blamed Turkey.,A\nCaf\xe9 talks: Iran met Turkey.,B\n"
+    )
+    articles, _ = ing.ingest([path])
+    assert articles["text"].tolist() == [
+        "Russia blamed Turkey.",
+        "Caf\ufffd talks: Iran met Turkey.",
+    ]
+
+
+def test_ingest_links_that_lead_nowhere_are_named(tmp_path: Path) -> None:
+    """Dangling links, link loops and links to folders were left out without a word."""
+    import os
+
+    (tmp_path / "good.txt").write_text("Russia blamed Turkey for the attack.")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "inner.txt").write_text("Iran warned the US over the strikes.")
+    try:
+        os.symlink("missing.txt", tmp_path / "dangling.txt")
+        os.symlink("loop_b.txt", tmp_path / "loop_a.txt")
+        os.symlink("loop_a.txt", tmp_path / "loop_b.txt")
+        os.symlink("..", tmp_path / "sub" / "up")
+    except OSError:
+        pytest.skip("the file system refuses links")
+    articles, report = ing.ingest([tmp_path])
+    assert sorted(Path(p).name for p in articles["path"]) == ["good.txt", "inner.txt"]
+    reasons = {Path(s["path"]).name: s["reason"] for s in report.skipped}
+    assert reasons == {
+        "up": "a link to a folder, not followed (name the folder itself to read it)",
+        "dangling.txt": "a link whose target does not exist (or a link loop)",
+        "loop_a.txt": "a link whose target does not exist (or a link loop)",
+        "loop_b.txt": "a link whose target does not exist (or a link loop)",
+    }
+
+
+def test_ingest_unreadable_folder_and_file_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subfolder that cannot be listed was dropped silently; an unreadable file raised."""
+    import os
+
+    (tmp_path / "good.txt").write_text("Russia blamed Turkey for the attack.")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "inner.txt").write_text("Iran warned the US.")
+    (tmp_path / "secret.txt").write_text("Turkey praised Russia.")
+    real_scandir, real_read_bytes = os.scandir, Path.read_bytes
+
+    def scandir(path):  # root ignores permissions: simulate them
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    def read_bytes(self):
+        if self.name == "secret.txt":
+            raise PermissionError(13, "Permission denied")
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(ing.os, "scandir", scandir)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    articles, report = ing.ingest([tmp_path])
+    assert [Path(p).name for p in articles["path"]] == ["good.txt"]
+    assert sorted((Path(s["path"]).name, s["reason"]) for s in report.skipped) == [
+        ("locked", "cannot list the folder (Permission denied)"),
+        ("secret.txt", "cannot read the file (Permission denied)"),
+    ]
+    with pytest.raises(ing.IngestError, match=r"secret\.txt.*cannot read the file"):
+        ing.ingest([tmp_path / "secret.txt"])
