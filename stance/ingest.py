@@ -33,6 +33,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import regex
+
 from stance.config import IngestSettings
 from stance.schema import ARTICLE_COLUMNS, parse_dates
 
@@ -67,7 +69,10 @@ _UNCLOSED_LT = re.compile(r"<(?=[^<>]*<)")
 #: anyway; 16 MiB leaves room for JSON escapes and long metadata).
 MAX_LINE_BYTES = 16 * 1024 * 1024
 #: Rows read from a Parquet file at a time.
-PARQUET_BATCH_ROWS = 1_024
+PARQUET_BATCH_ROWS = 256
+# Values of table columns other than text (title, url, extra columns) are cut at this length:
+# a 5 MB title per row made a 3 MB .gz cost 2.6 GB.
+MAX_FIELD_CHARS = 10_000
 # A file whose decoded text is more than this share control characters is binary, not text.
 _BINARY_CONTROL_SHARE = 0.05
 _MAGIC = (
@@ -126,6 +131,9 @@ class IngestReport:
         control_characters: Per file, control characters removed.
         control_characters_replaced: Per file, C1 control characters replaced by the Windows-1252
             punctuation they stand for (byte 0x92 read as Latin-1 becomes ``’``).
+        combining_runs_cut: Per file, runs of more than ``MAX_COMBINING_RUN`` combining marks
+            cut to that many.
+        long_values_cut: Per column, table values (not ``text``) cut at ``MAX_FIELD_CHARS``.
         unparsed_dates: Article dates that do not parse, ``{"path", "value"}`` (at most
             ``MAX_LISTED``; ``unparsed_date_count`` counts them all).
         truncated: Articles cut at ``MAX_ARTICLE_CHARS``: ``{"path", "chars", "kept"}``.
@@ -141,6 +149,9 @@ class IngestReport:
     duplicates: list[dict[str, str]] = field(default_factory=list)
     control_characters: Counter[str] = field(default_factory=Counter)
     control_characters_replaced: Counter[str] = field(default_factory=Counter)
+    combining_runs_cut: Counter[str] = field(default_factory=Counter)
+    long_values_cut: Counter[str] = field(default_factory=Counter)
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False)  # see _clean_cell
     unparsed_dates: list[dict[str, str]] = field(default_factory=list)
     unparsed_date_count: int = 0
     truncated: list[dict[str, Any]] = field(default_factory=list)
@@ -193,6 +204,7 @@ class IngestReport:
             "duplicates": self.duplicates,
             "control_characters_removed": dict(self.control_characters),
             "control_characters_replaced": dict(self.control_characters_replaced),
+            "combining_runs_cut": dict(self.combining_runs_cut),
             "unparsed_dates": {
                 "count": self.unparsed_date_count,
                 "examples": self.unparsed_dates,
@@ -703,14 +715,28 @@ def paragraphs_from_html(
 
     A block longer than ``max_chars`` is cut there, as in :func:`paragraphs_from_text`.
     """
+    # A marked section ("<![CDATA[", "<![if") is a bogus comment up to the next ">" in HTML,
+    # as browsers read it; Python's html.parser instead asserts on a malformed one (one
+    # "<![ x ]>" stopped the run) and rescans the rest of the page for each unclosed one.
+    raw = raw.replace("<![", "<!_[")
+    last_close = raw.rfind("-->")
+    if raw.find("<!--", last_close + 1 if last_close >= 0 else 0) >= 0:
+        # A comment opened after the last "-->" never closes; html.parser rescans the rest of
+        # the page for each one (quadratic: 136 s for 1 MB of "<!-- a>"). It reads them as
+        # text in the end anyway, so they are made text at once.
+        start = last_close + 3 if last_close >= 0 else 0
+        raw = raw[:start] + raw[start:].replace("<!--", "&lt;!--")
     if next(itertools.islice(_UNCLOSED_LT.finditer(raw), MAX_UNCLOSED_LT, None), None):
         # Python's html.parser rescans the rest of the page for each "<" that opens no
         # complete tag, so thousands of them take minutes (quadratic); on such a page they are
         # read as text. A normal page has few (an attribute value or a script holding "<").
         raw = _UNCLOSED_LT.sub("&lt;", raw)
     parser = _HTMLText()
-    parser.feed(raw)
-    parser.close()
+    try:
+        parser.feed(raw)
+        parser.close()
+    except Exception as exc:  # html.parser asserts on some malformed markup
+        raise _Unusable(f"cannot parse the HTML ({type(exc).__name__}: {str(exc)[:100]})") from None
     parser._flush()
     paras = []
     for text, heading in parser.blocks:
@@ -811,10 +837,17 @@ def _decode(data: bytes, path: Path, report: IngestReport) -> str:
     return text
 
 
+# Unicode's stream-safe limit (UAX #15): no more than 30 combining marks in a row. Longer runs
+# ("Zalgo" text) only make normalisation quadratic: 200,000 alternating marks took minutes.
+MAX_COMBINING_RUN = 30
+_COMBINING_RUN = regex.compile(rf"\p{{Mn}}{{{MAX_COMBINING_RUN + 1},}}")
+
+
 def _remove_controls(text: str, path: str, report: IngestReport) -> str:
     """Remove control characters (not tabs or line breaks), counting them per file.
 
     C1 controls that stand for Windows-1252 punctuation are replaced by it (counted apart).
+    Runs of more than ``MAX_COMBINING_RUN`` combining marks are cut to that many (counted).
     """
     text, n = _C1.subn(lambda m: _C1_AS_CP1252[m.group(0)], text)
     if n:
@@ -822,6 +855,10 @@ def _remove_controls(text: str, path: str, report: IngestReport) -> str:
     text, n = _CONTROL.subn("", text)
     if n:
         report.control_characters[path] += n
+    if not text.isascii():
+        text, n = _COMBINING_RUN.subn(lambda m: m.group(0)[:MAX_COMBINING_RUN], text)
+        if n:
+            report.combining_runs_cut[path] += n
     return text
 
 
@@ -1002,8 +1039,14 @@ def _table_record(
     problems: _RowProblems,
     where: dict[str, int],
     max_chars: int,
+    stored_chars: int | None = None,
 ) -> dict[str, Any] | None:
-    """Turn one table row into an article record, or note why it yields none."""
+    """Turn one table row into an article record, or note why it yields none.
+
+    ``stored_chars`` is the length of a text that the reader has already cut (to twice
+    ``max_chars``); a text that long is cut before it is cleaned, so that the work per row does
+    not grow with what is thrown away.
+    """
     text = row.get("text")
     if not _present(text) or (isinstance(text, str) and not text.strip()):
         problems("empty or missing 'text'", **where)
@@ -1011,14 +1054,15 @@ def _table_record(
     if not isinstance(text, str):
         problems(f"'text' is not a string (got {type(text).__name__})", **where)
         return None
-    text = _remove_controls(text, str(path), report)
-    uncut = len(text)
-    if uncut > max_chars:
-        text = text[: _cut_at_space(text, max_chars)]
-    text = _clean_table_text(text, rules, report)
+    if stored_chars is None and len(text) > 2 * max_chars:
+        stored_chars = len(text)
+    if stored_chars is not None:
+        text = text[: 2 * max_chars]
+    text, uncut = _clean_cell(text, str(path), rules, report, max_chars, stored_chars)
     if not text:
         problems("no article text left after removing boilerplate", **where)
         return None
+    row = {k: _capped(k, v, report) for k, v in row.items() if k != "text"}
     title = row.get("title")
     source = row.get("source")
     date = row.get("date")
@@ -1032,10 +1076,63 @@ def _table_record(
     }
     if uncut > max_chars:
         rec["truncated_from"] = uncut
-    extra = {k: v for k, v in row.items() if k not in rec and k != "text"}
+    extra = {k: v for k, v in row.items() if k not in rec}
     if extra:
         rec["extra"] = extra
     return rec
+
+
+_MEMO_MIN_CHARS = 10_000  # texts at least this long are cleaned once per file and repeat
+_MEMO_SIZE = 8
+_CELL_COUNTS = ("control_characters", "control_characters_replaced", "combining_runs_cut")
+
+
+def _clean_cell(
+    text: str,
+    path: str,
+    rules: dict[str, bool],
+    report: IngestReport,
+    max_chars: int,
+    stored_chars: int | None,
+) -> tuple[str, int]:
+    """Remove controls, cut and clean one row's text; return it and its length before the cut.
+
+    A long text repeated in one table (a Parquet dictionary holds one value for many rows) is
+    cleaned once: the result and its counts are replayed, so the report is as if each row had
+    been cleaned.
+    """
+    key = (path, text, stored_chars) if len(text) >= _MEMO_MIN_CHARS else None
+    if key is not None and key in report.memo:
+        cleaned, uncut, replay = report.memo[key]
+        report.boilerplate.update(replay["boilerplate"])
+        for name in _CELL_COUNTS:
+            if replay[name]:
+                getattr(report, name)[path] += replay[name]
+        return cleaned, uncut
+    boilerplate_before = report.boilerplate.copy()
+    before = {name: getattr(report, name)[path] for name in _CELL_COUNTS}
+    cleaned = _remove_controls(text, path, report)
+    uncut = len(cleaned) if stored_chars is None else stored_chars
+    if uncut > max_chars:
+        cleaned = cleaned[: _cut_at_space(cleaned, max_chars)]
+    cleaned = _clean_table_text(cleaned, rules, report)
+    if key is not None:
+        counts: dict[str, Any] = {
+            name: getattr(report, name)[path] - before[name] for name in _CELL_COUNTS
+        }
+        counts["boilerplate"] = report.boilerplate - boilerplate_before
+        if len(report.memo) >= _MEMO_SIZE:
+            report.memo.pop(next(iter(report.memo)))
+        report.memo[key] = (cleaned, uncut, counts)
+    return cleaned, uncut
+
+
+def _capped(column: str, value: Any, report: IngestReport) -> Any:
+    """Cut a string value of a column other than ``text`` at ``MAX_FIELD_CHARS``, counted."""
+    if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+        report.long_values_cut[column] += 1
+        return value[:MAX_FIELD_CHARS]
+    return value
 
 
 def _check_columns(path: Path, columns: list[str]) -> None:
@@ -1085,6 +1182,10 @@ def _read_jsonl(
     broken: str | None = None
     try:
         with opener(path, "rb") as fh:
+            head = fh.peek(4096)[:4096]
+            utf16 = "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else None
+            if utf16 or (utf16 := _utf16_without_bom(head)):
+                fh = codecs.EncodedFile(fh, "utf-8", utf16, errors="replace")  # UTF-8 lines
             for lineno, raw in enumerate(_bounded_lines(fh), start=1):
                 if raw is None:
                     index += 1
@@ -1345,11 +1446,22 @@ def _read_parquet(
     path: Path, rules: dict[str, bool], report: IngestReport, max_chars: int
 ) -> list[dict[str, Any]]:
     """Read a Parquet table in batches of ``PARQUET_BATCH_ROWS`` rows."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         pf = pq.ParquetFile(path)
         names = pf.schema_arrow.names
+        # String columns are read as dictionaries, as most writers store them: a 1 KB file
+        # can hold one 3 MB string a thousand times, and decoding each batch in full cost
+        # gigabytes before the text was cut (see _arrow_cut).
+        strings = [
+            f.name
+            for f in pf.schema_arrow
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+        ]
+        if strings:
+            pf = pq.ParquetFile(path, read_dictionary=strings)
     except Exception as exc:
         raise _Unusable(
             f"cannot read the Parquet file ({type(exc).__name__}: {str(exc)[:200]})"
@@ -1364,7 +1476,8 @@ def _read_parquet(
     unreadable: Counter[str] = Counter()
     try:
         for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
-            for row in _arrow_rows(batch, unreadable):
+            rows, stored = _arrow_rows(batch, unreadable, text_limit=2 * max_chars)
+            for row, chars in zip(rows, stored, strict=True):
                 i, index = index, index + 1
                 rec = _table_record(
                     path,
@@ -1375,6 +1488,7 @@ def _read_parquet(
                     problems=problems,
                     where={"row": i},
                     max_chars=max_chars,
+                    stored_chars=chars,
                 )
                 if rec is not None:
                     records.append(rec)
@@ -1398,7 +1512,38 @@ def _read_parquet(
     return _usable(records, problems)
 
 
-def _arrow_rows(batch: Any, unreadable: Counter[str]) -> list[dict[str, Any]]:
+def _arrow_cut(col: Any, limit: int) -> tuple[Any, list[int | None] | None]:
+    """Cut the strings of an Arrow column (plain or dictionary) at ``limit`` characters.
+
+    Returns the column and, if any string was cut, the stored lengths (``None`` for the values
+    left whole); a dictionary column is cut once per distinct value.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    is_dict = pa.types.is_dictionary(col.type)
+    values = col.dictionary if is_dict else col
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        return col, None
+    try:
+        lengths = pc.utf8_length(values)
+        longest = pc.max(lengths).as_py()
+    except Exception:  # bytes that are not UTF-8: converted cell by cell in _arrow_rows
+        return col, None
+    if longest is None or longest <= limit:
+        return col, None
+    cut = pc.utf8_slice_codeunits(values, 0, limit)
+    if is_dict:
+        lengths = pc.take(lengths, col.indices)
+        col = pa.DictionaryArray.from_arrays(col.indices, cut)
+    else:
+        col = cut
+    return col, [n if n is not None and n > limit else None for n in lengths.to_pylist()]
+
+
+def _arrow_rows(
+    batch: Any, unreadable: Counter[str], *, text_limit: int
+) -> tuple[list[dict[str, Any]], list[int | None]]:
     """Convert an Arrow record batch to Python rows, one bad cell costing only itself.
 
     ``to_pylist`` fails for a whole batch on one cell that has no Python value: a string that
@@ -1406,17 +1551,27 @@ def _arrow_rows(batch: Any, unreadable: Counter[str]) -> list[dict[str, Any]]:
     column is converted cell by cell instead; a bad cell is read as text (invalid bytes
     replaced with U+FFFD, a date written by Arrow) or, failing that, left empty. The cells
     read so are counted per column in ``unreadable``.
+
+    Strings longer than ``text_limit`` (``text``) or ``MAX_FIELD_CHARS`` (other columns) are
+    cut before they become Python strings; the second list holds each row's stored ``text``
+    length where it was cut (else ``None``).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     columns: list[tuple[str, list[Any]]] = []
-    for name, col in zip(batch.schema.names, batch.columns, strict=True):
+    stored: list[int | None] = [None] * batch.num_rows
+    for name, whole in zip(batch.schema.names, batch.columns, strict=True):
+        col, lengths = _arrow_cut(whole, text_limit if name == "text" else MAX_FIELD_CHARS)
+        if lengths is not None and name == "text":
+            stored = [a if a is not None else b for a, b in zip(lengths, stored, strict=True)]
         try:
             columns.append((name, col.to_pylist()))
             continue
         except Exception:  # pyarrow raises several types: convert cell by cell below
             pass
+        if pa.types.is_dictionary(col.type):
+            col = col.dictionary_decode()
         values = []
         for i in range(len(col)):
             try:
@@ -1437,7 +1592,7 @@ def _arrow_rows(batch: Any, unreadable: Counter[str]) -> list[dict[str, Any]]:
                 value = None
             values.append(value)
         columns.append((name, values))
-    return _merge_duplicates(columns)
+    return _merge_duplicates(columns), stored
 
 
 def _merge_duplicates(columns: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
@@ -1468,18 +1623,46 @@ def _row_of(names: list[str], values: Any, *, repeated: bool) -> dict[str, Any]:
 def _read_json(
     path: Path, rules: dict[str, bool], report: IngestReport, max_chars: int
 ) -> list[dict[str, Any]]:
-    """Read a ``.json`` table (one JSON document: read whole; use JSONL for large tables)."""
+    """Read a ``.json`` table: an array of objects, or an object of columns (read whole).
+
+    UTF-8 (with or without BOM) or UTF-16; parsed by Python's ``json``, as JSONL is, so values
+    read the same in both (pandas' parser refused integers past 64 bits and a BOM).
+    """
     import pandas as pd
 
+    data = path.read_bytes()
+    utf16 = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else _utf16_without_bom(data)
     try:
-        df = pd.read_json(path, dtype=False)
-    except Exception as exc:
-        message = str(exc).splitlines()[0] if str(exc) else ""
-        raise _Unusable(f"cannot read the table ({type(exc).__name__}: {message})") from None
-    _check_columns(path, [str(c) for c in df.columns])
+        doc = json.loads(data.decode(utf16 or "utf-8-sig"))
+    except UnicodeDecodeError:
+        raise _Unusable("the file is not UTF-8 or UTF-16 text") from None
+    except json.JSONDecodeError as exc:
+        raise _Unusable(
+            f"invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise _Unusable(f"unreadable JSON ({type(exc).__name__})") from None
+    del data
+    if isinstance(doc, dict):  # columns: {"text": [...], ...} or {"text": {"0": ...}, ...}
+        try:
+            doc = pd.DataFrame(doc).to_dict("records")
+        except Exception as exc:
+            message = str(exc).splitlines()[0] if str(exc) else ""
+            raise _Unusable(f"cannot read the table ({type(exc).__name__}: {message})") from None
+    if not isinstance(doc, list):
+        raise _Unusable(f"expected an array of objects, got a JSON {type(doc).__name__}")
+    _check_columns(
+        path, list(dict.fromkeys(k for row in doc if isinstance(row, dict) for k in row))
+    )
     problems = _RowProblems(str(path))
     records = []
-    for i, row in enumerate(df.to_dict("records")):
+    surrogates = 0
+    for i, row in enumerate(doc):
+        if not isinstance(row, dict):
+            problems(f"not a JSON object (got {type(row).__name__})", row=i)
+            continue
+        row, n = _replace_surrogates(row)
+        surrogates += n
         rec = _table_record(
             path,
             i,
@@ -1493,6 +1676,11 @@ def _read_json(
         if rec is not None:
             records.append(rec)
     problems.flush(report)
+    if surrogates:
+        report.warn(
+            f"{str(path)!r}: {surrogates} lone surrogate escape(s) (\\ud800-\\udfff, half of a "
+            "UTF-16 pair) replaced with U+FFFD"
+        )
     return _usable(records, problems)
 
 
@@ -1514,26 +1702,40 @@ def _readable_path(path: Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def _folder_files(folder: Path, report: IngestReport) -> list[Path]:
+def _folder_files(
+    folder: Path, report: IngestReport, *, exclude: str | Path | None = None
+) -> list[Path]:
     """List a folder's entries that are not folders, at any depth, in path order.
 
-    Hidden entries (a name starting with ``.``) are left out. Links to folders are not
-    followed (a link can loop back to its parent), and a subfolder that cannot be listed is
-    not silently dropped: both are skipped and named.
+    Hidden entries (a name starting with ``.``: ``.DS_Store``, ``.git``) and the folder
+    ``exclude`` (the run's own output, when it lies inside an input folder) are left out,
+    named in a warning. Links to folders are not followed (a link can loop back to its parent), and a
+    subfolder that cannot be listed is not silently dropped: both are skipped and named.
     """
     found: list[Path] = []
+    skip_folder = Path(exclude).resolve() if exclude is not None else None
+    hidden: list[str] = []
     pending = [folder]
     while pending:
         current = pending.pop()
         try:
             with os.scandir(current) as it:
-                entries = sorted(Path(e.path) for e in it if not e.name.startswith("."))
+                entries = sorted(Path(e.path) for e in it)
         except OSError as exc:
             report.skip(_readable_path(current), f"cannot list the folder ({exc.strerror})")
             continue
         subfolders = []
         for entry in entries:
-            if entry.is_symlink() and entry.is_dir():
+            try:
+                entry.lstat()
+            except OSError as exc:  # a path past PATH_MAX, a file gone since listing
+                report.skip(_readable_path(entry), f"cannot read the entry ({exc.strerror})")
+                continue
+            if entry.name.startswith("."):
+                hidden.append(_readable_path(entry))
+            elif skip_folder is not None and entry.is_dir() and entry.resolve() == skip_folder:
+                report.warn(f"{_readable_path(entry)}: the run's own output folder, not read.")
+            elif entry.is_symlink() and entry.is_dir():
                 report.skip(
                     _readable_path(entry),
                     "a link to a folder, not followed (name the folder itself to read it)",
@@ -1543,10 +1745,17 @@ def _folder_files(folder: Path, report: IngestReport) -> list[Path]:
             else:
                 found.append(entry)
         pending.extend(reversed(subfolders))  # depth first, in path order
+    if hidden:
+        report.warn(
+            f"{len(hidden)} hidden entr{'y' if len(hidden) == 1 else 'ies'} (name starting with "
+            f"'.') not read: {hidden[:5]}{' ...' if len(hidden) > 5 else ''}"
+        )
     return sorted(found)
 
 
-def _collect_paths(inputs: list[str | Path], report: IngestReport) -> list[tuple[Path, bool]]:
+def _collect_paths(
+    inputs: list[str | Path], report: IngestReport, *, exclude: str | Path | None = None
+) -> list[tuple[Path, bool]]:
     """List the files to read, each with whether it was named directly (not found in a folder).
 
     Raises:
@@ -1561,7 +1770,7 @@ def _collect_paths(inputs: list[str | Path], report: IngestReport) -> list[tuple
         if _SURROGATE.search(str(p)):
             raise IngestError(f"Input {_readable_path(p)!r}: the path is not valid UTF-8.")
         if p.is_dir():
-            for f in _folder_files(p, report):
+            for f in _folder_files(p, report, exclude=exclude):
                 if not f.exists():
                     report.skip(
                         _readable_path(f), "a link whose target does not exist (or a link loop)"
@@ -1581,6 +1790,11 @@ def _collect_paths(inputs: list[str | Path], report: IngestReport) -> list[tuple
                         f"unsupported file type {f.suffix or '(none)'}; expected one of {expected}",
                     )
         else:
+            if not p.is_file():
+                # /dev/zero would fill memory, a pipe would wait for a writer forever
+                raise IngestError(
+                    f"Input {str(p)!r} is not a regular file (a pipe, socket or device)."
+                )
             if not p.name.lower().endswith(TEXT_SUFFIXES + TABLE_SUFFIXES):
                 raise IngestError(
                     f"Input {str(p)!r} has unsupported type {p.suffix or '(none)'}; expected one "
@@ -1590,19 +1804,21 @@ def _collect_paths(inputs: list[str | Path], report: IngestReport) -> list[tuple
     return paths
 
 
-def read_sources(path: str | Path) -> dict[str, str]:
-    """Read a sources file: CSV with columns ``file`` (or ``path``) and ``source``.
+def _sources_table(p: Path) -> tuple[pd.DataFrame, str]:
+    """Read a sources CSV as strings: the table and its key column (``file`` or ``path``).
+
+    A line whose first cell starts with ``#`` is a comment; a ``#`` inside a value is kept
+    (``C# Weekly`` used to become ``C``).
 
     Raises:
         IngestError: When the file is missing, unreadable, or lacks the columns.
     """
     import pandas as pd
 
-    p = Path(path)
     if not p.is_file():
-        raise IngestError(f"Sources file {str(p)!r} does not exist.")
+        raise IngestError(f"Sources file {str(p)!r} does not exist or is not a file.")
     try:
-        df = pd.read_csv(p, dtype=str, keep_default_na=False, comment="#")
+        df = pd.read_csv(p, dtype=str, keep_default_na=False)
     except Exception as exc:
         raise IngestError(f"Cannot read sources file {str(p)!r}: {exc}") from None
     key = "file" if "file" in df.columns else "path" if "path" in df.columns else None
@@ -1610,11 +1826,32 @@ def read_sources(path: str | Path) -> dict[str, str]:
         raise IngestError(
             f"Sources file {str(p)!r} needs columns 'file' and 'source'. Got {list(df.columns)} instead."
         )
-    return {
-        str(r[key]).strip(): str(r["source"]).strip() or "unknown"
-        for r in df.to_dict("records")
-        if str(r[key]).strip()
-    }
+    df.index = df.index + 2  # the line numbers (after the header) of rows without line breaks
+    df = df[~df.iloc[:, 0].str.lstrip().str.startswith("#")]
+    df = df[df[key].str.strip() != ""]
+    return df, key
+
+
+def read_sources(path: str | Path) -> dict[str, str]:
+    """Read a sources file: CSV with columns ``file`` (or ``path``) and ``source``.
+
+    Raises:
+        IngestError: When the file is missing, unreadable, lacks the columns, or gives one file
+            two different sources.
+    """
+    p = Path(path)
+    df, key = _sources_table(p)
+    mapping: dict[str, str] = {}
+    line_of: dict[str, int] = {}
+    for line, file, source in zip(df.index, df[key], df["source"], strict=True):
+        file, source = file.strip(), source.strip() or "unknown"
+        if file in mapping and mapping[file] != source:
+            raise IngestError(
+                f"Sources file {str(p)!r} gives {file!r} two sources: {mapping[file]!r} (line "
+                f"{line_of[file]}) and {source!r} (line {line})."
+            )
+        mapping[file], line_of[file] = source, line
+    return mapping
 
 
 def normalise_text(text: str) -> str:
@@ -1635,8 +1872,12 @@ def _drop_duplicates(rows: list[dict[str, Any]], report: IngestReport) -> list[d
     first: dict[tuple[str, bytes], str] = {}
     texts: dict[bytes, set[str]] = {}
     kept = []
+    digests: dict[str, bytes] = {}  # a text repeated verbatim is normalised once
     for row in rows:
-        digest = hashlib.sha1(normalise_text(row["text"]).encode()).digest()
+        digest = digests.get(row["text"])
+        if digest is None:
+            digest = hashlib.sha1(normalise_text(row["text"]).encode()).digest()
+            digests[row["text"]] = digest
         key = (row["source"], digest)
         if key in first:
             report.duplicates.append(
@@ -1693,6 +1934,7 @@ def ingest(
     rules: dict[str, bool] | None = None,
     strict: bool = False,
     max_article_chars: int | None = None,
+    exclude: str | Path | None = None,
 ) -> tuple[pd.DataFrame, IngestReport]:
     """Read every input into an articles table.
 
@@ -1711,6 +1953,7 @@ def ingest(
         strict: Raise at the first skip (a file, row or line that yields no article, or the
             lost end of a truncated file) or truncated article, instead of recording it.
         max_article_chars: Longest article text kept; ``None`` means ``MAX_ARTICLE_CHARS``.
+        exclude: A folder not to read inside the input folders (the run's own ``--out``).
 
     Returns:
         The articles table (columns of ``schema.ARTICLE_COLUMNS`` plus any extra table columns)
@@ -1738,7 +1981,7 @@ def ingest(
     report = IngestReport(strict=strict, max_article_chars=max_article_chars)
     rules = {r: True for r in RULES} | dict(rules or {})
     source_map = read_sources(sources) if isinstance(sources, (str, Path)) else dict(sources or {})
-    paths = _collect_paths(inputs, report)
+    paths = _collect_paths(inputs, report, exclude=exclude)
     records: list[dict[str, Any]] = []
     used_keys: set[str] = set()
     for path, direct in paths:
@@ -1763,6 +2006,12 @@ def ingest(
                     r["source"] = source_map[key]
                 break
         records.extend(recs)
+    if report.long_values_cut:
+        report.warn(
+            f"{sum(report.long_values_cut.values())} table value(s) longer than "
+            f"{MAX_FIELD_CHARS:,} characters were cut there: "
+            + ", ".join(f"{c} {n}" for c, n in sorted(report.long_values_cut.items()))
+        )
     for key in sorted(set(source_map) - used_keys):
         report.warn(f"Sources file names {key!r}, which is not among the inputs.")
     if not records:
@@ -1855,10 +2104,7 @@ def read_source_columns(path: str | Path) -> dict[str, dict[str, str]]:
         file; empty when the CSV has no further column. The file is checked by
         :func:`read_sources`.
     """
-    import pandas as pd
-
-    df = pd.read_csv(Path(path), dtype=str, keep_default_na=False, comment="#")
-    key = "file" if "file" in df.columns else "path"
+    df, key = _sources_table(Path(path))
     extra = [c for c in df.columns if c not in (key, "source", *ARTICLE_COLUMNS)]
     return {
         str(r[key]).strip(): {c: str(r[c]).strip() for c in extra}

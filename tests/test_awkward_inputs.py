@@ -286,7 +286,7 @@ def test_ingest_not_gzip_and_bad_parquet_are_unusable(tmp_path: Path) -> None:
     with pytest.raises(ing.IngestError, match="cannot read the Parquet file"):
         ing.ingest([tmp_path / "y.parquet"])
     (tmp_path / "z.json").write_text("{not json")
-    with pytest.raises(ing.IngestError, match=r"z\.json' cannot be used: cannot read the table"):
+    with pytest.raises(ing.IngestError, match=r"z\.json' cannot be used: invalid JSON"):
         ing.ingest([tmp_path / "z.json"])
     (tmp_path / "u.txt").write_bytes(b"\x81\x8d\x90 text \x9d\n")
     with pytest.raises(ing.IngestError, match="cannot decode the file as UTF-8 or Windows-1252"):
@@ -832,3 +832,163 @@ def test_ingest_unreadable_folder_and_file_are_named(
     ]
     with pytest.raises(ing.IngestError, match=r"secret\.txt.*cannot read the file"):
         ing.ingest([tmp_path / "secret.txt"])
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "<p>Iran objected <![ if x ]> to the plan.</p>",  # html.parser asserted: the run stopped
+        "<p>Iran objected <![0x]> to the plan.</p>",
+        "<p>Iran objected <![> to the plan.</p>",
+    ],
+)
+def test_ingest_html_malformed_marked_section_is_read(tmp_path: Path, page: str) -> None:
+    (tmp_path / "good.txt").write_text("Russia blamed Turkey for the attack.")
+    (tmp_path / "m.html").write_text(page)
+    articles, report = ing.ingest([tmp_path])
+    texts = dict(zip(articles["path"].map(lambda p: Path(p).name), articles["text"], strict=True))
+    assert texts["good.txt"] == "Russia blamed Turkey for the attack."
+    assert texts["m.html"].startswith("Iran objected") and texts["m.html"].endswith("the plan.")
+    assert not report.skipped
+
+
+@pytest.mark.parametrize("unit", ["<!-- a> ", "<![CDATA[ a>b ", "<!--x-->y<!-- z> "])
+def test_ingest_html_unclosed_comments_and_sections_are_linear(tmp_path: Path, unit: str) -> None:
+    """Each unclosed comment or marked section made html.parser rescan the rest of the page."""
+    seconds = []
+    for size in (50_000, 200_000):
+        raw = "<p>Russia blamed Turkey.</p>" + unit * (size // len(unit))
+        t0 = time.perf_counter()
+        paras, _ = ing.paragraphs_from_html(raw)
+        seconds.append(time.perf_counter() - t0)
+        assert paras[0].text == "Russia blamed Turkey."
+    assert seconds[1] < 8 * seconds[0] + 0.5, seconds  # quadratic: 16×; 200 KB took 5.7 s
+
+
+def test_ingest_long_runs_of_combining_marks_are_cut(tmp_path: Path) -> None:
+    """Unicode normalisation is quadratic in a run of combining marks (minutes for 2.6 KB .gz)."""
+    text = "Russia\u0301 blamed Turkey " + "R" + "\u0301\u0316" * 20_000 + " again."
+    (tmp_path / "z.jsonl").write_text(json.dumps({"text": text, "source": "W"}))
+    t0 = time.perf_counter()
+    articles, report = ing.ingest([tmp_path])
+    assert time.perf_counter() - t0 < 5
+    kept = articles["text"].iloc[0]
+    assert kept.startswith("Russia\u0301 blamed Turkey R") and kept.endswith(" again.")
+    assert len(kept) == len("Russia\u0301 blamed Turkey R again.") + ing.MAX_COMBINING_RUN
+    assert report.to_dict()["combining_runs_cut"] == {str(tmp_path / "z.jsonl"): 1}
+
+
+def test_ingest_parquet_repeated_long_text_costs_what_is_kept(tmp_path: Path) -> None:
+    """A 2 KB Parquet file of 600 rows holding one 1 MB string cost gigabytes and minutes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    big = "Russia blamed Turkey for the raid. " * 30_000  # about 1 MB
+    texts = [big] * 600 + ["Iran warned the US over the strikes."]
+    path = tmp_path / "bomb.parquet"
+    pq.write_table(pa.table({"text": texts, "source": ["S"] * 601}), path, compression="zstd")
+    assert path.stat().st_size < 100_000
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    articles, report = ing.ingest([path], max_article_chars=10_000)
+    seconds = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(articles) == 2  # the 599 repeats are exact duplicates
+    assert len(articles["text"].iloc[0]) <= 10_000
+    assert report.truncated[0]["chars"] == len(big)
+    assert peak < 200e6, peak  # 601 MB of text if each row were decoded whole
+    assert seconds < 20, seconds
+
+
+def test_ingest_long_values_beside_text_are_cut(tmp_path: Path) -> None:
+    """Only text had a cap: a 5 MB title per row made a 3 MB .gz cost 2.6 GB."""
+    rows = [
+        {"text": f"Russia blamed Turkey, report {i}.", "title": "T" * 50_000, "note": "n" * 20_000}
+        for i in range(3)
+    ]
+    (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    articles, report = ing.ingest([tmp_path])
+    assert articles["title"].str.len().max() == ing.MAX_FIELD_CHARS
+    assert articles["note"].str.len().max() == ing.MAX_FIELD_CHARS
+    assert any("6 table value(s) longer than 10,000" in w for w in report.warnings)
+
+
+def test_ingest_entries_that_cannot_be_stat_are_named(tmp_path: Path) -> None:
+    """A path past PATH_MAX raised from deep inside pathlib and lost the run."""
+    (tmp_path / "good.txt").write_text("Russia blamed Turkey for the attack.")
+    deep = tmp_path
+    try:
+        for i in range(300):
+            deep = deep / f"level_{i:03d}_xxxxxxxxxx"
+            deep.mkdir()
+    except OSError:
+        pass  # the file system stopped us: the path is as long as it gets
+    articles, _ = ing.ingest([tmp_path])
+    assert [Path(p).name for p in articles["path"]] == ["good.txt"]
+
+
+def test_ingest_named_input_that_is_not_a_regular_file_stops_at_once(tmp_path: Path) -> None:
+    """/dev/zero named (or linked) directly filled memory; a pipe waited forever."""
+    import os
+
+    link = tmp_path / "zero.txt"
+    try:
+        os.symlink("/dev/zero", link)
+    except OSError:
+        pytest.skip("the file system refuses links")
+    with pytest.raises(ing.IngestError, match="not a regular file"):
+        ing.ingest([link])
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.jsonl")
+        with pytest.raises(ing.IngestError, match="not a regular file"):
+            ing.ingest([tmp_path / "pipe.jsonl"])
+
+
+@pytest.mark.parametrize("kind", ["bom", "utf-16", "bigint"])
+def test_ingest_json_reads_like_jsonl(tmp_path: Path, kind: str) -> None:
+    """A .json with a BOM, in UTF-16 or with a 21-digit id was lost whole (pandas' parser)."""
+    rows = [
+        {"text": "Russia blamed Turkey.", "source": "A", "id": 1},
+        {"text": "Iran warned the US.", "source": "B", "id": 2},
+    ]
+    raw = json.dumps(rows)
+    if kind == "bigint":
+        raw = raw.replace('"id": 1', '"id": 100000000000000000000')
+    data = raw.encode("utf-16") if kind == "utf-16" else raw.encode("utf-8-sig")
+    (tmp_path / "t.json").write_bytes(data)
+    other = [r | {"source": r["source"] + "2"} for r in rows]  # not duplicates of the above
+    (tmp_path / "t16.jsonl").write_bytes("\n".join(json.dumps(r) for r in other).encode("utf-16"))
+    articles, report = ing.ingest([tmp_path])
+    assert sorted(articles["text"]) == sorted([r["text"] for r in rows] * 2)
+    assert not report.skipped
+
+
+def test_ingest_sources_file_keeps_hashes_and_refuses_conflicts(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("Russia blamed Turkey for the attack.")
+    (tmp_path / "issue#3.txt").write_text("Iran warned the US over the strikes.")
+    sources = tmp_path / "sources.csv"
+    sources.write_text("file,source\n# a comment line\na.txt,C# Weekly\nissue#3.txt,Le #1\n")
+    articles, _ = ing.ingest([tmp_path / "a.txt", tmp_path / "issue#3.txt"], sources=sources)
+    assert articles["source"].tolist() == ["C# Weekly", "Le #1"]
+    sources.write_text("file,source\na.txt,Reuters\nissue#3.txt,X\na.txt,TASS\n")
+    with pytest.raises(
+        ing.IngestError,
+        match=r"gives 'a.txt' two sources: 'Reuters' \(line 2\) and 'TASS' \(line 4\)",
+    ):
+        ing.ingest([tmp_path / "a.txt"], sources=sources)
+
+
+def test_ingest_hidden_entries_and_the_output_folder_are_named_not_read(tmp_path: Path) -> None:
+    (tmp_path / "good.txt").write_text("Russia blamed Turkey for the attack.")
+    (tmp_path / ".draft.txt").write_text("Iran warned the US.")
+    (tmp_path / ".archive").mkdir()
+    (tmp_path / ".archive" / "old.txt").write_text("Turkey praised Russia.")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "summary.csv").write_text("text\nTurkey praised Iran.\n")
+    articles, report = ing.ingest([tmp_path], exclude=tmp_path / "run")
+    assert [Path(p).name for p in articles["path"]] == ["good.txt"]
+    assert any("2 hidden entries" in w and ".draft.txt" in w for w in report.warnings)
+    assert any("the run's own output folder" in w for w in report.warnings)
+    assert not report.skipped
+    ing.ingest([tmp_path], exclude=tmp_path / "run", strict=True)  # not skips: strict runs on
