@@ -11,6 +11,7 @@ which other cells exist or the order they are computed in, and two runs give ide
 
 from __future__ import annotations
 
+import logging
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -32,6 +33,8 @@ from stance.spill import take
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
+logger = logging.getLogger(__name__)
 
 #: Columns of the ``summary`` table :func:`run_compare` returns (the DESIGN contract).
 SUMMARY_OUT_COLUMNS: tuple[str, ...] = SUMMARY_COLUMNS
@@ -626,6 +629,14 @@ def _random_subsets(k: int, m: int, rows: int, rng: np.random.Generator) -> np.n
 #: for (a process pool costs about a second; 20,000 pairs take ~10 s on one core).
 _PAIRS_PER_TASK = 2_000
 _PARALLEL_MIN_PAIRS = 20_000
+#: A pair of groups that both rest on fewer than ``compare.min_articles`` articles in their cell
+#: can never be a finding. Such pairs are listed (and tested, so that Benjamini–Hochberg sees the
+#: same family as always) while the run has at most ``max(_FEW_PAIRS_MIN, _FEW_PAIRS_PER_UNIT ×
+#: units)`` of them; past that (a table where every row names its own outlet has n²/2 of them per
+#: cell: 3.4 million for 1,500 rows) they are all left out, so the work stays proportional to the
+#: input. The 5,720 AllSides geopolitics articles have about 0.3 such pairs per unit.
+_FEW_PAIRS_MIN = 20_000
+_FEW_PAIRS_PER_UNIT = 10
 
 
 def contrasts(
@@ -648,6 +659,11 @@ def contrasts(
     cluster-bootstrap means (articles of that source resampled) behind the source's row of
     :func:`summarize` in that cell: the same seed key, so each source is resampled once per
     cell, not once per pair. The permutation test's generator is keyed by the pair.
+
+    A pair whose two groups both rest on fewer than ``compare.min_articles`` articles in the cell
+    can never be a finding; when a run would hold more such pairs than
+    ``max(20,000, 10 × units)`` (e.g. a table in which every row has its own source), all of them
+    are left out, with a logged warning, and the table's ``attrs["left_out"]`` says how many.
 
     Args:
         units: From :func:`stance_units`.
@@ -675,23 +691,47 @@ def contrasts(
     if units.empty:
         return _empty(columns)
     frame = units[[by, "target", "topic", "article_id", "stance_score"]]
-    tasks = _pair_tasks(frame, by)
+    min_articles = int(settings["min_articles"])
+    cells = _cell_groups(frame, by, min_articles)
+    few_pairs = sum(_pairs(int(few.sum())) for few in cells.values())
+    limit = max(_FEW_PAIRS_MIN, _FEW_PAIRS_PER_UNIT * len(frame))
+    left_out = few_pairs if few_pairs > limit else 0
+    if left_out:
+        logger.warning(
+            "contrasts: left out %d pairs of %s values that both rest on fewer than %d articles "
+            "in their target and topic (compare.min_articles; none of them can be a finding): "
+            "more than the %d such pairs a run of %d units lists.",
+            left_out,
+            by,
+            min_articles,
+            limit,
+            len(frame),
+        )
+    tasks = _pair_tasks(cells, skip_few=bool(left_out))
     total = sum(n for *_, n in tasks)
     rows: list[tuple[Any, ...]] = []
+    skip = min_articles if left_out else None
     with tqdm(total=total, desc="contrasts", unit="pair", disable=not progress) as bar:
-        for part in _map_pair_tasks(frame, by, settings, tasks, workers, total):
+        for part in _map_pair_tasks(frame, by, settings, tasks, workers, total, skip):
             rows.extend(part)
             bar.update(len(part))
-    if not rows:
-        return _empty(columns)
-    alpha = 1.0 - settings["confidence"]
-    out = pd.DataFrame(rows, columns=list(columns[:-2]))
-    out["p_adjusted"] = benjamini_hochberg(out["p_value"].to_numpy())
-    out["significant"] = out["p_adjusted"] < alpha
-    out = _typed(out.loc[:, list(columns)])
-    return out.sort_values(["target", "topic", f"{by}_a", f"{by}_b"], kind="stable").reset_index(
-        drop=True
-    )
+    out = _empty(columns)
+    if rows:
+        alpha = 1.0 - settings["confidence"]
+        out = pd.DataFrame(rows, columns=list(columns[:-2]))
+        out["p_adjusted"] = benjamini_hochberg(out["p_value"].to_numpy())
+        out["significant"] = out["p_adjusted"] < alpha
+        out = _typed(out.loc[:, list(columns)])
+        out = out.sort_values(["target", "topic", f"{by}_a", f"{by}_b"], kind="stable")
+        out = out.reset_index(drop=True)
+    if left_out:
+        out.attrs["left_out"] = {
+            "pairs": left_out,
+            "cells": sum(1 for few in cells.values() if few.sum() > 1),
+            "min_articles": min_articles,
+            "limit": limit,
+        }
+    return out
 
 
 def _renamed(columns: tuple[str, ...], by: str) -> tuple[str, ...]:
@@ -700,22 +740,57 @@ def _renamed(columns: tuple[str, ...], by: str) -> tuple[str, ...]:
     return tuple(names.get(c, c) for c in columns)
 
 
-def _pair_tasks(frame: pd.DataFrame, by: str) -> list[tuple[str, str, int, int, int]]:
+def _pairs(n: int) -> int:
+    """Return the number of unordered pairs of ``n`` things."""
+    return n * (n - 1) // 2
+
+
+def _cell_groups(frame: pd.DataFrame, by: str, min_articles: int) -> dict[tuple[str, str], Any]:
+    """Each target × topic cell's groups, in :class:`_Cell`'s order, as "too few articles" flags.
+
+    Returns:
+        ``{(target, topic): bool array}``, ``True`` where a group has fewer than
+        ``min_articles`` articles in the cell; topic :data:`ALL_TOPICS` pools every topic.
+    """
+    import numpy as np
+
+    frame = frame.dropna(subset=["target", "topic", by])  # as groupby leaves them out
+    per_cell = frame.drop_duplicates(["target", "topic", by, "article_id"])
+    per_cell = per_cell.groupby(["target", "topic", by]).size()
+    per_target = frame.drop_duplicates(["target", by, "article_id"]).groupby(["target", by]).size()
+    articles: dict[tuple[str, str], dict[Any, int]] = {}
+    for (t, c, g), n in per_cell.items():
+        articles.setdefault((str(t), str(c)), {})[g] = int(n)
+    for (t, g), n in per_target.items():
+        articles.setdefault((str(t), ALL_TOPICS), {})[g] = int(n)
+    return {
+        key: np.array([counts[g] < min_articles for g in sorted(counts)], dtype=bool)
+        for key, counts in articles.items()
+    }
+
+
+def _pair_tasks(
+    cells: dict[tuple[str, str], Any], *, skip_few: bool = False
+) -> list[tuple[str, str, int, int, int]]:
     """Cut the contrasts into tasks ``(target, topic, first_row, end_row, pairs)``, in order.
 
     A cell with sources ``s_0 < s_1 < …`` has the pairs ``(s_i, s_j), i < j``; a task takes the
-    rows ``i`` in ``[first_row, end_row)``, about :data:`_PAIRS_PER_TASK` pairs in all.
+    rows ``i`` in ``[first_row, end_row)``, about :data:`_PAIRS_PER_TASK` pairs in all. With
+    ``skip_few``, a pair of two groups flagged in ``cells`` (see :func:`_cell_groups`) is none.
     """
-    frame = frame.dropna(subset=["target", "topic", by])  # as groupby leaves them out
-    per_cell = frame.drop_duplicates(["target", "topic", by]).groupby(["target", "topic"]).size()
-    per_target = frame.drop_duplicates(["target", by]).groupby("target").size()
-    cells = {(str(t), str(c)): int(n) for (t, c), n in per_cell.items()}
-    cells.update({(str(t), ALL_TOPICS): int(n) for t, n in per_target.items()})
+    import numpy as np
+
     tasks = []
-    for (target, topic), n in sorted(cells.items()):
+    for (target, topic), few in sorted(cells.items()):
+        n = len(few)
+        per_row = n - 1 - np.arange(n)
+        if skip_few:
+            enough = (~few).astype(np.int64)
+            later_enough = np.cumsum(enough[::-1])[::-1] - enough
+            per_row = np.where(few, later_enough, per_row)
         lo, pairs = 0, 0
         for i in range(n):
-            pairs += n - 1 - i
+            pairs += int(per_row[i])
             if pairs >= _PAIRS_PER_TASK or i == n - 1:
                 if pairs:
                     tasks.append((target, topic, lo, i + 1, pairs))
@@ -724,10 +799,20 @@ def _pair_tasks(frame: pd.DataFrame, by: str) -> list[tuple[str, str, int, int, 
 
 
 class _Cell:
-    """One target × topic of the contrasts: each source's units, sums and bootstrap means."""
+    """One target × topic of the contrasts: each source's units, sums and bootstrap means.
+
+    With ``skip_few``, the pairs of two sources that both have fewer than that many articles in
+    the cell are left out (see :data:`_FEW_PAIRS_MIN`).
+    """
 
     def __init__(
-        self, frame: pd.DataFrame, by: str, target: str, topic: str, settings: dict[str, Any]
+        self,
+        frame: pd.DataFrame,
+        by: str,
+        target: str,
+        topic: str,
+        settings: dict[str, Any],
+        skip_few: int | None = None,
     ) -> None:
         import numpy as np
 
@@ -746,6 +831,13 @@ class _Cell:
             self.sorted[s] = np.sort(x)
         self.names = sorted(self.sides)
         self._boot: dict[str, np.ndarray] = {}
+        # rows of the sources with enough articles: the only partners of one with too few
+        self.skip_few = skip_few
+        self.enough = [
+            i
+            for i, s in enumerate(self.names)
+            if skip_few is None or len(self.sides[s][1]) >= skip_few
+        ]
 
     def boot(self, s: str) -> np.ndarray:
         """Return the source's bootstrap means, as :func:`summarize` draws them for its row."""
@@ -757,6 +849,8 @@ class _Cell:
 
     def rows(self, first: int, end: int) -> list[tuple[Any, ...]]:
         """Return the rows of the pairs ``(names[i], names[j])``: ``first <= i < end``, ``i < j``."""
+        import bisect
+
         import numpy as np
 
         settings = self.settings
@@ -766,7 +860,12 @@ class _Cell:
             a = self.names[i]
             xa, sa, ca = self.sides[a]
             mean_a = self.moments[a][1]
-            for b in self.names[i + 1 :]:
+            if self.skip_few is not None and len(sa) < self.skip_few:
+                later = self.enough[bisect.bisect_right(self.enough, i) :]
+                partners = [self.names[j] for j in later]
+            else:
+                partners = self.names[i + 1 :]
+            for b in partners:
                 xb, sb, cb = self.sides[b]
                 mean_b = self.moments[b][1]
                 key = ("contrast", *self.key, a, b)
@@ -806,7 +905,9 @@ def _pair_rows(task: tuple[str, str, int, int, int]) -> list[tuple[Any, ...]]:
     target, topic, first, end, _ = task
     cell = _WORK.get("cell")
     if cell is None or cell.key != (target, topic):
-        cell = _WORK["cell"] = _Cell(_WORK["frame"], _WORK["by"], target, topic, _WORK["settings"])
+        cell = _WORK["cell"] = _Cell(
+            _WORK["frame"], _WORK["by"], target, topic, _WORK["settings"], _WORK["skip_few"]
+        )
     return cell.rows(first, end)
 
 
@@ -817,18 +918,19 @@ def _map_pair_tasks(
     tasks: list[tuple[str, str, int, int, int]],
     workers: int,
     total: int,
+    skip_few: int | None = None,
 ) -> Iterator[list[tuple[Any, ...]]]:
     """Each task's rows, in task order: in this process, or in ``workers`` forked processes."""
     if workers == 1 or total < _PARALLEL_MIN_PAIRS or not can_fork():
         cell = None
         for target, topic, first, end, _ in tasks:
             if cell is None or cell.key != (target, topic):
-                cell = _Cell(frame, by, target, topic, settings)
+                cell = _Cell(frame, by, target, topic, settings, skip_few)
             yield cell.rows(first, end)
         return
     # Forked workers (batching.can_fork) inherit the table instead of unpickling a copy each.
     # They run only numpy and pandas, none of the parent's threads' libraries.
-    _WORK.update(frame=frame, by=by, settings=settings)
+    _WORK.update(frame=frame, by=by, settings=settings, skip_few=skip_few)
     try:
         with fork_pool(workers) as pool:
             yield from pool.map(_pair_rows, tasks)
@@ -1254,14 +1356,40 @@ def trends(
 # --------------------------------------------------------------------------------------------
 
 
-def check_group_by(articles: pd.DataFrame, group_by: str) -> None:
-    """Check that ``group_by`` names a column of the articles table.
+def check_group_by(articles: pd.DataFrame | None, group_by: str) -> None:
+    """Check that ``group_by`` names a column of the articles table the tables can group by.
+
+    ``article_id`` and ``text`` name no groups, and the comparison tables' own columns cannot
+    be the group's: evidence, aligned claims and trends carry each article's ``title`` and
+    ``date`` (trends compare over dates), a unit its ``target``, ``topic``, ``sentence`` ….
+
+    Args:
+        articles: The articles table, or ``None`` to check only the name (before the ingest).
+        group_by: The column compared across.
 
     Raises:
         ValueError: Naming the column and the columns that could be compared instead.
     """
-    if group_by not in articles.columns or group_by in ("article_id", "text"):
-        options = [c for c in articles.columns if c not in ("article_id", "text")]
+    taken = (
+        {"article_id", "text", "n_mentions", "kind"}
+        | set(EVIDENCE_COLUMNS)
+        | set(ALIGNED_SIDE_COLUMNS)
+        | set(TREND_COLUMNS)
+        | set(SUMMARY_OUT_COLUMNS)
+    ) - {"source"}
+    if group_by in taken:
+        options = (
+            "'source', 'path' or a column of the inputs or the --sources CSV"
+            if articles is None
+            else str([c for c in articles.columns if c not in taken])
+        )
+        hint = " (stance over time is the trends table)" if group_by == "date" else ""
+        raise ValueError(
+            f"The 'group_by' column {group_by!r} cannot be compared across: the comparison "
+            f"tables use the name for a column of their own{hint}. Available: {options}."
+        )
+    if articles is not None and group_by not in articles.columns:
+        options = str([c for c in articles.columns if c not in taken])
         raise ValueError(
             f"The 'group_by' column {group_by!r} is not an article column. Available: {options}."
         )

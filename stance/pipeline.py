@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stance.batching import can_fork, fork_pool, trim_heap, usable_cores
-from stance.config import Settings, load_settings, write_cache_file
+from stance.config import Settings, check_before_run, load_settings, write_cache_file
 from stance.schema import (
     MENTION_COLUMNS,
     MENTION_EXTRA_COLUMNS,
@@ -636,17 +636,21 @@ def analyze(
     started = time.time()
     # the code that runs: read now, since a long run may end after the checkout has moved on
     commit = git_commit()
-    # Settings and the output folder are checked before any work.
+    # Settings, the models and caches they name, the output folder and the group column's
+    # name are checked before any work.
     config_path = None
     if isinstance(config, Settings):
-        settings = config
+        settings, given_by = config, "The settings"
     elif isinstance(config, dict):
-        settings = load_settings(None, overrides=config)
+        settings, given_by = load_settings(None, overrides=config), "The config overrides"
     else:
         settings = load_settings(config)
         config_path = str(config) if config else None
+        given_by = f"Config file {config_path!r}" if config_path else "The default config"
+    check_before_run(settings, given_by, embed_model=encoder is None, stance_model=scorer is None)
     if out is not None:
         run_dir.check_out(out)
+    compare.check_group_by(None, group_by)
     strict = settings.ingest.strict if strict is None else bool(strict)
     seed = settings.run.seed
     input_list = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
@@ -661,6 +665,7 @@ def analyze(
                 sources=sources,
                 rules=settings.ingest.boilerplate,
                 strict=strict,
+                exclude=out,
             )
         # An unknown group column is an error before the heavy stages.
         compare.check_group_by(articles, group_by)
@@ -840,6 +845,9 @@ def analyze(
             "mentions_not_scored_by_article": capped,
             "topics": len(topic_result.table),
             "summary_cells": len(result["summary"]),
+            "contrasts": len(result["contrasts"]),
+            # pairs that can never be findings, left out past a bound (compare.contrasts)
+            "contrasts_left_out": result["contrasts"].attrs.get("left_out", {}),
         },
         "ingest": report.to_dict(),
         "timings_s": timer.seconds,

@@ -88,6 +88,12 @@ def check_out(out: str | Path) -> Path:
         raise RunDirError(f"--out {out}: cannot write in {parent}.")
     if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
         raise RunDirError(f"--out {out}: the folder is not writable.")
+    # Permission bits pass root everywhere, and say nothing of read-only mounts, /proc or /sys:
+    # try what write_run will do there, a folder beside the run, and remove it again.
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.probe-", dir=parent))
+    except OSError as exc:
+        raise RunDirError(f"--out {out}: cannot write there ({exc.strerror or exc}).") from None
     return path
 
 

@@ -32,6 +32,17 @@ def test_cli_config_prints_defaults(capsys: pytest.CaptureFixture[str]) -> None:
             ["analyze", "tests/data/articles", "--group-by", "rating", "--out", "x"],
             "'group_by' column 'rating' is not an article column. Available: ['source', 'path'",
         ),
+        # refused before the ingest: the missing input is never reached
+        (
+            ["analyze", "does/not/exist", "--group-by", "date", "--out", "x"],
+            "'group_by' column 'date' cannot be compared across: the comparison tables use the "
+            "name for a column of their own (stance over time is the trends table). Available: "
+            "'source', 'path' or a column of the inputs or the --sources CSV.",
+        ),
+        (
+            ["analyze", "does/not/exist", "--group-by", "title", "--out", "x"],
+            "'group_by' column 'title' cannot be compared across",
+        ),
     ],
 )
 def test_cli_user_errors_exit_2_without_traceback(

@@ -322,6 +322,56 @@ def test_compare_contrast_figures_are_the_public_functions_of_its_two_sides(corp
     assert row["diff_ci_low"] < row["diff"] < row["diff_ci_high"]
 
 
+def _many_small_sources(n_small: int) -> pd.DataFrame:
+    """Units of ``n_small`` one-article sources and two sources of four articles (one topic)."""
+    rng = np.random.default_rng(3)
+    rows = [(f"one{i:04d}", f"one{i:04d}-a", 0) for i in range(n_small)]
+    rows += [(s, f"{s}-a{k}", j) for s in ("big1", "big2") for k in range(4) for j in range(2)]
+    units = pd.DataFrame(rows, columns=["source", "article_id", "sentence_id"])
+    return units.assign(target="russia", topic="libya", stance_score=rng.uniform(-1, 1, len(units)))
+
+
+@pytest.mark.parametrize("n_small", [60, 120])
+def test_compare_contrasts_leave_out_pairs_of_sources_with_too_few_articles(
+    n_small, monkeypatch, caplog
+):
+    # A table whose every row names its own source made n²/2 pairs per cell, none of which can
+    # be a finding (fewer than compare.min_articles on both sides): past the limit they are left
+    # out, and the work (permutation tests) grows linearly with the number of such sources.
+    units = _many_small_sources(n_small)
+    tested = []
+    permutation_p = compare._permutation_p
+    monkeypatch.setattr(compare, "_permutation_p", lambda *a: tested.append(1) or permutation_p(*a))
+    full = compare.contrasts(units, config=FAST)  # below the default limit: every pair
+    assert len(full) == len(tested) == 2 * (n_small + 2) * (n_small + 1) // 2
+    assert "left_out" not in full.attrs
+
+    tested.clear()
+    monkeypatch.setattr(compare, "_FEW_PAIRS_MIN", 100, raising=False)
+    monkeypatch.setattr(compare, "_FEW_PAIRS_PER_UNIT", 1, raising=False)
+    with caplog.at_level("WARNING", logger="stance.compare"):
+        some = compare.contrasts(units, config=FAST)
+    kept = 2 * (1 + 2 * n_small)  # per cell (libya, all): big1–big2 and each small with each big
+    assert len(some) == len(tested) == kept
+    few = 2 * n_small * (n_small - 1) // 2
+    assert some.attrs["left_out"] == {
+        "pairs": few,
+        "cells": 2,
+        "min_articles": 3,
+        "limit": max(100, len(units)),
+    }
+    assert f"left out {few} pairs of source values" in caplog.text
+    # the pairs kept are the full table's, figures unchanged but for the multiple-test correction
+    assert ((some["n_articles_a"] >= 3) | (some["n_articles_b"] >= 3)).all()
+    key = ["target", "topic", "source_a", "source_b"]
+    same = full.merge(some[key], on=key).drop(columns=["p_adjusted", "significant"])
+    pd.testing.assert_frame_equal(same, some.drop(columns=["p_adjusted", "significant"]))
+    # and worker processes, with several tasks per cell, give the same table
+    monkeypatch.setattr(compare, "_PARALLEL_MIN_PAIRS", 0)
+    monkeypatch.setattr(compare, "_PAIRS_PER_TASK", 7)
+    assert compare.contrasts(units, config=FAST, workers=2).equals(some)
+
+
 @pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
 def test_compare_contrasts_reject_bad_workers(corpus, workers):
     with pytest.raises(ValueError, match="'workers' parameter must be an integer >= 1"):

