@@ -25,6 +25,7 @@
 run_dir = "../runs/sample"
 min_n = 1
 min_articles = None  # None: the run's [compare] min_articles
+max_label = 60  # characters of a source's name on a chart's axis (hover shows it whole)
 
 # %% [markdown]
 # ## Findings
@@ -35,28 +36,96 @@ min_articles = None  # None: the run's [compare] min_articles
 # sentences it holds. Each links to the sentences of both sides.
 
 # %%
+import html
+
+import pandas as pd
+from IPython.display import HTML
+
 from stance import plots, views
 from stance.run import load_run
 
 run = load_run(run_dir)
 if min_articles is None:
     min_articles = views.min_articles(run["run"])
-summary, evidence = run["summary"], run["evidence"]
+# A run made with `stance analyze --group-by COL` compares the values of COL instead of
+# sources: its tables name COL (COL_a, COL_b) where the views expect `source`.
+group = str(run["run"].get("group_by") or "source")
+as_source = {group: "source", f"{group}_a": "source_a", f"{group}_b": "source_b"}
+summary = run["summary"].rename(columns=as_source)
+contrasts = run["contrasts"].rename(columns=as_source)
+evidence = run["evidence"]
+if group != "source":  # evidence keeps each sentence's outlet beside its group
+    evidence = evidence.drop(columns="source", errors="ignore")
+evidence = evidence.rename(columns=as_source)
 labels = views.target_labels(run["run"])
 topic_names = views.topic_labels(run.get("topics"))
-views.findings_html(
-    run["contrasts"],
-    target_labels=labels,
-    topic_labels=topic_names,
-    min_articles=min_articles,
-    unit="source",
-)
+# Axis labels: names cut to `max_label` characters; names that share their first characters get
+# a number, so that two long names never share a label.
+names = pd.Series(sorted(summary["source"].astype(str).unique()), dtype=object)
+cut = names.where(names.str.len() <= max_label, names.str[: max_label - 1] + "…")
+clash = cut.duplicated(keep=False)
+cut = cut.where(~clash, names.str[: max_label - 8] + "… (" + clash.cumsum().astype(str) + ")")
+axis_label = {plots.esc(n): plots.esc(c) for n, c in zip(names, cut, strict=True) if n != c}
+left_out = (run["run"].get("counts") or {}).get("contrasts_left_out") or {}
+notes = []
+if not contrasts.empty or not left_out:
+    notes.append(
+        views.findings_html(
+            contrasts,
+            target_labels=labels,
+            topic_labels=topic_names,
+            min_articles=min_articles,
+            unit=group,
+        )
+    )
+if left_out:
+    notes.append(
+        HTML(
+            f"<p><strong>{left_out['pairs']:,} pairs of "
+            + ("sources" if group == "source" else f"{html.escape(group)} values")
+            + " were left "
+            f"out of the contrasts</strong> (in {left_out['cells']:,} target × topic cells): in "
+            f"each, both sides rest on fewer than {left_out['min_articles']} articles "
+            "(<code>compare.min_articles</code>), and a finding needs that many on both sides, "
+            "so none of them could be one. A run "
+            f"lists such pairs only while there are at most {left_out['limit']:,} of them. "
+            + (
+                "No other pair was compared, so this run states no finding; pool the articles "
+                "(e.g. <code>--group-by</code> a coarser column) to compare them."
+                if contrasts.empty
+                else "Pairs with enough articles on a side are compared above."
+            )
+            + "</p>"
+        )
+    )
+views.show_all(notes)
 
 # %% [markdown]
 # ## Stance by source
 
 # %%
-plots.stance_heatmap(summary, "all", target_labels=labels, min_n=min_n, min_articles=min_articles)
+heatmaps = {
+    topic: plots.stance_heatmap(
+        summary,
+        topic,
+        target_labels=labels,
+        min_n=min_n,
+        topic_label=topic_names.get(topic),
+        min_articles=min_articles,
+    )
+    for topic in ["all", *views.topics_by_size(summary)]
+}
+intervals = plots.interval_plot(run["summary"], "all", group=group, target_labels=labels)
+for fig in [*heatmaps.values(), intervals]:
+    fig.update_layout(
+        title_text=fig.layout.title.text.replace("by source", f"by {plots.esc(group)}")
+    )
+    shown = list(dict.fromkeys(y for trace in fig.data for y in trace.y))
+    if any(y in axis_label for y in shown):
+        fig.update_yaxes(
+            tickmode="array", tickvals=shown, ticktext=[axis_label.get(y, y) for y in shown]
+        )
+heatmaps["all"]
 
 # %% [markdown]
 # **Reading.** Red cells are hostile, blue favourable; under each mean are the numbers of
@@ -69,7 +138,7 @@ plots.stance_heatmap(summary, "all", target_labels=labels, min_n=min_n, min_arti
 views.summary_reading(summary, topic="all", min_n=3, min_articles=min_articles)
 
 # %%
-plots.interval_plot(summary, "all", target_labels=labels)
+intervals
 
 # %% [markdown]
 # ## By topic
@@ -77,18 +146,10 @@ plots.interval_plot(summary, "all", target_labels=labels)
 # The same heatmap within each topic that has mentions (largest first).
 
 # %%
-figures = [
-    plots.stance_heatmap(
-        summary,
-        topic,
-        target_labels=labels,
-        min_n=min_n,
-        topic_label=topic_names.get(topic),
-        min_articles=min_articles,
-    )
-    for topic in views.topics_by_size(summary)
-]
-views.show_all(figures, empty_message="No topic has mentions of a target.")
+views.show_all(
+    [heatmaps[topic] for topic in heatmaps if topic != "all"],
+    empty_message="No topic has mentions of a target.",
+)
 
 # %% [markdown]
 # ## Evidence: the sentences behind a cell
@@ -116,11 +177,14 @@ views.evidence_panel(
 # than the evidence allows.
 
 # %%
+trend_figures = [
+    plots.trend_plot(run["trends"], target, group=group)
+    for target in sorted(run["trends"]["target"].unique())
+]
+for trace in (trace for fig in trend_figures for trace in fig.data):
+    trace.name = axis_label.get(trace.name, trace.name)
 views.show_all(
-    [
-        plots.trend_plot(run["trends"], target)
-        for target in sorted(run["trends"]["target"].unique())
-    ],
+    trend_figures,
     empty_message="No dated articles mention a target, so there are no trends in this run.",
 )
 
@@ -132,9 +196,18 @@ views.show_all(
 # means the source mostly relays or rebuts others' views of the target.
 
 # %%
-views.table_html(views.voice_table(run.get("units")))
+units = run.get("units")
+if units is not None and group != "source":
+    units = units.drop(columns="source").rename(columns={group: "source"})
+views.table_html(views.voice_table(units).rename(columns={"source": group}))
 
 # %%
 views.provenance_html(
-    run["run"], parameters={"run_dir": run_dir, "min_n": min_n, "min_articles": min_articles}
+    run["run"],
+    parameters={
+        "run_dir": run_dir,
+        "min_n": min_n,
+        "min_articles": min_articles,
+        "max_label": max_label,
+    },
 )

@@ -22,18 +22,78 @@
 # %% tags=["parameters"]
 run_dir = "../runs/sample"
 max_rows = 40
+max_label = 60  # characters of a source's name on a chart's axis (hover shows it whole)
 
 # %%
+import html
+
+import pandas as pd
+from IPython.display import HTML
+
 from stance import plots, views
 from stance.run import load_run
 
 run = load_run(run_dir)
-contrasts, aligned = run["contrasts"], run["aligned"]
+# A run made with `stance analyze --group-by COL` compares the values of COL instead of
+# sources: its contrasts name them COL_a, COL_b where the views expect source_a, source_b.
+group = str(run["run"].get("group_by") or "source")
+as_source = {f"{group}_a": "source_a", f"{group}_b": "source_b"}
+as_group = {v: k for k, v in as_source.items()}
+contrasts, aligned = run["contrasts"].rename(columns=as_source), run["aligned"]
+# Axis labels: names cut to `max_label` characters; names that share their first characters get
+# a number, so that two long names never share a label.
+names = pd.Series(
+    sorted(set(contrasts["source_a"].astype(str)) | set(contrasts["source_b"].astype(str))),
+    dtype=object,
+)
+cut = names.where(names.str.len() <= max_label, names.str[: max_label - 1] + "…")
+clash = cut.duplicated(keep=False)
+cut = cut.where(~clash, names.str[: max_label - 8] + "… (" + clash.cumsum().astype(str) + ")")
+short = dict(zip(names, cut, strict=True))
+left_out = (run["run"].get("counts") or {}).get("contrasts_left_out") or {}
+notes = []
+if left_out:
+    notes.append(
+        HTML(
+            f"<p><strong>{left_out['pairs']:,} pairs of "
+            + ("sources" if group == "source" else f"{html.escape(group)} values")
+            + " were left "
+            f"out of the contrasts</strong> (in {left_out['cells']:,} target × topic cells): in "
+            f"each, both sides rest on fewer than {left_out['min_articles']} articles "
+            "(<code>compare.min_articles</code>), and a finding needs that many on both sides, "
+            "so none of them could be one. A run lists such pairs only while there are at most "
+            f"{left_out['limit']:,} of them. "
+            + (
+                "No other pair was compared; pool the articles (e.g. <code>--group-by</code> a "
+                "coarser column) to compare them."
+                if contrasts.empty
+                else "The pairs below have enough articles on at least one side."
+            )
+            + "</p>"
+        )
+    )
+targets = sorted(contrasts["target"].unique())
+figures = [plots.contrast_plot(contrasts, target, "all") for target in targets]
+for target, fig in zip(targets, figures, strict=True):
+    if group != "source":
+        fig.update_layout(
+            title_text=fig.layout.title.text.replace(
+                "Source differences", f"Differences between {plots.esc(group)} values"
+            )
+        )
+    pairs = contrasts[(contrasts["target"] == target) & (contrasts["topic"] == "all")]
+    pair_label = {
+        f"{plots.esc(a)} − {plots.esc(b)}": f"{plots.esc(short[a])} − {plots.esc(short[b])}"
+        for a, b in zip(pairs["source_a"].astype(str), pairs["source_b"].astype(str), strict=True)
+        if short[a] != a or short[b] != b
+    }
+    shown = list(dict.fromkeys(y for trace in fig.data for y in trace.y))
+    if any(y in pair_label for y in shown):
+        fig.update_yaxes(
+            tickmode="array", tickvals=shown, ticktext=[pair_label.get(y, y) for y in shown]
+        )
 views.show_all(
-    [
-        plots.contrast_plot(contrasts, target, "all")
-        for target in sorted(contrasts["target"].unique())
-    ],
+    notes + figures,
     empty_message="No target is mentioned by two or more sources, so there is nothing to contrast.",
 )
 
@@ -45,7 +105,7 @@ views.show_all(
 
 # %%
 views.table_html(
-    views.top_contrasts(contrasts, n=max_rows),
+    views.top_contrasts(contrasts, n=max_rows).rename(columns=as_group),
     caption="Largest significant (or, failing that, smallest-p) contrasts",
     max_rows=max_rows,
 )
@@ -59,4 +119,6 @@ views.table_html(
 views.aligned_html(aligned, max_pairs=max_rows)
 
 # %%
-views.provenance_html(run["run"], parameters={"run_dir": run_dir, "max_rows": max_rows})
+views.provenance_html(
+    run["run"], parameters={"run_dir": run_dir, "max_rows": max_rows, "max_label": max_label}
+)

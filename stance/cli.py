@@ -265,13 +265,17 @@ def main(argv: list[str] | None = None) -> int:
                         f"The '--param' option must look like KEY=VALUE. Got {item!r} instead."
                     )
                 params[key] = int(value) if value.lstrip("-").isdigit() else value
-            paths = render_reports(
-                args.run,
-                args.out,
-                notebooks=args.notebook,
-                progress=progress,
-                parameters=params or None,
-            )
+            try:
+                paths = render_reports(
+                    args.run,
+                    args.out,
+                    notebooks=args.notebook,
+                    progress=progress,
+                    parameters=params or None,
+                )
+            except RuntimeError as exc:  # a notebook failed: its message names it and the cell
+                print(f"stance report: error: {exc}", file=sys.stderr)
+                return 1
             for path in paths:
                 print(path)
         elif args.command == "train":
@@ -363,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 from stance.scoring import load_model, resolve_model_dir
 
+                # the data is checked first: loading a model costs seconds and hundreds of MB
+                for subset in training.EVAL_SUBSETS:
+                    training.load_split(args.data, f"{subset}/{args.split}")
                 precision = None if args.precision == "auto" else args.precision
                 result = training.evaluate_newsmtsc(
                     args.data,

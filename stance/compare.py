@@ -1263,7 +1263,8 @@ def choose_freq(dates: pd.Series) -> str:
     d = dates.dropna()
     if d.empty:
         return "month"
-    days = (d.max() - d.min()).days
+    # as Python datetimes: a span past 292 years overflows a nanosecond Timedelta
+    days = (d.max().to_pydatetime() - d.min().to_pydatetime()).days
     if days <= 92:
         return "week"
     if days <= 3 * 366:

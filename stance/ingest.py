@@ -1854,6 +1854,22 @@ def read_sources(path: str | Path) -> dict[str, str]:
     return mapping
 
 
+# Characters that change how a name shows (bidi overrides reverse what follows them) or do not
+# show at all (zero-width): a source named by them alone looked blank, or like another source.
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def _source_name(name: Any) -> str:
+    """Return an outlet's name as the tables hold it: NFC, visible characters, else ``unknown``.
+
+    ``Café`` typed with a combining accent and with a precomposed one is one outlet.
+    """
+    if not name:
+        return "unknown"
+    name = _INVISIBLE.sub("", unicodedata.normalize("NFC", str(name))).strip()
+    return name or "unknown"
+
+
 def normalise_text(text: str) -> str:
     """Return the form in which two articles count as the same text (NFC, single spaces).
 
@@ -2018,7 +2034,9 @@ def ingest(
         raise IngestError(
             f"No article text found in {[str(i) for i in inputs]}: the corpus is empty (see skipped inputs: {report.skipped})."
         )
-    missing = sorted({r["path"].split("#row")[0] for r in records if not r.get("source")})
+    missing = sorted(
+        {r["path"].split("#row")[0] for r in records if _source_name(r.get("source")) == "unknown"}
+    )
     if missing:
         report.warn(
             f"No source known for {len(missing)} input(s) (set to 'unknown'; pass --sources or a 'source' column): {missing[:5]}{' ...' if len(missing) > 5 else ''}"
@@ -2034,7 +2052,7 @@ def ingest(
         per_path[base] += 1
         row = {
             "article_id": _article_id(base, idx, r["text"]),
-            "source": r.get("source") or "unknown",
+            "source": _source_name(r.get("source")),
             "path": base
             if idx == 0 and base not in report.pages_split
             else f"{base}#{idx}"

@@ -17,6 +17,7 @@ import hashlib
 import json
 import random
 import re
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
@@ -137,14 +138,62 @@ def allsides_path(data: str | Path) -> Path:
 
 
 def iter_articles(path: str | Path, ids: set[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Stream the articles of an AllSides ``.jsonl(.gz)`` file, optionally only ``ids``."""
+    """Stream the articles of an AllSides ``.jsonl(.gz)`` file, optionally only ``ids``.
+
+    Raises:
+        FileNotFoundError: When the file does not exist (see :func:`allsides_path`).
+        ValueError: When the file is not gzip (or is truncated), a line is not UTF-8 or not
+            JSON, or an article is not an object with an ``id`` and a string (or null)
+            ``text``; the message names the file and the line.
+    """
     file = allsides_path(path)
-    opener = gzip.open if file.suffix == ".gz" else open
-    with opener(file, "rt", encoding="utf-8") as handle:
-        for line in handle:
-            article = json.loads(line)
-            if ids is None or str(article["id"]) in ids:
-                yield article
+    lineno = 0
+    try:
+        # Bytes, decoded line by line, so that every error can name its line.
+        with gzip.open(file) if file.suffix == ".gz" else file.open("rb") as handle:
+            for lineno, raw in enumerate(handle, start=1):
+                article = _parse_article(raw, f"{file}, line {lineno}")
+                if article is not None and (ids is None or str(article["id"]) in ids):
+                    yield article
+    except (EOFError, zlib.error, OSError) as exc:
+        # gzip.BadGzipFile (not gzip at all) is an OSError; EOFError is a truncated file.
+        if isinstance(exc, gzip.BadGzipFile) and not lineno:
+            problem = "is not a gzip file"
+        elif isinstance(exc, EOFError):
+            problem = "is truncated (the gzip stream ends early)"
+        elif isinstance(exc, zlib.error | gzip.BadGzipFile):  # bad data, CRC or length
+            problem = "is a damaged gzip file"
+        else:
+            problem = "cannot be read"
+        after = f" after line {lineno}" if lineno else ""
+        raise ValueError(
+            f"The AllSides file {str(file)!r} {problem}{after} ({exc}). Pass --data the folder "
+            f"holding an intact {ALLSIDES_FILE} or the file itself."
+        ) from exc
+
+
+def _parse_article(raw: bytes, where: str) -> dict[str, Any] | None:
+    """One line of the AllSides file as an article (``None`` for a blank line)."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where}: not UTF-8 (byte 0x{raw[exc.start]:02x}).") from exc
+    if not line.strip():
+        return None
+    try:
+        article = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: invalid JSON ({exc.msg}, column {exc.colno}).") from exc
+    except RecursionError as exc:
+        raise ValueError(f"{where}: invalid JSON (nested too deeply).") from exc
+    if not isinstance(article, dict):
+        raise ValueError(f"{where}: the article is a JSON {type(article).__name__}, not an object.")
+    if article.get("id") is None:
+        raise ValueError(f"{where}: the article has no 'id'.")
+    text = article.get("text")
+    if text is not None and not isinstance(text, str):
+        raise ValueError(f"{where}: the article's 'text' is a {type(text).__name__}, not a string.")
+    return article
 
 
 def sentence_hash(sentence: str) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stance.run import RUN_JSON, table_file
+from stance.run import RUN_JSON, TABLES, RunDirError, table_file
 
 if TYPE_CHECKING:
     pass
@@ -127,7 +127,56 @@ def check_run_dir(run_dir: str | Path, notebooks: Sequence[str] = NOTEBOOKS) -> 
             raise FileNotFoundError(
                 f"run directory {run_dir} is missing {name}; run `stance analyze` first"
             )
+    _check_run_files(run, run_dir, needed)
     return run
+
+
+def _check_run_files(run: Path, run_dir: str | Path, needed: list[str]) -> None:
+    """Check that ``run.json`` is a run's record and each table is Parquet with its columns.
+
+    A damaged run (a file cut short, a table replaced) used to fail inside a notebook with a
+    library's traceback, after the reports before it had been written.
+
+    Raises:
+        RunDirError: Naming the run directory, the file and the problem.
+    """
+    import json
+
+    import pyarrow.parquet as pq
+
+    try:
+        record = json.loads((run / RUN_JSON).read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise RunDirError(
+            f"run directory {run_dir}: {RUN_JSON} cannot be read ({type(exc).__name__}: "
+            f"{str(exc)[:120]}); run `stance analyze` again"
+        ) from None
+    if not isinstance(record, dict):
+        raise RunDirError(
+            f"run directory {run_dir}: {RUN_JSON} holds a JSON {type(record).__name__}, not a "
+            "run's record; run `stance analyze` again"
+        )
+    group = str(record.get("group_by") or "source")
+    for name in needed:
+        if name == RUN_JSON:
+            continue
+        try:
+            columns = pq.read_schema(run / name).names
+        except Exception as exc:
+            raise RunDirError(
+                f"run directory {run_dir}: {name} cannot be read as Parquet "
+                f"({type(exc).__name__}: {str(exc)[:120]}); run `stance analyze` again"
+            ) from None
+        table = name.removesuffix(".parquet")
+        fixed = TABLES.get(table, ())
+        if table == "summary":
+            fixed = tuple(group if c == "source" else c for c in fixed)
+        missing = [c for c in fixed if c not in columns]
+        if missing:
+            raise RunDirError(
+                f"run directory {run_dir}: {name} lacks the columns {missing}; run `stance "
+                "analyze` again"
+            )
 
 
 def render_reports(
@@ -165,7 +214,10 @@ def render_reports(
     Raises:
         FileNotFoundError: When ``run_dir`` lacks a file a notebook needs, or a notebook source
             is missing.
-        ValueError: When ``notebooks`` names an unknown notebook.
+        RunDirError: When a file of the run cannot be read or lacks its columns, or ``out_dir``
+            is a file.
+        ValueError: When ``notebooks`` names an unknown notebook, or ``parameters`` sets
+            ``run_dir``.
         RuntimeError: When a notebook fails while executing (names the notebook and cell error).
     """
     from tqdm.auto import tqdm
@@ -194,12 +246,18 @@ def render_reports(
                 stacklevel=2,
             )
             names.remove(CASE_STUDY)
+    if "run_dir" in params:  # it would bypass the check of the run below
+        raise ValueError(
+            "The parameter 'run_dir' is set by the report itself: name the run with --run."
+        )
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out_dir}: is a file, not a folder.")
     run = check_run_dir(run_dir, names)
     src_dir = notebooks_dir()
     for name in names:
         if not (src_dir / f"{name}.py").is_file():
             raise FileNotFoundError(f"Notebook source {src_dir / f'{name}.py'} does not exist.")
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with tempfile.TemporaryDirectory(prefix="stance-report-") as tmp:

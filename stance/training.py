@@ -60,49 +60,103 @@ class Pair:
     further: tuple[tuple[int, int], ...] = ()
 
 
+_NEWSMTSC_EXPECTED = (
+    "expected an object with 'sentence_normalized' (a string) and 'targets' (a list of objects "
+    "with integer 'from' < 'to' inside the sentence and 'polarity' in {2.0, 4.0, 6.0})"
+)
+
+
+def _offset(value: Any, key: str) -> int:
+    """Check a character offset: an int, or a float with an integral value (``39.0``); no bool."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{key!r} is {value!r}, not an integer")
+    if isinstance(value, float):
+        if not value.is_integer():  # also rejects NaN and ±inf
+            raise ValueError(f"{key!r} is {value!r}, not an integer")
+        value = int(value)
+    return value
+
+
+def _newsmtsc_pairs(obj: Any) -> list[Pair]:
+    """Turn one parsed NewsMTSC record into pairs; KeyError/TypeError/ValueError if malformed."""
+    if not isinstance(obj, dict):
+        raise TypeError(f"the record is a JSON {type(obj).__name__}, not an object")
+    sentence, targets = obj["sentence_normalized"], obj["targets"]
+    if not isinstance(sentence, str):
+        raise TypeError(f"'sentence_normalized' is a {type(sentence).__name__}, not a string")
+    if not isinstance(targets, list):
+        raise TypeError(f"'targets' is a {type(targets).__name__}, not a list")
+    pairs = []
+    for t in targets:
+        if not isinstance(t, dict):
+            raise TypeError(f"a target is a {type(t).__name__}, not an object")
+        a, b, pol = _offset(t["from"], "from"), _offset(t["to"], "to"), t["polarity"]
+        if (
+            isinstance(pol, bool)
+            or not isinstance(pol, int | float)
+            or pol not in POLARITY_TO_LABEL
+        ):
+            raise ValueError(f"unknown polarity {pol!r}")
+        if not 0 <= a < b <= len(sentence):
+            raise ValueError(f"span [{a}, {b}) outside the sentence of {len(sentence)} characters")
+        mentions = t.get("further_mentions") or []
+        if not isinstance(mentions, list):
+            raise TypeError(f"'further_mentions' is a {type(mentions).__name__}, not a list")
+        further = []
+        for m in mentions:
+            if not isinstance(m, dict):
+                raise TypeError(f"a further mention is a {type(m).__name__}, not an object")
+            span = _offset(m["from"], "from"), _offset(m["to"], "to")
+            # An out-of-range further mention only loses its marker; the pair stays usable.
+            if 0 <= span[0] < span[1] <= len(sentence):
+                further.append(span)
+        pairs.append(Pair(sentence, a, b, POLARITY_TO_LABEL[float(pol)], tuple(further)))
+    return pairs
+
+
 def read_newsmtsc(path: str | Path) -> list[Pair]:
     """Read one NewsMTSC ``.jsonl`` file into ``Pair`` objects.
 
     Raises:
-        FileNotFoundError: If the file does not exist.
-        ValueError: On malformed JSON or a malformed target; the message names file and line.
+        FileNotFoundError: If the file does not exist or is a folder.
+        ValueError: On an unreadable file, bytes that are not UTF-8, malformed JSON or a
+            malformed record; the message names the file and, where there is one, the line.
     """
     path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"NewsMTSC file {path} is a folder, not a file.")
     if not path.is_file():
         raise FileNotFoundError(f"NewsMTSC file not found: {path}")
     pairs: list[Pair] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: invalid JSON ({exc.msg}).") from exc
-            try:
-                sentence = obj["sentence_normalized"]
-                targets = obj["targets"]
-                if not isinstance(sentence, str) or not isinstance(targets, list):
-                    raise TypeError("wrong types")
-                for t in targets:
-                    a, b, pol = int(t["from"]), int(t["to"]), float(t["polarity"])
-                    if pol not in POLARITY_TO_LABEL:
-                        raise ValueError(f"unknown polarity {pol}")
-                    if not 0 <= a < b <= len(sentence):
-                        raise ValueError(f"span [{a}, {b}) outside the sentence")
-                    further = tuple(
-                        (int(m["from"]), int(m["to"]))
-                        for m in t.get("further_mentions") or ()
-                        if 0 <= int(m["from"]) < int(m["to"]) <= len(sentence)
-                    )
-                    pairs.append(Pair(sentence, a, b, POLARITY_TO_LABEL[pol], further))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"{where}: malformed NewsMTSC record ({type(exc).__name__}: {exc}); expected "
-                    "'sentence_normalized' and 'targets' with 'from', 'to', 'polarity' in "
-                    "{2.0, 4.0, 6.0}."
-                ) from exc
+    try:
+        # Bytes, decoded line by line, so that a bad byte is reported with its line.
+        with path.open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                where = f"{path}, line {lineno}"
+                try:
+                    line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ValueError(
+                        f"{where}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column "
+                        f"{exc.start + 1})."
+                    ) from exc
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{where}: invalid JSON ({exc.msg}).") from exc
+                except RecursionError as exc:
+                    raise ValueError(f"{where}: invalid JSON (nested too deeply).") from exc
+                try:
+                    pairs.extend(_newsmtsc_pairs(obj))
+                except (KeyError, TypeError, ValueError) as exc:
+                    detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+                    raise ValueError(
+                        f"{where}: malformed NewsMTSC record ({detail}); {_NEWSMTSC_EXPECTED}."
+                    ) from exc
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
     if not pairs:
         raise ValueError(f"{path}: no examples found.")
     return pairs
@@ -110,6 +164,11 @@ def read_newsmtsc(path: str | Path) -> list[Pair]:
 
 def _split_path(data_dir: str | Path, name: str) -> Path:
     data_dir = Path(data_dir)
+    if data_dir.is_file():
+        raise FileNotFoundError(
+            f"NewsMTSC data directory {data_dir} is a file, not a folder; pass the folder that "
+            "holds train.jsonl, rw/ and mt/."
+        )
     if not data_dir.is_dir():
         raise FileNotFoundError(f"NewsMTSC data directory not found: {data_dir}")
     return data_dir / (f"{name}.jsonl")

@@ -992,3 +992,17 @@ def test_ingest_hidden_entries_and_the_output_folder_are_named_not_read(tmp_path
     assert any("the run's own output folder" in w for w in report.warnings)
     assert not report.skipped
     ing.ingest([tmp_path], exclude=tmp_path / "run", strict=True)  # not skips: strict runs on
+
+
+def test_ingest_source_names_are_nfc_and_visible(tmp_path: Path) -> None:
+    """NFC and NFD 'Café' were two outlets; a zero-width name a blank row; U+202E reversed text."""
+    rows = [
+        {"text": "Russia blamed Turkey.", "source": "Cafe\u0301"},
+        {"text": "Iran warned the US.", "source": "Caf\u00e9"},
+        {"text": "Turkey praised Russia.", "source": "\u200b"},
+        {"text": "The US met Iran.", "source": "\u202eevil"},
+    ]
+    (tmp_path / "s.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    articles, report = ing.ingest([tmp_path])
+    assert articles["source"].tolist() == ["Caf\u00e9", "Caf\u00e9", "unknown", "evil"]
+    assert any("No source known for 1 input" in w for w in report.warnings)

@@ -774,3 +774,11 @@ def test_compare_aligned_claims_in_an_undated_corpus_skip_the_date_check():
     arts = pd.DataFrame({"article_id": ["a1", "b1"], "title": ["TA", "TB"], "date": [None, None]})
     out = compare.aligned_claims(compare.stance_units(m), sents, v, arts, config=FAST)
     assert len(out) == 1
+
+
+def test_compare_choose_freq_takes_spans_past_292_years() -> None:
+    """A nanosecond Timedelta overflows past 292 years: the run died after all its work."""
+    import pandas as pd
+
+    dates = pd.Series(pd.to_datetime(["1700-03-01", "1999-06-01", None]))
+    assert compare.choose_freq(dates) == "year"

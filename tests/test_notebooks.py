@@ -7,9 +7,11 @@ headless Chromium when it is installed, to check that its charts were really dra
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import support
 
@@ -174,3 +176,119 @@ def test_notebooks_report_writes_nothing_into_the_checkout(sample_run, tmp_path)
     before = status()
     report.render_reports(sample_run, tmp_path / "reports", notebooks=["01", "02"], progress=False)
     assert status() == before
+
+
+# --------------------------------------------------------------------------------------------
+# Reports 03 and 04 on awkward synthetic runs (fast: no model)
+# --------------------------------------------------------------------------------------------
+
+#: Two names longer than any axis label, alike in their first 100 characters.
+LONG_A = "Agence " + "x" * 93 + " Alpha" + "a" * 4900
+LONG_B = "Agence " + "x" * 93 + " Beta" + "b" * 4900
+
+
+def synthetic_variant(tmp_path: Path, *, group_by: str | None = None, names=None) -> Path:
+    """A synthetic run recomputed with the sources renamed and/or grouped by ``region``."""
+    from support import write_synthetic_run
+
+    from stance.compare import run_compare
+    from stance.run import write_run
+
+    base = write_synthetic_run(tmp_path / "base", n_sources=3, articles_per_source=4)
+    run = load_run(base, vectors=True)
+    rename = dict(names or {})
+    articles, sentences, mentions = (
+        run[t].assign(source=run[t]["source"].map(lambda s: rename.get(s, s)))
+        for t in ("articles", "sentences", "mentions")
+    )
+    if group_by:
+        # Source A has a region of its own, B and C share one; both names are long
+        articles = articles.assign(
+            region=articles["source"].map(
+                lambda s: LONG_A if s in (rename.get("Source A"), "Source A") else LONG_B
+            )
+        )
+    config = run["run"]["config"]
+    tables = run_compare(
+        mentions,
+        articles,
+        sentences,
+        run["vectors"],
+        config,
+        progress=False,
+        **({"group_by": group_by} if group_by else {}),
+    )
+    info = {**run["run"], **({"group_by": group_by} if group_by else {})}
+    out = tmp_path / "run"
+    write_run(
+        {
+            **{k: run[k] for k in ("topics", "topic_map")},
+            "articles": articles,
+            "sentences": sentences,
+            "mentions": mentions,
+            **tables,
+            "vectors": np.asarray(run["vectors"]),
+            "run": info,
+        },
+        out,
+    )
+    return out
+
+
+def render_03_04(run_dir: Path, out: Path) -> dict[str, str]:
+    paths = report.render_reports(run_dir, out, notebooks=["03", "04"], progress=False)
+    texts = {p.stem[:2]: p.read_text(encoding="utf-8") for p in paths}
+    for text in texts.values():
+        assert "Traceback" not in text
+    return texts
+
+
+def test_notebooks_03_04_render_a_group_by_run_with_long_names(tmp_path):
+    """--group-by region failed with KeyError 'source_a'; long names squeezed the charts."""
+    run = synthetic_variant(tmp_path, group_by="region")
+    assert "region_a" in load_run(run)["contrasts"]
+    texts = render_03_04(run, tmp_path / "reports")
+    assert "Mean stance by region and target" in texts["03"]
+    assert "region-level intervals" in texts["03"]
+    assert "between two regions" in texts["03"]
+    assert "Differences between region values" in texts["04"]
+    assert "region_a" in texts["04"] and "source_a" not in texts["04"]
+    # axis labels of about 60 characters, told apart although their first 52 agree
+    label_a, label_b = (
+        json.dumps(n[:52] + f"… ({k})")[1:-1] for k, n in ((1, LONG_A), (2, LONG_B))
+    )
+    for text in texts.values():
+        assert "plotly-graph-div" in text
+        assert '"ticktext"' in text and label_a in text and label_b in text
+    # the hover keeps the name (as far as plots.esc lets it: 600 characters)
+    assert LONG_A[:599] in texts["03"] and LONG_B[:599] in texts["03"]
+
+
+def test_notebooks_03_04_long_source_names_get_distinct_short_labels(tmp_path):
+    run = synthetic_variant(tmp_path, names={"Source A": LONG_A, "Source B": LONG_B})
+    texts = render_03_04(run, tmp_path / "reports")
+    label_a, label_b = (
+        json.dumps(n[:52] + f"… ({k})")[1:-1] for k, n in ((1, LONG_A), (2, LONG_B))
+    )
+    for text in texts.values():
+        assert label_a in text and label_b in text
+    assert "Mean stance by source and target" in texts["03"]
+
+
+def test_notebooks_03_04_say_which_pairs_were_left_out(tmp_path):
+    """Pairs left out for want of articles were reported as "nothing to contrast"."""
+    import pandas as pd
+    from support import write_synthetic_run
+
+    run = write_synthetic_run(tmp_path / "run", n_sources=3, articles_per_source=4)
+    pd.read_parquet(run / "contrasts.parquet").head(0).to_parquet(run / "contrasts.parquet")
+    info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    left_out = {"pairs": 286360, "cells": 34, "min_articles": 3, "limit": 21770}
+    info["counts"]["contrasts_left_out"] = left_out
+    (run / "run.json").write_text(json.dumps(info), encoding="utf-8")
+    texts = render_03_04(run, tmp_path / "reports")
+    for text in texts.values():
+        assert "286,360 pairs of sources were left out" in text
+        assert "fewer than 3 articles" in text and "21,770" in text
+    assert "Of 0 contrasts" not in texts["03"]
+    assert "nothing to contrast" not in texts["04"]

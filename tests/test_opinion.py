@@ -241,6 +241,84 @@ def test_opinion_evaluate_baseline_and_table(tmp_path: Path) -> None:
         opinion.evaluate_opinion(path, "train", baseline=True, pairs=refs)  # type: ignore[arg-type]
 
 
+# --- Damaged AllSides files ------------------------------------------------------------------------
+
+
+def _gz(tmp_path: Path, lines: list[bytes]) -> Path:
+    path = tmp_path / opinion.ALLSIDES_FILE
+    with gzip.open(path, "wb") as handle:
+        handle.write(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+_GOOD = b'{"id": "1", "text": "x"}'
+
+
+@pytest.mark.parametrize(
+    ("lines", "match"),
+    [
+        ([_GOOD, b"{not json"], r"jsonl\.gz, line 2: invalid JSON \(Expecting property name"),
+        ([_GOOD, b"", b'{"text": "no id"}'], r"jsonl\.gz, line 3: the article has no 'id'"),
+        ([_GOOD, b'{"id": null}'], r"line 2: the article has no 'id'"),
+        ([_GOOD, b"[1, 2]"], r"line 2: the article is a JSON list, not an object"),
+        ([_GOOD, b'{"id": "2", "text": 5}'], r"line 2: the article's 'text' is a int"),
+        ([_GOOD, b'{"id": "2", "text": "\xff\xfe"}'], r"line 2: not UTF-8 \(byte 0xff\)"),
+    ],
+)
+def test_opinion_iter_articles_names_file_and_line(
+    tmp_path: Path, lines: list[bytes], match: str
+) -> None:
+    path = _gz(tmp_path, lines)
+    with pytest.raises(ValueError, match=match):
+        list(opinion.iter_articles(path))
+
+
+def test_opinion_iter_articles_skips_blank_lines_and_reads_plain_jsonl(tmp_path: Path) -> None:
+    path = tmp_path / "articles.jsonl"
+    path.write_bytes(_GOOD + b"\n\n" + b'{"id": 2, "text": null}\n')
+    assert [a["id"] for a in opinion.iter_articles(path)] == ["1", 2]
+    assert [a["id"] for a in opinion.iter_articles(path, {"2"})] == [2]
+
+
+def test_opinion_iter_articles_rejects_a_file_that_is_not_gzip(tmp_path: Path) -> None:
+    path = tmp_path / opinion.ALLSIDES_FILE
+    path.write_text("this is not gzip\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"jsonl\.gz' is not a gzip file"):
+        list(opinion.iter_articles(tmp_path))
+
+
+def test_opinion_iter_articles_rejects_a_truncated_gzip(tmp_path: Path) -> None:
+    lines = [json.dumps({"id": str(i), "text": f"article {i} " * 50}).encode() for i in range(400)]
+    path = _gz(tmp_path, lines)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"jsonl\.gz' is truncated .* after line \d+"):
+        list(opinion.iter_articles(path))
+
+
+@pytest.mark.parametrize("where", ["data", "crc"])
+def test_opinion_iter_articles_rejects_damaged_gzip_data(tmp_path: Path, where: str) -> None:
+    data = bytearray(gzip.compress(b"".join([_GOOD + b"\n"] * 50), mtime=0))
+    if where == "data":
+        data[12:16] = b"\xff" * 4  # inside the deflate stream, past the 10-byte header
+    else:
+        data[-8] ^= 0xFF  # the CRC-32 of the trailer
+    path = tmp_path / "articles.jsonl.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"jsonl\.gz' is a damaged gzip file"):
+        list(opinion.iter_articles(path))
+
+
+def test_opinion_cli_damaged_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / opinion.ALLSIDES_FILE).write_bytes(b"garbage")
+    assert main(["-q", "evaluate", "opinion", "--data", str(tmp_path), "--baseline"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "stance evaluate: error: The AllSides file" in err
+    assert "is not a gzip file" in err
+
+
 # --- CLI ---------------------------------------------------------------------------------------------
 
 

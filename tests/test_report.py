@@ -511,3 +511,53 @@ def test_report_findings_swap_keeps_both_sides_apart():
     f, _ = views.findings(c.iloc[:1], min_articles=3)
     assert (f.loc[0, "mean_a"], f.loc[0, "mean_b"]) == (-0.202, -0.159)
     assert (f.loc[0, "n_articles_a"], f.loc[0, "n_articles_b"]) == (435, 431)
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        ("run.json", r"run\.json cannot be read \(JSONDecodeError"),
+        ("run.json list", r"run\.json holds a JSON list, not a run's record"),
+        ("mentions.parquet", r"mentions\.parquet cannot be read as Parquet"),
+        ("summary.parquet", r"summary\.parquet lacks the columns \['source', 'target'"),
+    ],
+)
+def test_report_a_damaged_run_is_named_before_any_notebook_runs(
+    synthetic_run, tmp_path, damage, match
+):
+    """A damaged run failed inside a notebook, with a library's traceback, reports half done."""
+    import shutil
+
+    from stance.run import RunDirError
+
+    run = tmp_path / "run"
+    shutil.copytree(synthetic_run, run)
+    if damage == "run.json":
+        (run / "run.json").write_text((run / "run.json").read_text()[:200])
+    elif damage == "run.json list":
+        (run / "run.json").write_text("[]")
+    elif damage == "mentions.parquet":
+        (run / "mentions.parquet").write_bytes(b"not parquet")
+    else:
+        pd.DataFrame({"foo": [1]}).to_parquet(run / "summary.parquet")
+    out = tmp_path / "out"
+    with pytest.raises(RunDirError, match=match):
+        report.render_reports(run, out, notebooks=["01", "03"], progress=False)
+    assert not out.exists()  # checked before anything was written
+
+
+def test_report_out_that_is_a_file_and_reserved_parameters_are_refused(synthetic_run, tmp_path):
+    from stance.run import RunDirError
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(RunDirError, match="is a file, not a folder"):
+        report.render_reports(synthetic_run, afile, notebooks=["01"], progress=False)
+    with pytest.raises(ValueError, match=r"'run_dir' is set by the report itself"):
+        report.render_reports(
+            synthetic_run,
+            tmp_path / "out",
+            notebooks=["01"],
+            progress=False,
+            parameters={"run_dir": "/elsewhere"},
+        )

@@ -109,6 +109,107 @@ def test_training_empty_file(tmp_path):
         training.read_newsmtsc(path)
 
 
+_BAD_VALUE = (
+    '{{"sentence_normalized": "abcdef", "targets": [{{"from": {a}, "to": {b}, "polarity": {p}}}]}}'
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        (_BAD_VALUE.format(a="1e400", b=3, p=2.0), r"'from' is inf, not an integer"),
+        (_BAD_VALUE.format(a=0, b="-1e400", p=2.0), r"'to' is -inf, not an integer"),
+        (_BAD_VALUE.format(a="NaN", b=3, p=2.0), r"'from' is nan, not an integer"),
+        (_BAD_VALUE.format(a=0.5, b=3, p=2.0), r"'from' is 0.5, not an integer"),
+        (_BAD_VALUE.format(a="true", b=3, p=2.0), r"'from' is True, not an integer"),
+        (_BAD_VALUE.format(a="[[0]]", b=3, p=2.0), r"'from' is \[\[0\]\], not an integer"),
+        (_BAD_VALUE.format(a='"0"', b=3, p=2.0), r"'from' is '0', not an integer"),
+        (_BAD_VALUE.format(a=-1, b=3, p=2.0), r"span \[-1, 3\) outside the sentence of 6"),
+        (_BAD_VALUE.format(a=4, b=2, p=2.0), r"span \[4, 2\) outside"),
+        (_BAD_VALUE.format(a=0, b=10**30, p=2.0), r"span \[0, 10{30}\) outside"),
+        (_BAD_VALUE.format(a=0, b=7, p=2.0), r"span \[0, 7\) outside"),
+        (_BAD_VALUE.format(a=0, b=3, p="NaN"), r"unknown polarity nan"),
+        (_BAD_VALUE.format(a=0, b=3, p="true"), r"unknown polarity True"),
+        (_BAD_VALUE.format(a=0, b=3, p='"4.0"'), r"unknown polarity '4.0'"),
+        ('{"sentence_normalized": 5, "targets": []}', r"'sentence_normalized' is a int"),
+        ('{"sentence_normalized": "ab", "targets": "x"}', r"'targets' is a str, not a list"),
+        ('{"sentence_normalized": "ab", "targets": [[0, 1]]}', r"a target is a list"),
+        ("[1, 2]", r"the record is a JSON list, not an object"),
+        ('{"sentence_normalized": "ab"}', r"missing key 'targets'"),
+        (
+            '{"sentence_normalized": "abc", "targets": [{"from": 0, "to": 2, "polarity": 2.0, '
+            '"further_mentions": [{"from": 1e400, "to": 2}]}]}',
+            r"'from' is inf, not an integer",
+        ),
+        (
+            '{"sentence_normalized": "abc", "targets": [{"from": 0, "to": 2, "polarity": 2.0, '
+            '"further_mentions": {"from": 1, "to": 2}}]}',
+            r"'further_mentions' is a dict, not a list",
+        ),
+        ("[" * 100_000, r"line 2: invalid JSON"),
+    ],
+)
+def test_training_malformed_values_name_file_and_line(tmp_path, line, match):
+    good = json.dumps(_record(NEU[0], "Iran", 4.0))
+    path = tmp_path / "bad.jsonl"
+    path.write_text(good + "\n" + line + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad\.jsonl, line 2: ") as info:
+        training.read_newsmtsc(path)
+    assert info.match(match)
+    if "invalid JSON" not in match:
+        assert info.match("malformed NewsMTSC record")
+
+
+def test_training_read_newsmtsc_accepts_integral_floats_and_drops_stray_mentions(tmp_path):
+    line = (
+        '{"sentence_normalized": "abc abc", "targets": [{"from": 0.0, "to": 3, "polarity": 6, '
+        '"further_mentions": [{"from": 4, "to": 7.0}, {"from": 5, "to": 99}]}]}'
+    )
+    path = tmp_path / "ok.jsonl"
+    path.write_text(line + "\n", encoding="utf-8")
+    assert training.read_newsmtsc(path) == [training.Pair("abc abc", 0, 3, 2, ((4, 7),))]
+
+
+def test_training_read_newsmtsc_names_the_line_of_a_non_utf8_byte(tmp_path):
+    good = json.dumps(_record(NEU[0], "Iran", 4.0)).encode()
+    path = tmp_path / "bytes.jsonl"
+    path.write_bytes(good + b"\n" + good + b"\n" + b'{"sentence_normalized": "a\xff\xfe"}\n')
+    with pytest.raises(
+        ValueError, match=r"bytes\.jsonl, line 3: not UTF-8 \(byte 0xff at column 27\)"
+    ):
+        training.read_newsmtsc(path)
+
+
+def test_training_read_newsmtsc_accepts_a_byte_order_mark(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_text(json.dumps(_record(NEU[0], "Iran", 4.0)) + "\n", encoding="utf-8-sig")
+    assert len(training.read_newsmtsc(path)) == 1
+
+
+def test_training_load_split_says_folder_and_file_mixups(tmp_path):
+    (tmp_path / "rw" / "test.jsonl").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"rw.test\.jsonl is a folder, not a file"):
+        training.load_split(tmp_path, "rw/test")
+    file = tmp_path / "data.jsonl"
+    file.write_text("{}\n", encoding="utf-8")
+    with pytest.raises(FileNotFoundError, match=r"data\.jsonl is a file, not a folder"):
+        training.load_split(file, "rw/test")
+
+
+def test_training_cli_evaluate_reports_a_malformed_record(tiny_newsmtsc, monkeypatch, capsys):
+    from stance.cli import main
+
+    path = tiny_newsmtsc / "rw" / "test.jsonl"
+    path.write_text(path.read_text(encoding="utf-8") + _BAD_VALUE.format(a="1e400", b=3, p=2.0))
+    monkeypatch.setattr(scoring, "load_model", lambda *a, **k: object())
+    monkeypatch.setattr(scoring, "resolve_model_dir", lambda model: model)
+    monkeypatch.setattr(training, "load_model", lambda model: model)
+    assert main(["-q", "evaluate", "newsmtsc", "--data", str(tiny_newsmtsc)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "test.jsonl, line 19: malformed NewsMTSC record ('from' is inf" in err
+
+
 def test_training_classification_metrics():
     m = training.classification_metrics([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0])
     assert m["confusion"] == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
