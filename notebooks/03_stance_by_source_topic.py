@@ -36,10 +36,7 @@ max_label = 60  # characters of a source's name on a chart's axis (hover shows i
 # sentences it holds. Each links to the sentences of both sides.
 
 # %%
-import html
 
-import pandas as pd
-from IPython.display import HTML
 
 from stance import plots, views
 from stance.run import load_run
@@ -59,13 +56,11 @@ if group != "source":  # evidence keeps each sentence's outlet beside its group
 evidence = evidence.rename(columns=as_source)
 labels = views.target_labels(run["run"])
 topic_names = views.topic_labels(run.get("topics"))
-# Axis labels: names cut to `max_label` characters; names that share their first characters get
-# a number, so that two long names never share a label.
-names = pd.Series(sorted(summary["source"].astype(str).unique()), dtype=object)
-cut = names.where(names.str.len() <= max_label, names.str[: max_label - 1] + "…")
-clash = cut.duplicated(keep=False)
-cut = cut.where(~clash, names.str[: max_label - 8] + "… (" + clash.cumsum().astype(str) + ")")
-axis_label = {plots.esc(n): plots.esc(c) for n, c in zip(names, cut, strict=True) if n != c}
+axis_label = {
+    plots.esc(n): plots.esc(c)
+    for n, c in views.short_labels(summary["source"].unique(), max_label).items()
+    if n != c
+}
 left_out = (run["run"].get("counts") or {}).get("contrasts_left_out") or {}
 notes = []
 if not contrasts.empty or not left_out:
@@ -80,23 +75,7 @@ if not contrasts.empty or not left_out:
     )
 if left_out:
     notes.append(
-        HTML(
-            f"<p><strong>{left_out['pairs']:,} pairs of "
-            + ("sources" if group == "source" else f"{html.escape(group)} values")
-            + " were left "
-            f"out of the contrasts</strong> (in {left_out['cells']:,} target × topic cells): in "
-            f"each, both sides rest on fewer than {left_out['min_articles']} articles "
-            "(<code>compare.min_articles</code>), and a finding needs that many on both sides, "
-            "so none of them could be one. A run "
-            f"lists such pairs only while there are at most {left_out['limit']:,} of them. "
-            + (
-                "No other pair was compared, so this run states no finding; pool the articles "
-                "(e.g. <code>--group-by</code> a coarser column) to compare them."
-                if contrasts.empty
-                else "Pairs with enough articles on a side are compared above."
-            )
-            + "</p>"
-        )
+        views.left_out_html(left_out, group, compared=None if contrasts.empty else "above")
     )
 views.show_all(notes)
 

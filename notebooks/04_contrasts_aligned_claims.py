@@ -25,10 +25,7 @@ max_rows = 40
 max_label = 60  # characters of a source's name on a chart's axis (hover shows it whole)
 
 # %%
-import html
 
-import pandas as pd
-from IPython.display import HTML
 
 from stance import plots, views
 from stance.run import load_run
@@ -40,37 +37,14 @@ group = str(run["run"].get("group_by") or "source")
 as_source = {f"{group}_a": "source_a", f"{group}_b": "source_b"}
 as_group = {v: k for k, v in as_source.items()}
 contrasts, aligned = run["contrasts"].rename(columns=as_source), run["aligned"]
-# Axis labels: names cut to `max_label` characters; names that share their first characters get
-# a number, so that two long names never share a label.
-names = pd.Series(
-    sorted(set(contrasts["source_a"].astype(str)) | set(contrasts["source_b"].astype(str))),
-    dtype=object,
+short = views.short_labels(
+    [*contrasts["source_a"].astype(str), *contrasts["source_b"].astype(str)], max_label
 )
-cut = names.where(names.str.len() <= max_label, names.str[: max_label - 1] + "…")
-clash = cut.duplicated(keep=False)
-cut = cut.where(~clash, names.str[: max_label - 8] + "… (" + clash.cumsum().astype(str) + ")")
-short = dict(zip(names, cut, strict=True))
 left_out = (run["run"].get("counts") or {}).get("contrasts_left_out") or {}
 notes = []
 if left_out:
     notes.append(
-        HTML(
-            f"<p><strong>{left_out['pairs']:,} pairs of "
-            + ("sources" if group == "source" else f"{html.escape(group)} values")
-            + " were left "
-            f"out of the contrasts</strong> (in {left_out['cells']:,} target × topic cells): in "
-            f"each, both sides rest on fewer than {left_out['min_articles']} articles "
-            "(<code>compare.min_articles</code>), and a finding needs that many on both sides, "
-            "so none of them could be one. A run lists such pairs only while there are at most "
-            f"{left_out['limit']:,} of them. "
-            + (
-                "No other pair was compared; pool the articles (e.g. <code>--group-by</code> a "
-                "coarser column) to compare them."
-                if contrasts.empty
-                else "The pairs below have enough articles on at least one side."
-            )
-            + "</p>"
-        )
+        views.left_out_html(left_out, group, compared=None if contrasts.empty else "below")
     )
 targets = sorted(contrasts["target"].unique())
 figures = [plots.contrast_plot(contrasts, target, "all") for target in targets]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import random
 import re
 import zlib
@@ -174,18 +173,11 @@ def iter_articles(path: str | Path, ids: set[str] | None = None) -> Iterator[dic
 
 def _parse_article(raw: bytes, where: str) -> dict[str, Any] | None:
     """One line of the AllSides file as an article (``None`` for a blank line)."""
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{where}: not UTF-8 (byte 0x{raw[exc.start]:02x}).") from exc
-    if not line.strip():
+    from stance.training import json_line
+
+    article = json_line(raw, where)
+    if article is None:
         return None
-    try:
-        article = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{where}: invalid JSON ({exc.msg}, column {exc.colno}).") from exc
-    except RecursionError as exc:
-        raise ValueError(f"{where}: invalid JSON (nested too deeply).") from exc
     if not isinstance(article, dict):
         raise ValueError(f"{where}: the article is a JSON {type(article).__name__}, not an object.")
     if article.get("id") is None:

@@ -114,6 +114,29 @@ def _newsmtsc_pairs(obj: Any) -> list[Pair]:
     return pairs
 
 
+def json_line(raw: bytes, where: str, *, first: bool = False) -> Any:
+    """Parse one line of a JSONL data file; ``None`` for a blank line (a BOM allowed ``first``).
+
+    Raises:
+        ValueError: Naming ``where`` (the file and line) and what is wrong: not UTF-8 (with the
+            byte and column) or invalid JSON.
+    """
+    try:
+        line = raw.decode("utf-8-sig" if first else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{where}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})."
+        ) from exc
+    if not line.strip():
+        return None
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: invalid JSON ({exc.msg}, column {exc.colno}).") from exc
+    except RecursionError as exc:
+        raise ValueError(f"{where}: invalid JSON (nested too deeply).") from exc
+
+
 def read_newsmtsc(path: str | Path) -> list[Pair]:
     """Read one NewsMTSC ``.jsonl`` file into ``Pair`` objects.
 
@@ -133,21 +156,9 @@ def read_newsmtsc(path: str | Path) -> list[Pair]:
         with path.open("rb") as fh:
             for lineno, raw in enumerate(fh, start=1):
                 where = f"{path}, line {lineno}"
-                try:
-                    line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-                except UnicodeDecodeError as exc:
-                    raise ValueError(
-                        f"{where}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column "
-                        f"{exc.start + 1})."
-                    ) from exc
-                if not line.strip():
+                obj = json_line(raw, where, first=lineno == 1)
+                if obj is None:
                     continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{where}: invalid JSON ({exc.msg}).") from exc
-                except RecursionError as exc:
-                    raise ValueError(f"{where}: invalid JSON (nested too deeply).") from exc
                 try:
                     pairs.extend(_newsmtsc_pairs(obj))
                 except (KeyError, TypeError, ValueError) as exc:

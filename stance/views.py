@@ -900,3 +900,44 @@ def with_column(
     """Add ``column`` to ``units`` from ``table`` joined on ``on`` (first value per key)."""
     mapping = table.drop_duplicates(on).set_index(on)[column]
     return units.assign(**{column: units[on].map(mapping).fillna("unknown").astype(str)})
+
+
+def short_labels(names: Sequence[str], max_chars: int) -> dict[str, str]:
+    """Return each name's axis label: cut to ``max_chars`` with "…", never two alike.
+
+    A 5,000-character outlet name squeezed every chart to a sliver. Names that share their
+    first characters get a number (``… (1)``, ``… (2)``), so two outlets never share a label.
+    """
+    import pandas as pd
+
+    full = pd.Series(sorted(set(map(str, names))), dtype=object)
+    cut = full.where(full.str.len() <= max_chars, full.str[: max_chars - 1] + "…")
+    clash = cut.duplicated(keep=False)
+    cut = cut.where(~clash, full.str[: max_chars - 8] + "… (" + clash.cumsum().astype(str) + ")")
+    return dict(zip(full, cut, strict=True))
+
+
+def left_out_html(left_out: Mapping[str, Any], group: str, *, compared: str | None) -> HTML:
+    """Say how many pairs the comparison left out, and why (``counts.contrasts_left_out``).
+
+    Args:
+        left_out: ``{"pairs", "cells", "min_articles", "limit"}`` from ``run.json``.
+        group: The compared column (``source`` unless ``--group-by``).
+        compared: Where the compared pairs are shown ("above", "below"), or ``None`` when no
+            pair was compared.
+    """
+    unit = "sources" if group == "source" else f"{html.escape(group)} values"
+    tail = (
+        f"The pairs {compared} have enough articles on at least one side."
+        if compared
+        else "No other pair was compared, so this run states no finding; pool the articles "
+        "(e.g. <code>--group-by</code> a coarser column) to compare them."
+    )
+    return _html(
+        f"<p><strong>{int(left_out['pairs']):,} pairs of {unit} were left out of the "
+        f"contrasts</strong> (in {int(left_out['cells']):,} target × topic cells): in each, both "
+        f"sides rest on fewer than {int(left_out['min_articles'])} articles "
+        "(<code>compare.min_articles</code>), and a finding needs that many on both sides, so "
+        "none of them could be one. A run lists such pairs only while there are at most "
+        f"{int(left_out['limit']):,} of them. {tail}</p>"
+    )

@@ -262,7 +262,7 @@ _GOOD = b'{"id": "1", "text": "x"}'
         ([_GOOD, b'{"id": null}'], r"line 2: the article has no 'id'"),
         ([_GOOD, b"[1, 2]"], r"line 2: the article is a JSON list, not an object"),
         ([_GOOD, b'{"id": "2", "text": 5}'], r"line 2: the article's 'text' is a int"),
-        ([_GOOD, b'{"id": "2", "text": "\xff\xfe"}'], r"line 2: not UTF-8 \(byte 0xff\)"),
+        ([_GOOD, b'{"id": "2", "text": "\xff\xfe"}'], r"line 2: not UTF-8 \(byte 0xff at column"),
     ],
 )
 def test_opinion_iter_articles_names_file_and_line(

@@ -561,3 +561,11 @@ def test_report_out_that_is_a_file_and_reserved_parameters_are_refused(synthetic
             progress=False,
             parameters={"run_dir": "/elsewhere"},
         )
+
+
+def test_report_short_labels_cut_long_names_and_keep_them_apart():
+    long_a, long_b = "A" * 100 + "x", "A" * 100 + "y"
+    labels = views.short_labels(["TASS", long_a, long_b, "TASS"], 60)
+    assert labels["TASS"] == "TASS"
+    assert labels[long_a] != labels[long_b]
+    assert all(len(v) <= 60 for v in labels.values())
