@@ -1394,6 +1394,21 @@ def check_group_by(articles: pd.DataFrame | None, group_by: str) -> None:
         raise ValueError(
             f"The 'group_by' column {group_by!r} is not an article column. Available: {options}."
         )
+    if articles is not None and len(articles):
+        values = articles[group_by]
+        missing = int((values.isna() | (values.astype(str).str.strip() == "")).sum())
+        if missing == len(articles):
+            raise ValueError(
+                f"The 'group_by' column {group_by!r} has no value in any of the "
+                f"{len(articles):,} articles: there is nothing to compare across."
+            )
+        if missing:
+            logger.warning(
+                "%d of %d articles have no %r value; they are compared as one group ''.",
+                missing,
+                len(articles),
+                group_by,
+            )
 
 
 def with_group(units: pd.DataFrame, articles: pd.DataFrame, group_by: str) -> pd.DataFrame:

@@ -24,9 +24,15 @@ if TYPE_CHECKING:
 
 
 def _html(text: str) -> HTML:
+    """Wrap report HTML so that MathJax leaves it alone.
+
+    The exported page runs MathJax over everything; news text with two dollar signs ("$5
+    billion ... $3 billion") would be typeset as mathematics. ``tex2jax_ignore`` is the class
+    MathJax 2 and 3 skip by default.
+    """
     from IPython.display import HTML
 
-    return HTML(text)
+    return HTML(f"<div class='tex2jax_ignore'>{text}</div>")
 
 
 def table_html(

@@ -782,3 +782,13 @@ def test_compare_choose_freq_takes_spans_past_292_years() -> None:
 
     dates = pd.Series(pd.to_datetime(["1700-03-01", "1999-06-01", None]))
     assert compare.choose_freq(dates) == "year"
+
+
+def test_compare_check_group_by_refuses_a_column_without_values() -> None:
+    """Grouping by an all-empty column compared one group '' with itself, silently."""
+    import pandas as pd
+
+    articles = pd.DataFrame({"article_id": ["a", "b"], "source": ["S", "T"], "region": [None, " "]})
+    with pytest.raises(ValueError, match="'region' has no value in any of the 2 articles"):
+        compare.check_group_by(articles, "region")
+    compare.check_group_by(articles.assign(region=["west", None]), "region")  # a warning only

@@ -569,3 +569,11 @@ def test_report_short_labels_cut_long_names_and_keep_them_apart():
     assert labels["TASS"] == "TASS"
     assert labels[long_a] != labels[long_b]
     assert all(len(v) <= 60 for v in labels.values())
+
+
+def test_report_html_is_kept_from_mathjax():
+    """The exported page typesets $...$: news text with two dollar signs must not become maths."""
+    out = views.table_html(
+        pd.DataFrame({"sentence": ["The US gave $5 billion, Russia $3 billion."]})
+    )
+    assert out.data.startswith("<div class='tex2jax_ignore'>") and out.data.endswith("</div>")
