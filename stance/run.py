@@ -88,13 +88,33 @@ def check_out(out: str | Path) -> Path:
         raise RunDirError(f"--out {out}: cannot write in {parent}.")
     if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
         raise RunDirError(f"--out {out}: the folder is not writable.")
-    # Permission bits pass root everywhere, and say nothing of read-only mounts, /proc or /sys:
-    # try what write_run will do there, a folder beside the run, and remove it again.
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.probe-", dir=parent))
-    except OSError as exc:
-        raise RunDirError(f"--out {out}: cannot write there ({exc.strerror or exc}).") from None
+    # what write_run will do there: a folder beside the run
+    if (problem := writable_problem(parent)) is not None:
+        raise RunDirError(f"--out {out}: cannot write there ({problem}).")
     return path
+
+
+def writable_problem(path: Path) -> str | None:
+    """Say why ``path`` cannot be (made) a folder this process writes in, or ``None``.
+
+    Probed by creating and removing a folder in it (or in its nearest existing ancestor, where
+    it would be created): permission bits pass root everywhere, and say nothing of read-only
+    mounts, /proc or /sys.
+    """
+    here = path
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    if not here.is_dir():
+        return (
+            "it is a file, not a folder"
+            if here == path
+            else f"{str(here)!r} is a file, not a folder"
+        )
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".stance-probe-", dir=here))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def _write_table(table: pd.DataFrame, path: Path) -> None:
